@@ -1,0 +1,62 @@
+"""Errors raised by supervisors; each message says what happened and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SupervisorError(Exception):
+    """Base class of every supervisor error."""
+
+
+class RestartIntensityExceeded(SupervisorError):
+    """More than ``intensity`` restarts within ``period`` seconds: the supervisor gave up (escalation).
+
+    ``reasons`` holds the exit reasons of the restarts in the window, newest last, so the parent (or the
+    user) sees why the tree failed, not just that it did.
+    """
+
+    def __init__(
+        self,
+        supervisor: str,
+        intensity: int,
+        period: float,
+        reasons: Sequence[BaseException | object] = (),
+    ) -> None:
+        self.supervisor = supervisor
+        self.intensity = intensity
+        self.period = period
+        self.reasons = tuple(reasons)
+        last = f"; last reason: {self.reasons[-1]!r}" if self.reasons else ""
+        super().__init__(
+            f"supervisor {supervisor!r} exceeded its restart intensity "
+            f"({intensity} restarts in {period}s){last}"
+        )
+
+
+class ChildStartError(SupervisorError):
+    """A child failed to start; its exception is ``__cause__``."""
+
+    def __init__(self, child_id: str, cause: BaseException | None = None) -> None:
+        self.child_id = child_id
+        super().__init__(f"child {child_id!r} failed to start: {cause!r}")
+
+
+class ChildAlreadyPresent(SupervisorError):
+    pass
+
+
+class ChildNotFound(SupervisorError):
+    pass
+
+
+class ChildStillRunning(SupervisorError):
+    """``delete_child`` on a running child (OTP: ``{error, running}``): terminate it first."""
+
+
+class MaxChildrenReached(SupervisorError):
+    pass
+
+
+class SupervisorNotRunning(SupervisorError):
+    """The supervisor handle was used after the supervisor stopped."""

@@ -1,0 +1,587 @@
+"""The supervisor: OTP's ``supervisor`` behaviour on trio.
+
+One running supervisor is a ``_Run``: a nursery holding one task per child, a main loop that reacts to
+child exits one at a time (restart, escalate, auto-shutdown), and a lock that serialises the main loop
+with the handle's operations, the way a gen_server serialises its messages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ._child_context import ChildContext, current_child, enter_child_context
+from ._errors import (
+    ChildAlreadyPresent,
+    ChildNotFound,
+    ChildStartError,
+    ChildStillRunning,
+    MaxChildrenReached,
+    RestartIntensityExceeded,
+    SupervisorNotRunning,
+)
+from ._events import (
+    ChildExited,
+    ChildRestarted,
+    ChildStarted,
+    ChildStartFailed,
+    EventHook,
+    SupervisorAutoShutdown,
+    SupervisorEscalated,
+    SupervisorStopped,
+    emit,
+)
+from ._exit import NORMAL, SHUTDOWN, ExitReason, is_abnormal
+from ._spec import AutoShutdown, ChildSpec, ChildType, Restart, Strategy
+
+
+@attrs.frozen
+class ChildRecord:
+    """One row of ``which_children()``: OTP's ``{Id, Child, Type, Modules}`` without modules."""
+
+    id: str
+    handle: Any
+    type: ChildType
+    restart: Restart
+    running: bool
+
+
+@attrs.frozen
+class ChildCounts:
+    """``count_children()``: OTP's specs / active / supervisors / workers."""
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+class _Status:
+    """Wraps the nursery's task_status so the child task knows whether its start completed."""
+
+    __slots__ = ("_inner", "done")
+
+    def __init__(self, inner: trio.TaskStatus[Any]) -> None:
+        self._inner = inner
+        self.done = False
+
+    def started(self, value: Any = None) -> None:
+        self.done = True
+        self._inner.started(value)
+
+
+class _Child:
+    """One incarnation of a child: a new one per (re)start, so stale exit notices are recognisable."""
+
+    __slots__ = ("ctx", "exited", "handle", "reason", "scope", "settled", "spec")
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.handle: Any = None
+        self.scope: trio.CancelScope | None = None
+        self.ctx: ChildContext | None = None
+        self.exited: trio.Event | None = None  # set when the task is running; None before/after
+        self.reason: ExitReason = NORMAL
+        self.settled = False  # its exit has been (or is being) dealt with
+
+    @property
+    def running(self) -> bool:
+        return self.exited is not None and not self.exited.is_set()
+
+
+_STOP = object()
+
+
+class _Run:
+    """One running supervisor instance (a restarted supervisor is a fresh ``_Run``)."""
+
+    def __init__(
+        self,
+        children: Sequence[ChildSpec],
+        *,
+        strategy: Strategy,
+        intensity: int,
+        period: float,
+        auto_shutdown: AutoShutdown,
+        name: str,
+        on_event: EventHook | None,
+        dynamic: bool = False,
+        max_children: int | None = None,
+    ) -> None:
+        self.specs = list(children)
+        self.strategy = strategy
+        self.intensity = intensity
+        self.period = period
+        self.auto_shutdown = auto_shutdown
+        self.name = name
+        self.on_event = on_event
+        self.dynamic = dynamic
+        self.max_children = max_children
+        self.children: dict[str, _Child] = {}
+        self.active = 0
+        self.restarts: list[tuple[float, object]] = []
+        self.lock = trio.Lock()
+        self.send, self.receive = trio.open_memory_channel[object](math.inf)
+        self.nursery: trio.Nursery | None = None
+        self.running = False
+        self.stopped = trio.Event()
+        self.exit_reason: ExitReason = NORMAL
+        self.auto_stopped_by: str | None = None
+
+    # ---- child tasks ----------------------------------------------------------------------------
+
+    async def _child_task(self, child: _Child, task_status: trio.TaskStatus[Any]) -> None:
+        status = _Status(task_status)
+        reason: ExitReason = NORMAL
+        exited = trio.Event()
+        with trio.CancelScope() as scope:
+            child.scope = scope
+            child.ctx = ctx = enter_child_context(child.spec.id)
+            child.exited = exited
+            try:
+                await child.spec.start(task_status=status)
+            except Exception as exc:
+                if not status.done:
+                    child.exited = None
+                    raise
+                reason = exc
+        if scope.cancelled_caught or (reason is NORMAL and ctx.stop.is_set()):
+            reason = SHUTDOWN
+        if not status.done:
+            child.exited = None
+            return  # nursery.start raises "exited without calling started"
+        child.reason = reason
+        self.active -= 1
+        exited.set()
+        if not child.settled:
+            self.send.send_nowait(child)
+
+    async def _start(self, spec: ChildSpec, *, restart: bool = False) -> _Child:
+        assert self.nursery is not None
+        child = _Child(spec)
+        try:
+            child.handle = await self.nursery.start(self._child_task, child)
+        except Exception as exc:
+            emit(self.on_event, ChildStartFailed(self.name, spec.id, exc))
+            raise ChildStartError(spec.id, exc) from exc
+        self.children[spec.id] = child
+        self.active += 1
+        event = ChildRestarted if restart else ChildStarted
+        emit(self.on_event, event(self.name, spec.id, child.handle))
+        return child
+
+    async def _terminate(self, child: _Child) -> None:
+        """OTP's shutdown: ask, wait ``shutdown`` seconds, then cancel (BRUTAL_KILL cancels at once)."""
+        already = child.settled
+        child.settled = True
+        exited = child.exited
+        if exited is None:
+            return
+        if exited.is_set():
+            if not already and self.children.get(child.spec.id) is child:
+                # it exited by itself and its notice is still queued: report it here, the notice
+                # will be recognised as stale (OTP: the 'DOWN' of a dead pid carries its real reason)
+                emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
+            return
+        assert child.scope is not None and child.ctx is not None
+        grace = child.spec.shutdown
+        if grace <= 0:
+            child.scope.cancel()
+        else:
+            child.ctx.stop.set()
+            with trio.move_on_after(grace):
+                await exited.wait()
+            child.scope.cancel()
+        await exited.wait()
+        emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
+
+    async def _stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            await self._terminate(child)
+
+    # ---- restart intensity --------------------------------------------------------------------
+
+    def _add_restart(self, reason: object) -> None:
+        """supervisor.erl's add_restart: keep restarts with R >= now - period, add now, compare."""
+        now = trio.current_time()
+        self.restarts = [(t, r) for (t, r) in self.restarts if t >= now - self.period]
+        self.restarts.append((now, reason))
+        if len(self.restarts) > self.intensity:
+            raise RestartIntensityExceeded(
+                self.name, self.intensity, self.period, [r for (_, r) in self.restarts]
+            )
+
+    # ---- reacting to exits --------------------------------------------------------------------
+
+    def _remove(self, child_id: str) -> None:
+        self.children.pop(child_id, None)
+
+    async def _handle_exit(self, child: _Child) -> bool:
+        """React to an unexpected exit. Returns False when the supervisor must stop (auto-shutdown)."""
+        spec = child.spec
+        if self.children.get(spec.id) is not child or child.settled:
+            return True  # stale: that incarnation was already dealt with
+        child.settled = True  # dealt with from here on
+        reason = child.reason
+        emit(self.on_event, ChildExited(self.name, spec.id, reason))
+        restart = spec.restart is Restart.PERMANENT or (
+            spec.restart is Restart.TRANSIENT and is_abnormal(reason)
+        )
+        if not restart:
+            if spec.restart is Restart.TEMPORARY or self.dynamic:
+                self._remove(spec.id)
+            if spec.significant and self._auto_shutdown_due():
+                self.auto_stopped_by = spec.id
+                return False
+            return True
+        self._add_restart(reason)
+        await self._restart(spec.id)
+        return True
+
+    def _auto_shutdown_due(self) -> bool:
+        if self.auto_shutdown is AutoShutdown.ANY_SIGNIFICANT:
+            return True
+        if self.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT:
+            return not any(c.spec.significant and c.running for c in self.children.values())
+        return False
+
+    async def _restart(self, failed_id: str) -> None:
+        """Restart per strategy; a start that fails counts as another restart and is retried."""
+        while True:
+            ids = list(self.children)
+            if self.strategy is Strategy.ONE_FOR_ONE:
+                group = [failed_id]
+            elif self.strategy is Strategy.ONE_FOR_ALL:
+                group = ids
+            else:
+                group = ids[ids.index(failed_id) :]
+            for cid in reversed(group):
+                other = self.children[cid]
+                if cid != failed_id:
+                    await self._terminate(other)
+            to_start = []
+            for cid in group:
+                other = self.children[cid]
+                if cid != failed_id and other.spec.restart is Restart.TEMPORARY:
+                    self._remove(cid)
+                else:  # as start_children: the whole group, including ones that were not running
+                    to_start.append(other.spec)
+            try:
+                for spec in to_start:
+                    await self._start(spec, restart=True)
+            except ChildStartError as err:
+                failed_id = err.child_id
+                self._add_restart(err.__cause__)
+            else:
+                return
+
+    # ---- the instance's life ------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[Any]) -> None:
+        """Start the children in order, then react to exits until stopped, escalated or auto-shut-down.
+
+        Errors are raised after the nursery closes, so they reach the caller bare, not in a group.
+        """
+        error: BaseException | None = None
+        escalation: RestartIntensityExceeded | None = None
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            error = await self._start_children()
+            if error is None:
+                ctx = current_child()
+                if ctx is not None:
+                    nursery.start_soon(self._watch_stop, ctx.stop)
+                self.running = True
+                task_status.started(SupervisorHandle(self))
+                try:
+                    escalation = await self._main_loop()
+                finally:
+                    self.running = False
+                    await self._stop_all()
+                    if escalation is not None:
+                        emit(self.on_event, SupervisorEscalated(self.name, escalation))
+                    elif self.auto_stopped_by is not None:
+                        emit(self.on_event, SupervisorAutoShutdown(self.name, self.auto_stopped_by))
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        self.exit_reason = escalation if escalation is not None else SHUTDOWN
+        emit(self.on_event, SupervisorStopped(self.name, self.exit_reason))
+        self.stopped.set()
+        if escalation is not None:
+            raise escalation
+
+    async def _start_children(self) -> BaseException | None:
+        """OTP's init: start in list order; on a failure stop the started ones in reverse order."""
+        started: list[_Child] = []
+        try:
+            for spec in self.specs:
+                started.append(await self._start(spec))
+        except ChildStartError as exc:
+            for child in reversed(started):
+                await self._terminate(child)
+            return exc
+        return None
+
+    async def _main_loop(self) -> RestartIntensityExceeded | None:
+        try:
+            async for message in self.receive:
+                if message is _STOP:
+                    return None
+                assert isinstance(message, _Child)
+                async with self.lock:
+                    if not await self._handle_exit(message):
+                        return None
+        except RestartIntensityExceeded as exc:
+            return exc
+        return None
+
+    async def _watch_stop(self, stop: trio.Event) -> None:
+        await stop.wait()
+        self.send.send_nowait(_STOP)
+
+    def _check(self) -> None:
+        if not self.running:
+            raise SupervisorNotRunning(f"supervisor {self.name!r} is not running")
+
+
+class SupervisorHandle:
+    """What a running supervisor gives its caller: OTP's supervisor API on one instance."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    @property
+    def name(self) -> str:
+        return self._run.name
+
+    def which_children(self) -> list[ChildRecord]:
+        """Children in start order; ``handle`` is None for a child that is not running."""
+        return [
+            ChildRecord(c.spec.id, c.handle if c.running else None, c.spec.type, c.spec.restart, c.running)
+            for c in self._run.children.values()
+        ]
+
+    def count_children(self) -> ChildCounts:
+        children = self._run.children.values()
+        sups = sum(1 for c in children if c.spec.type is ChildType.SUPERVISOR)
+        return ChildCounts(len(self._run.children), self._run.active, sups, len(self._run.children) - sups)
+
+    async def start_child(self, spec: ChildSpec) -> Any:
+        run = self._run
+        run._check()
+        async with run.lock:
+            existing = run.children.get(spec.id)
+            if existing is not None:
+                if existing.running:
+                    raise ChildAlreadyPresent(f"child {spec.id!r} is already running in {run.name!r}")
+                raise ChildAlreadyPresent(
+                    f"child {spec.id!r} already has a spec in {run.name!r}: restart_child or delete_child it"
+                )
+            if run.max_children is not None and len(run.children) >= run.max_children:
+                raise MaxChildrenReached(
+                    f"supervisor {run.name!r} already runs max_children={run.max_children} children; "
+                    "terminate one first or raise max_children"
+                )
+            child = await run._start(spec)
+            return child.handle
+
+    def _get(self, child_id: str) -> _Child:
+        child = self._run.children.get(child_id)
+        if child is None:
+            raise ChildNotFound(f"no child {child_id!r} in supervisor {self._run.name!r}")
+        return child
+
+    async def terminate_child(self, child_id: str) -> None:
+        """Stop a child with its shutdown policy; it is not restarted. Temporary (and dynamic) children
+        are forgotten; others keep their spec for ``restart_child``."""
+        run = self._run
+        run._check()
+        async with run.lock:
+            child = self._get(child_id)
+            await run._terminate(child)
+            if child.spec.restart is Restart.TEMPORARY or run.dynamic:
+                run._remove(child_id)
+
+    async def restart_child(self, child_id: str) -> Any:
+        run = self._run
+        run._check()
+        async with run.lock:
+            child = self._get(child_id)
+            if child.running:
+                raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
+            return (await run._start(child.spec)).handle
+
+    async def delete_child(self, child_id: str) -> None:
+        run = self._run
+        run._check()
+        async with run.lock:
+            child = self._get(child_id)
+            if child.running:
+                raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
+            run._remove(child_id)
+
+    def stop(self) -> None:
+        """Ask the supervisor to stop its children (reverse order) and exit normally."""
+        self._run.send.send_nowait(_STOP)
+
+    async def wait_stopped(self) -> ExitReason:
+        await self._run.stopped.wait()
+        return self._run.exit_reason
+
+
+def _as_tuple(children: Iterable[ChildSpec]) -> tuple[ChildSpec, ...]:
+    return tuple(children)
+
+
+def _unique_ids(_inst: object, _attr: object, children: Sequence[ChildSpec]) -> None:
+    seen: set[str] = set()
+    for spec in children:
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"children must be ChildSpec records, got {spec!r}")
+        if spec.id in seen:
+            raise ChildAlreadyPresent(f"two children share the id {spec.id!r}: ids must be unique")
+        seen.add(spec.id)
+
+
+def _check_intensity(_inst: object, _attr: object, value: int) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"intensity must be an int >= 0, got {value!r}")
+
+
+def _check_period(_inst: object, _attr: object, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"period must be > 0 seconds, got {value!r}")
+
+
+@attrs.frozen
+class Supervisor:
+    """A supervisor's configuration; calling it (as a ChildSpec start) runs one fresh instance."""
+
+    children: Sequence[ChildSpec] = attrs.field(converter=_as_tuple, validator=_unique_ids)
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: int = attrs.field(default=3, validator=_check_intensity)
+    period: float = attrs.field(default=5.0, validator=_check_period)
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    name: str = "supervisor"
+    on_event: EventHook | None = None
+
+    def _new_run(self) -> _Run:
+        return _Run(
+            self.children,
+            strategy=self.strategy,
+            intensity=self.intensity,
+            period=self.period,
+            auto_shutdown=self.auto_shutdown,
+            name=self.name,
+            on_event=self.on_event,
+        )
+
+    async def __call__(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._new_run().run(task_status)
+
+
+@attrs.frozen
+class DynamicSupervisor:
+    """OTP's simple_one_for_one: children added at run time, one_for_one, optional ``max_children``."""
+
+    max_children: int | None = None
+    intensity: int = attrs.field(default=3, validator=_check_intensity)
+    period: float = attrs.field(default=5.0, validator=_check_period)
+    name: str = "dynamic_supervisor"
+    on_event: EventHook | None = None
+
+    def _new_run(self) -> _Run:
+        return _Run(
+            (),
+            strategy=Strategy.ONE_FOR_ONE,
+            intensity=self.intensity,
+            period=self.period,
+            auto_shutdown=AutoShutdown.NEVER,
+            name=self.name,
+            on_event=self.on_event,
+            dynamic=True,
+            max_children=self.max_children,
+        )
+
+    async def __call__(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._new_run().run(task_status)
+
+
+@asynccontextmanager
+async def _open(run: _Run) -> AsyncIterator[SupervisorHandle]:
+    lone: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            handle: SupervisorHandle = await nursery.start(run.run)
+            # the supervisor stopping by itself (auto-shutdown, escalation) ends the body too
+            nursery.start_soon(_cancel_when_stopped, run, nursery)
+            try:
+                yield handle
+            finally:
+                # Leaving the body by any route (even cancelled) is an orderly stop: children stop in
+                # reverse order with their shutdown policies, as when OTP shuts a supervisor down.
+                if run.running:
+                    handle.stop()
+                    with trio.CancelScope(shield=True):
+                        await run.stopped.wait()
+    except BaseExceptionGroup as group:
+        # Strict nurseries wrap everything; a lone error (the body's own, a start failure, the
+        # escalation) is raised bare, since the user opened no nursery of their own.
+        lone = _lone_error(group)
+        if lone is None:
+            raise
+    if lone is not None:
+        raise lone
+
+
+def _lone_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    if len(group.exceptions) == 1:
+        return group.exceptions[0]
+    escalation = group.subgroup(RestartIntensityExceeded)
+    if escalation is not None and len(escalation.exceptions) == 1:
+        return escalation.exceptions[0]
+    return None
+
+
+async def _cancel_when_stopped(run: _Run, nursery: trio.Nursery) -> None:
+    await run.stopped.wait()
+    nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_supervisor(
+    children: Sequence[ChildSpec],
+    *,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    intensity: int = 3,
+    period: float = 5.0,
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
+    name: str = "supervisor",
+    on_event: EventHook | None = None,
+) -> AsyncIterator[SupervisorHandle]:
+    """Run a supervisor for the body's duration; escalation raises RestartIntensityExceeded here."""
+    config = Supervisor(children, strategy, intensity, period, auto_shutdown, name, on_event)
+    async with _open(config._new_run()) as handle:
+        yield handle
+
+
+@asynccontextmanager
+async def open_dynamic_supervisor(
+    *,
+    max_children: int | None = None,
+    intensity: int = 3,
+    period: float = 5.0,
+    name: str = "dynamic_supervisor",
+    on_event: EventHook | None = None,
+) -> AsyncIterator[SupervisorHandle]:
+    config = DynamicSupervisor(max_children, intensity, period, name, on_event)
+    async with _open(config._new_run()) as handle:
+        yield handle
