@@ -1,0 +1,1 @@
+"""mcpvisor.runtime: actors, the MCP session actor, the server runtime, protocol and transports."""
