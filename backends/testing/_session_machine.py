@@ -1,0 +1,157 @@
+"""Conformance of a ``SessionStateStore`` against a dict model with TTLs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from .._behaviours import DEFAULT_VALUE_TTL, SessionStateStore
+from ._clock import ALIVE, DEAD, MAYBE, Window, liveness
+from ._machine_base import BackendMachine, expect_ok
+
+# Sessions and keys that collide when a backend joins them naively ("a" + "b:k" vs "a:b" + "k").
+SESSIONS = ("s1", "a", "a:b", "sé ß")
+KEYS = ("k", "b:k", "x", "ü/*?")
+FAKE_TTLS = (None, 0.5, 1.0, 2.0, 5.0)
+REAL_TTLS = (None, 0.05, 0.1, 0.2, 0.3)
+FAKE_STEPS = (0.5, 1.0, 2.0, 3.0)
+REAL_STEPS = (0.05, 0.1, 0.15)
+
+
+@attrs.frozen
+class _Entry:
+    value: bytes
+    expires_lo: float | None
+    expires_hi: float | None
+
+    def liveness(self, window: Window) -> str:
+        return liveness(self.expires_lo, self.expires_hi, window)
+
+
+class SessionStoreMachine(BackendMachine):
+    """Random get/put/delete/keys/drop_session/expire sequences, every answer checked."""
+
+    default_ttl: ClassVar[float | None] = DEFAULT_VALUE_TTL
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: Any = self.backend
+        assert isinstance(self.store, SessionStateStore), f"{self.store!r} is not a SessionStateStore"
+        self.model: dict[tuple[str, str], _Entry] = {}
+        # Values dropped from the model because they expired, which a lazy backend may still hold on disk
+        # until the next expire(): they count towards what expire() may report.
+        self.forgotten = 0
+        self.ttls = REAL_TTLS if self.real_time else FAKE_TTLS
+        self.steps = REAL_STEPS if self.real_time else FAKE_STEPS
+
+    @rule(
+        session=st.sampled_from(SESSIONS),
+        key=st.sampled_from(KEYS),
+        value=st.sampled_from([b"", b"\x00", b"v"]) | st.binary(max_size=40),
+        ttl_index=st.integers(0, len(FAKE_TTLS) - 1),
+    )
+    def put(self, session: str, key: str, value: bytes, ttl_index: int) -> None:
+        ttl = self.ttls[ttl_index]
+        result, window = self.call(self.store.put, session, key, value, ttl=ttl)
+        expect_ok(result, f"put({session!r}, {key!r}, ttl={ttl})")
+        assert result is None, f"put returned {result!r}, expected None"
+        lifetime = self.default_ttl if ttl is None else ttl
+        if lifetime is None:
+            self.model[session, key] = _Entry(value, None, None)
+        else:
+            self.model[session, key] = _Entry(value, window.start + lifetime, window.end + lifetime)
+
+    def _choose(self, pick: int) -> tuple[str, str]:
+        """Mostly a key the model holds (so reads hit), sometimes any session and key."""
+        held = sorted(self.model)
+        if pick < 8:
+            if held:
+                return held[pick % len(held)]
+            pick += 8
+        combo = (pick - 8) % (len(SESSIONS) * len(KEYS))
+        return SESSIONS[combo // len(KEYS)], KEYS[combo % len(KEYS)]
+
+    @rule(pick=st.integers(0, 8 + len(SESSIONS) * len(KEYS) - 1))
+    def get(self, pick: int) -> None:
+        session, key = self._choose(pick)
+        result, window = self.call(self.store.get, session, key)
+        expect_ok(result, f"get({session!r}, {key!r})")
+        entry = self.model.get((session, key))
+        state = DEAD if entry is None else entry.liveness(window)
+        if state == ALIVE:
+            assert entry is not None
+            assert result == entry.value, f"get({session!r}, {key!r}) = {result!r}, expected {entry.value!r}"
+            assert type(result) is bytes, f"get returned {type(result).__name__}, expected bytes"
+        elif state == DEAD:
+            assert result is None, f"get({session!r}, {key!r}) = {result!r}, expected None (absent/expired)"
+        elif result is None:
+            del self.model[session, key]
+            self.forgotten += 1
+        else:
+            assert entry is not None
+            assert result == entry.value, f"get({session!r}, {key!r}) = {result!r}, expected {entry.value!r}"
+
+    @rule(pick=st.integers(0, 8 + len(SESSIONS) * len(KEYS) - 1))
+    def delete(self, pick: int) -> None:
+        session, key = self._choose(pick)
+        result, window = self.call(self.store.delete, session, key)
+        expect_ok(result, f"delete({session!r}, {key!r})")
+        entry = self.model.pop((session, key), None)
+        state = DEAD if entry is None else entry.liveness(window)
+        if state != MAYBE:
+            expected = state == ALIVE
+            assert result is expected, f"delete({session!r}, {key!r}) = {result!r}, expected {expected}"
+        else:
+            assert isinstance(result, bool), f"delete returned {result!r}, expected a bool"
+
+    @rule(session=st.sampled_from(SESSIONS))
+    def keys(self, session: str) -> None:
+        result, window = self.call(self.store.keys, session)
+        expect_ok(result, f"keys({session!r})")
+        assert isinstance(result, list), f"keys returned {type(result).__name__}, expected list"
+        assert result == sorted(set(result)), f"keys({session!r}) = {result!r}: not sorted or duplicated"
+        states = {k: e.liveness(window) for (s, k), e in self.model.items() if s == session}
+        required = {k for k, state in states.items() if state == ALIVE}
+        allowed = required | {k for k, state in states.items() if state == MAYBE}
+        got = set(result)
+        assert required <= got <= allowed, f"keys({session!r}) = {result!r}, expected {sorted(required)}" + (
+            f" plus any of {sorted(allowed - required)} (expiring)" if allowed != required else ""
+        )
+        for k, state in states.items():
+            if state == MAYBE and k not in got:
+                del self.model[session, k]
+                self.forgotten += 1
+
+    @rule(session=st.sampled_from(SESSIONS))
+    def drop_session(self, session: str) -> None:
+        result, _ = self.call(self.store.drop_session, session)
+        expect_ok(result, f"drop_session({session!r})")
+        for s, k in [sk for sk in self.model if sk[0] == session]:
+            del self.model[s, k]
+
+    @rule()
+    def expire(self) -> None:
+        result, window = self.call(self.store.expire)
+        expect_ok(result, "expire()")
+        assert isinstance(result, int) and not isinstance(result, bool), f"expire returned {result!r}"
+        states = {sk: e.liveness(window) for sk, e in self.model.items()}
+        # Lazy removal on reads is allowed, so only an upper bound: never more than could have expired.
+        could = sum(1 for state in states.values() if state != ALIVE) + self.forgotten
+        self.forgotten = 0
+        assert 0 <= result <= could, f"expire() = {result}, but at most {could} values were past their TTL"
+        for sk, state in states.items():
+            if state == DEAD:
+                del self.model[sk]
+
+    @rule(step_index=st.integers(0, len(FAKE_STEPS) - 1))
+    def advance(self, step_index: int) -> None:
+        self.advance_time(self.steps[min(step_index, len(self.steps) - 1)])
+
+    @precondition(lambda self: not self.real_time and self.default_ttl is not None)
+    @rule()
+    def advance_past_default_ttl(self) -> None:
+        assert self.default_ttl is not None
+        self.advance_time(self.default_ttl)

@@ -1,0 +1,42 @@
+"""Shared fixtures.
+
+``redis_server``: one private ``redis-server`` per test session (see ``_redis_server.py``), yielding its
+URL. Tests isolate their data with a key prefix of their own (``redis_prefix``), never by flushing.
+Without the binary the Redis tests are skipped locally, but fail under ``CI=true``: CI must never pass
+by silently not testing the Redis backends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _redis_server import redis_server_binary, start_redis_server
+
+_INSTALL_HINT = (
+    "redis-server is not on PATH; install it (Debian/Ubuntu: `apt-get install redis-server`, "
+    "macOS: `brew install redis`) to run the Redis backend tests"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = redis_server_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {_INSTALL_HINT}", pytrace=False)
+        pytest.skip(_INSTALL_HINT)
+    server = start_redis_server(binary, Path(tmp_path_factory.mktemp("redis")))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses, so tests sharing the server never see each other's data."""
+    return f"t{uuid.uuid4().hex[:12]}"
