@@ -1,0 +1,94 @@
+"""The seam between the server runtime and its transports.
+
+Transports (stdio, Streamable HTTP, in-memory) only move bytes; everything MCP-shaped happens behind
+``ServerPort``. Keeping the seam this narrow is what lets each transport be tested against a fake port and
+lets the runtime be tested without a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import attrs
+import trio
+
+from ..protocol import Message
+
+
+class TransportError(Exception):
+    """Base of the errors a transport maps to its own wire form (HTTP status, JSON-RPC error)."""
+
+
+@attrs.define(eq=False)
+class UnknownSession(TransportError):
+    """No live session has this id (never existed, expired, or closed): HTTP 404."""
+
+    session_id: str
+
+    def __str__(self) -> str:
+        return f"unknown session {self.session_id!r}"
+
+
+@attrs.define(eq=False)
+class SessionBusy(TransportError):
+    """The session's bounded mailbox is full: HTTP 429 with ``Retry-After``, or a JSON-RPC error."""
+
+    session_id: str | None
+    retry_after: float
+
+    def __str__(self) -> str:
+        return f"session {self.session_id!r} is busy; retry after {self.retry_after:g}s"
+
+
+class ServerPort(Protocol):
+    """What a running server (``start_server``) offers a transport.
+
+    Handshake era (2025-11-25 and earlier): ``initialize`` arrives with no session; the transport calls
+    ``create_session()`` then ``submit(new_id, request, replies)`` and hands the id to the client
+    (``Mcp-Session-Id``). Later messages name the id. Stateless era (2026-07-28): every request is
+    ``submit(None, request, replies)``; the transport has already run ``check_stateless_headers``.
+    """
+
+    async def create_session(self) -> str:
+        """Start a SessionActor under the SessionSupervisor and return its new id."""
+        ...
+
+    def has_session(self, session_id: str) -> bool:
+        """True while the session is alive (including while its actor is being restarted)."""
+        ...
+
+    async def submit(
+        self,
+        session_id: str | None,
+        message: Message,
+        replies: trio.MemorySendChannel[Message] | None = None,
+    ) -> None:
+        """Hand one client message to the runtime; returns as soon as it is accepted.
+
+        For a ``Request``, ``replies`` is required: it receives, in order, the messages related to that
+        request (progress and log notifications, server-to-client requests such as
+        ``elicitation/create`` or ``sampling/createMessage``), then exactly one final ``Response`` or
+        ``ErrorResponse`` for it, after which the runtime closes ``replies``. The runtime guarantees the
+        final reply even when the handler or the whole session actor crashes (-32603). A transport that
+        sees ``replies`` close with no final reply answers -32603 itself.
+
+        Notifications and responses (the client's answers to server-to-client requests) pass
+        ``replies=None``. Raises ``UnknownSession`` and ``SessionBusy``; never raises for bad content
+        (that becomes an ``ErrorResponse`` on ``replies``).
+        """
+        ...
+
+    def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
+        """Messages not tied to any request (list_changed, resources/updated, unrelated logs): the
+        Streamable HTTP GET stream. One subscriber at a time; a new call replaces (closes) the previous
+        stream. Raises ``UnknownSession``."""
+        ...
+
+    async def close_session(self, session_id: str) -> None:
+        """End the session (HTTP DELETE, stdio EOF): cancel its requests, drop its values. Idempotent."""
+        ...
+
+
+#: Headers a transport passes along with a message, lower-cased (used for stateless header checks).
+Headers = Mapping[str, str]
