@@ -1,0 +1,79 @@
+"""What a request handler can reach while it runs: the seam between dispatch and the session runtime.
+
+``dispatch`` (tools/resources/prompts and the ``Context`` users see) is written against this protocol;
+the session actor and the stateless request runner implement it. Every state operation here becomes a
+message to the StateStoreServer actor in the real runtime, which is why they are async and take bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..protocol import LoggingLevel, Notification, RequestId
+
+
+class RequestEnv(Protocol):
+    """One in-flight request, as seen by its handler."""
+
+    #: None for a 2026-07-28 (stateless) request: there is no session, so no session state.
+    session_id: str | None
+    request_id: RequestId
+    protocol_version: str
+    #: The client's capabilities as sent (initialize params or the stateless ``_meta``), wire form.
+    client_capabilities: Mapping[str, Any]
+    client_info: Mapping[str, Any] | None
+    #: ``_meta.progressToken`` of the request; None when the client asked for no progress.
+    progress_token: str | int | None
+    #: Minimum level the client wants log notifications for; None means send none.
+    log_level: LoggingLevel | None
+
+    async def send_related(self, notification: Notification) -> None:
+        """Send a notification tied to this request (progress, log): it travels on the request's stream."""
+        ...
+
+    async def request_client(
+        self, method: str, params: Mapping[str, Any], timeout: float | None = None
+    ) -> Any:
+        """Send a server-to-client request (``elicitation/create``, ``sampling/createMessage``,
+        ``roots/list``) on this request's stream and wait for the client's result. Raises
+        ``JsonRpcError`` when the client answers with an error, ``trio.TooSlowError`` on timeout."""
+        ...
+
+    async def load_value(self, key: str) -> bytes | None:
+        """The session's stored value (codec bytes) or None. Raises ``NoSessionState`` when stateless."""
+        ...
+
+    async def store_value(self, key: str, value: bytes) -> None:
+        """Store a session value (codec bytes). Raises ``NoSessionState`` when stateless."""
+        ...
+
+    async def delete_value(self, key: str) -> None:
+        """Forget a session value. Raises ``NoSessionState`` when stateless."""
+        ...
+
+    async def set_log_level(self, level: LoggingLevel) -> None:
+        """``logging/setLevel`` (handshake era only): the session's threshold from now on."""
+        ...
+
+    async def subscribe(self, uri: str) -> None:
+        """``resources/subscribe``: this session wants ``notifications/resources/updated`` for ``uri``."""
+        ...
+
+    async def unsubscribe(self, uri: str) -> None:
+        """``resources/unsubscribe``."""
+        ...
+
+
+class NoSessionState(RuntimeError):
+    """Session state was used where there is no session (a 2026-07-28 stateless request).
+
+    A loud error rather than silently returning defaults: a handler that relies on state across calls
+    would otherwise appear to work and quietly lose data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "session state is not available for stateless (2026-07-28) requests: there is no session. "
+            "Store values under an id the client sends, or serve the 2025-11-25 handshake era."
+        )
