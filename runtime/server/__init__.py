@@ -1,5 +1,25 @@
 """mcpvisor.runtime.server: the MCP server API and its supervised runtime."""
 
+from ._completion import Completion
+from ._context import Context
+from ._dispatch import handle_request
+from ._env import NoSessionState, RequestEnv
+from ._errors import CrashSession, MissingClientCapability, ToolError
+from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
+from ._server import Server
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
+__all__ += [
+    "Server",
+    "Context",
+    "ToolError",
+    "CrashSession",
+    "MissingClientCapability",
+    "handle_request",
+    "Completion",
+    "Image",
+    "Audio",
+    "RequestEnv",
+    "NoSessionState",
+]

@@ -1,0 +1,257 @@
+"""`handle_request`: what each MCP method does, answered from a `Server` for one `RequestEnv`.
+
+It returns the wire result (a JSON-ready dict) or raises ``JsonRpcError``; the runtime turns either into
+the reply and, for 2026-07-28 requests, finishes the result with ``finish_stateless_result``.
+``initialize`` is not here: the session actor answers it with ``Server.initialize_result``.
+
+List methods accept a ``cursor`` and ignore it: every list is returned whole, with no ``nextCursor``.
+A server registers its handlers at import time, so lists are small, and a client that pages just stops
+after the first page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from ..protocol import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    ArgumentError,
+    JsonRpcError,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    ListToolsResult,
+    Request,
+    ToolSignature,
+    method_exists_in,
+    parse_set_level,
+    to_wire,
+)
+from ._completion import Completion, completion_of
+from ._context import Context
+from ._env import RequestEnv
+from ._errors import CrashSession, ToolError
+from ._handler import invoke
+from ._prompts import bind_prompt, prompt_result
+from ._resources import RegisteredTemplate, read_result
+from ._server import Server
+from ._tools import error_result, tool_result
+
+__all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
+
+#: MCP's "Resource not found" (`resources/read` of a URI no resource or template answers).
+RESOURCE_NOT_FOUND: Final = -32002
+
+#: Revisions that answer bad tool arguments with -32602; from 2025-11-25 on (SEP-1303) they are tool
+#: execution errors (`isError: true`) so the model can read the message and correct its call.
+_PROTOCOL_ERROR_VALIDATION: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18"})
+
+_Method = Callable[[Server, Mapping[str, Any], RequestEnv], Awaitable[Any]]
+
+
+async def handle_request(server: Server, request: Request, env: RequestEnv) -> Any:
+    """Answer one request: the wire result, or ``JsonRpcError``. ``CrashSession`` and
+    ``BaseException``s from handlers propagate untouched."""
+    method = _METHODS.get(request.method)
+    if method is None or not method_exists_in(request.method, env.protocol_version):
+        raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {request.method}")
+    params = request.params if request.params is not None else {}
+    return await method(server, params, env)
+
+
+def _param_str(params: Mapping[str, Any], key: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str):
+        raise JsonRpcError(INVALID_PARAMS, f"params.{key} must be a string", {"field": key})
+    return value
+
+
+# -- ping and logging ---------------------------------------------------------------------------------
+
+
+async def _ping(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return {}
+
+
+async def _set_level(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    await env.set_log_level(parse_set_level(params))
+    return {}
+
+
+async def _discover(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return server.discover_result()
+
+
+# -- tools --------------------------------------------------------------------------------------------
+
+
+async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return to_wire(ListToolsResult([t.tool for t in server._tools.values()]))
+
+
+async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    name = _param_str(params, "name")
+    tool = server._tools.get(name)
+    if tool is None:
+        raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name!r}", {"name": name})
+    try:
+        kwargs = _bind(tool.signature, params.get("arguments"))
+    except ArgumentError as exc:
+        if env.protocol_version in _PROTOCOL_ERROR_VALIDATION:
+            raise
+        return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+    ctx = Context(env)
+    try:
+        result = await invoke(tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap))
+    except ToolError as exc:
+        result = error_result(str(exc))
+    return to_wire(result)
+
+
+def _bind(signature: ToolSignature, arguments: Any) -> dict[str, Any]:
+    if arguments is not None and not isinstance(arguments, Mapping):
+        raise ArgumentError(None, "params.arguments must be an object")
+    return signature.bind(arguments)
+
+
+# -- resources ----------------------------------------------------------------------------------------
+
+
+async def _list_resources(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return to_wire(ListResourcesResult([r.resource for r in server._resources.values()]))
+
+
+async def _list_templates(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return to_wire(ListResourceTemplatesResult([t.template for t in server._templates.values()]))
+
+
+def _find_template(server: Server, uri: str) -> tuple[RegisteredTemplate, dict[str, str]] | None:
+    for template in server._templates.values():
+        variables = template.parsed.match(uri)
+        if variables is not None:
+            return template, variables
+    return None
+
+
+def _not_found(uri: str) -> JsonRpcError:
+    return JsonRpcError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+
+
+async def _read_resource(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    uri = _param_str(params, "uri")
+    ctx = Context(env)
+    fixed = server._resources.get(uri)
+    if fixed is not None:
+        mime = fixed.resource.mime_type
+        result = await _guard_tool_error(
+            invoke(fixed.handler, {}, ctx, lambda value: read_result(uri, value, mime))
+        )
+        return to_wire(result)
+    found = _find_template(server, uri)
+    if found is None:
+        raise _not_found(uri)
+    template, variables = found
+    missing = sorted(template.required - set(variables))
+    if missing:
+        raise JsonRpcError(
+            INVALID_PARAMS, f"URI {uri!r} lacks the variable {missing[0]!r}", {"field": missing[0]}
+        )
+    kwargs = {name: template.converters[name](name, text) for name, text in variables.items()}
+    mime = template.template.mime_type
+    result = await _guard_tool_error(
+        invoke(template.handler, kwargs, ctx, lambda value: read_result(uri, value, mime))
+    )
+    return to_wire(result)
+
+
+async def _subscribe(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    uri = _param_str(params, "uri")
+    if uri not in server._resources and _find_template(server, uri) is None:
+        raise _not_found(uri)
+    await env.subscribe(uri)
+    return {}
+
+
+async def _unsubscribe(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    await env.unsubscribe(_param_str(params, "uri"))
+    return {}
+
+
+# -- prompts ------------------------------------------------------------------------------------------
+
+
+async def _list_prompts(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    return to_wire(ListPromptsResult([p.prompt for p in server._prompts.values()]))
+
+
+async def _get_prompt(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    name = _param_str(params, "name")
+    prompt = server._prompts.get(name)
+    if prompt is None:
+        raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {name!r}", {"name": name})
+    kwargs = bind_prompt(prompt, params.get("arguments"))
+    description = prompt.prompt.description
+    result = await _guard_tool_error(
+        invoke(prompt.handler, kwargs, Context(env), lambda value: prompt_result(value, description))
+    )
+    return to_wire(result)
+
+
+# -- completion ---------------------------------------------------------------------------------------
+
+
+async def _complete(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    ref = params.get("ref")
+    argument = params.get("argument")
+    if not isinstance(ref, Mapping) or not isinstance(argument, Mapping):
+        raise JsonRpcError(INVALID_PARAMS, "completion/complete needs params.ref and params.argument")
+    kind = ref.get("type")
+    if kind == "ref/prompt":
+        name = _param_str(ref, "name")
+        if name not in server._prompts:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {name!r}", {"name": name})
+    elif kind == "ref/resource":
+        name = _param_str(ref, "uri")
+        if name not in server._templates and name not in server._resources:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown resource template: {name!r}", {"uri": name})
+    else:
+        raise JsonRpcError(INVALID_PARAMS, "params.ref.type must be 'ref/prompt' or 'ref/resource'")
+    arg_name = _param_str(argument, "name")
+    value = _param_str(argument, "value")
+    context = params.get("context")
+    chosen = context.get("arguments") if isinstance(context, Mapping) else None
+    completer = server._completers.get((kind, name))
+    if completer is None:
+        return {"completion": Completion(()).to_wire()}
+    offered = {"argument": arg_name, "value": value, "arguments": dict(chosen or {})}
+    kwargs = {p.name: offered[p.name] for p in completer.handler.user_parameters()}
+    completion = await _guard_tool_error(invoke(completer.handler, kwargs, Context(env), completion_of))
+    return {"completion": completion.to_wire()}
+
+
+async def _guard_tool_error(call: Awaitable[Any]) -> Any:
+    """Outside tools there is no error result: a ``ToolError`` becomes -32603 with its message."""
+    try:
+        return await call
+    except ToolError as exc:
+        raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
+
+
+_METHODS: Final[Mapping[str, _Method]] = {
+    "ping": _ping,
+    "logging/setLevel": _set_level,
+    "server/discover": _discover,
+    "tools/list": _list_tools,
+    "tools/call": _call_tool,
+    "resources/list": _list_resources,
+    "resources/templates/list": _list_templates,
+    "resources/read": _read_resource,
+    "resources/subscribe": _subscribe,
+    "resources/unsubscribe": _unsubscribe,
+    "prompts/list": _list_prompts,
+    "prompts/get": _get_prompt,
+    "completion/complete": _complete,
+}

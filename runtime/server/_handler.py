@@ -1,0 +1,121 @@
+"""Calling a user's handler: sync or async, with its `Context`, and what its exceptions become.
+
+One place decides the failure policy for tools, resources, prompts and completions alike:
+``JsonRpcError`` keeps its code; ``ToolError`` is left to the caller (only tools have an error result);
+``CrashSession`` and every ``BaseException`` (``trio.Cancelled``, ``KeyboardInterrupt``) propagate
+untouched so the session actor and trio see them; anything else is logged with its traceback and
+answered -32603 "Internal error", so a handler's internals never reach the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+import trio
+
+from ..protocol import INTERNAL_ERROR, JsonRpcError
+from ._context import Context
+from ._env import NoSessionState
+from ._errors import CrashSession, ToolError
+
+logger: Final = logging.getLogger("mcpvisor.server")
+
+
+def is_context_hint(hint: Any) -> bool:
+    """``Context``, ``Context | None`` or ``Annotated[Context, ...]``."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    if isinstance(hint, type) and issubclass(hint, Context):
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(is_context_hint(a) for a in typing.get_args(hint) if a is not type(None))
+    return False
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an instance with an async __call__
+    return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
+
+
+@attrs.frozen
+class Handler:
+    """A user function plus what dispatch needs to call it."""
+
+    fn: Callable[..., Any]
+    label: str
+    is_async: bool
+    #: Parameters that receive the request's Context.
+    context_params: tuple[str, ...]
+    hints: Mapping[str, Any]
+    parameters: Mapping[str, inspect.Parameter]
+
+    @classmethod
+    def wrap(cls, fn: Callable[..., Any], label: str) -> Handler:
+        """Inspect ``fn`` once, at registration; a sync handler asking for a Context is a TypeError."""
+        if not callable(fn):
+            raise TypeError(f"{label}: expected a function, got {fn!r}")
+        hints = typing.get_type_hints(fn, include_extras=True)
+        parameters = dict(inspect.signature(fn).parameters)
+        context_params = tuple(name for name in parameters if is_context_hint(hints.get(name)))
+        is_async = _is_async(fn)
+        if context_params and not is_async:
+            raise TypeError(
+                f"{label}: {getattr(fn, '__qualname__', fn)!r} declares a Context parameter "
+                f"({context_params[0]!r}) but is not async; Context methods are async, so make the "
+                "handler `async def`"
+            )
+        return cls(fn, label, is_async, context_params, hints, parameters)
+
+    @property
+    def return_hint(self) -> Any:
+        return self.hints.get("return", inspect.Signature.empty)
+
+    def user_parameters(self) -> list[inspect.Parameter]:
+        """Parameters filled from the request (everything but the Context ones)."""
+        return [p for name, p in self.parameters.items() if name not in self.context_params]
+
+    async def call(self, kwargs: Mapping[str, Any], ctx: Context) -> Any:
+        arguments = dict(kwargs)
+        for name in self.context_params:
+            arguments[name] = ctx
+        if self.is_async:
+            return await self.fn(**arguments)
+        # Sync code blocks; a worker thread keeps the session's other requests moving. It cannot be
+        # cancelled midway (trio waits for the thread), which docs/server.md says.
+        return await trio.to_thread.run_sync(functools.partial(self.fn, **arguments))
+
+
+async def invoke(
+    handler: Handler, kwargs: Mapping[str, Any], ctx: Context, convert: Callable[[Any], Any]
+) -> Any:
+    """Run ``handler`` and ``convert`` its value under the failure policy of the module docstring.
+
+    ``ToolError`` propagates for the caller to decide (tools turn it into ``isError``).
+    """
+    try:
+        return convert(await handler.call(kwargs, ctx))
+    except (JsonRpcError, ToolError, CrashSession):
+        raise
+    except NoSessionState as exc:
+        # The server author's mistake, not the client's or the model's: say so plainly.
+        logger.warning("%s used session state on a stateless request", handler.label)
+        raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, ExceptionGroup):
+            crash = exc.subgroup(CrashSession)
+            if crash is not None:
+                raise crash.exceptions[0] from exc
+        logger.exception("%s raised", handler.label)
+        raise JsonRpcError(INTERNAL_ERROR, "Internal error") from exc

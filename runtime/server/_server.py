@@ -1,0 +1,365 @@
+"""`Server`: the registry of tools, resources, prompts and completers a user builds with decorators.
+
+A `Server` is a plain description -- no tasks, no I/O -- so two can coexist and tests can build one per
+case. `handle_request` (in `_dispatch.py`) answers MCP methods from it; `run()` hands it to the runtime.
+Registration errors (a duplicate name, a hint that cannot be a schema, a sync handler asking for a
+Context) are raised at decoration time, where the traceback points at the offending function.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar, overload
+
+from ..protocol import (
+    SUPPORTED_VERSIONS,
+    Annotations,
+    DiscoverResult,
+    Icon,
+    Implementation,
+    InitializeResult,
+    PromptsCapability,
+    Resource,
+    ResourcesCapability,
+    ResourceTemplate,
+    ServerCapabilities,
+    ToolAnnotations,
+    ToolsCapability,
+    from_wire,
+    to_wire,
+)
+from ._completion import RegisteredCompleter, make_completer
+from ._prompts import RegisteredPrompt, make_prompt
+from ._resources import RegisteredResource, RegisteredTemplate, make_resource, make_template
+from ._tools import RegisteredTool, make_tool
+
+F = TypeVar("F", bound=Callable[..., Any])
+ListKind = Literal["tools", "resources", "prompts"]
+
+
+def _doc(fn: Callable[..., Any]) -> str | None:
+    return inspect.getdoc(fn) or None
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        raise ValueError(f"{fn!r} has no usable __name__: pass name=...")
+    return name
+
+
+class Server:
+    """An MCP server's contents: what it offers and the handlers behind it.
+
+    >>> server = Server("demo")
+    >>> @server.tool
+    ... def add(a: int, b: int) -> int:
+    ...     "Add two numbers."
+    ...     return a + b
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str = "0.1.0",
+        instructions: str | None = None,
+        *,
+        title: str | None = None,
+        website_url: str | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.instructions = instructions
+        self.server_info = Implementation(
+            name, version, title=title, website_url=website_url, icons=tuple(icons) if icons else None
+        )
+        self._tools: dict[str, RegisteredTool] = {}
+        self._resources: dict[str, RegisteredResource] = {}
+        self._templates: dict[str, RegisteredTemplate] = {}
+        self._prompts: dict[str, RegisteredPrompt] = {}
+        self._completers: dict[tuple[str, str], RegisteredCompleter] = {}
+        self._list_listeners: list[Callable[[ListKind], None]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"Server({self.name!r}, tools={len(self._tools)}, resources={len(self._resources)}, "
+            f"templates={len(self._templates)}, prompts={len(self._prompts)})"
+        )
+
+    # -- tools ------------------------------------------------------------------------------------------
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+
+    @overload
+    def tool(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register a tool: ``@server.tool`` or ``@server.tool(name=..., ...)``.
+
+        The input schema comes from the parameters' hints, the description from the docstring, the
+        output schema from a structured return annotation (or ``output_schema=``). ``annotations``
+        takes a ``ToolAnnotations`` or its wire form (``{"readOnlyHint": True}``).
+        """
+
+        def register(fn: F) -> F:
+            tool_name = name or _fn_name(fn)
+            if tool_name in self._tools:
+                raise ValueError(f"a tool named {tool_name!r} is already registered")
+            tool_annotations = (
+                from_wire(dict(annotations), ToolAnnotations)
+                if isinstance(annotations, Mapping)
+                else annotations
+            )
+            self._tools[tool_name] = make_tool(
+                fn,
+                name=tool_name,
+                title=title,
+                description=description if description is not None else _doc(fn),
+                annotations=tool_annotations,
+                output_schema=output_schema,
+                meta=meta,
+                icons=tuple(icons) if icons else None,
+            )
+            self._list_changed("tools")
+            return fn
+
+        return register(fn) if fn is not None else register
+
+    def remove_tool(self, name: str) -> None:
+        """Stop offering a tool (clients are told through ``notifications/tools/list_changed``)."""
+        if self._tools.pop(name, None) is None:
+            raise KeyError(f"no tool named {name!r}")
+        self._list_changed("tools")
+
+    # -- resources --------------------------------------------------------------------------------------
+
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        size: int | None = None,
+        annotations: Annotations | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a fixed resource at ``uri``; its handler takes no arguments (a Context at most)."""
+
+        def register(fn: F) -> F:
+            if uri in self._resources:
+                raise ValueError(f"a resource with URI {uri!r} is already registered")
+            record = Resource(
+                uri,
+                name or _fn_name(fn),
+                title=title,
+                description=description if description is not None else _doc(fn),
+                mime_type=mime_type,
+                size=size,
+                annotations=annotations,
+                icons=tuple(icons) if icons else None,
+            )
+            self._resources[uri] = make_resource(fn, record)
+            self._list_changed("resources")
+            return fn
+
+        return register
+
+    def resource_template(
+        self,
+        uri_template: str,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        annotations: Annotations | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a family of resources (RFC 6570: ``users://{id}``, ``file:///{+path}``,
+        ``search://q{?text}``); the handler's parameters are the template's variables, converted by
+        their hints."""
+
+        def register(fn: F) -> F:
+            if uri_template in self._templates:
+                raise ValueError(f"a resource template {uri_template!r} is already registered")
+            record = ResourceTemplate(
+                uri_template,
+                name or _fn_name(fn),
+                title=title,
+                description=description if description is not None else _doc(fn),
+                mime_type=mime_type,
+                annotations=annotations,
+                icons=tuple(icons) if icons else None,
+            )
+            self._templates[uri_template] = make_template(fn, record)
+            self._list_changed("resources")
+            return fn
+
+        return register
+
+    def remove_resource(self, uri: str) -> None:
+        """Stop offering a fixed resource or a template (by its URI or URI template)."""
+        if self._resources.pop(uri, None) is None and self._templates.pop(uri, None) is None:
+            raise KeyError(f"no resource or resource template {uri!r}")
+        self._list_changed("resources")
+
+    # -- prompts ----------------------------------------------------------------------------------------
+
+    @overload
+    def prompt(self, fn: F, /) -> F: ...
+
+    @overload
+    def prompt(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def prompt(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        icons: Iterable[Icon] | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register a prompt: its arguments are the handler's parameters (required: no default)."""
+
+        def register(fn: F) -> F:
+            prompt_name = name or _fn_name(fn)
+            if prompt_name in self._prompts:
+                raise ValueError(f"a prompt named {prompt_name!r} is already registered")
+            self._prompts[prompt_name] = make_prompt(
+                fn,
+                name=prompt_name,
+                title=title,
+                description=description if description is not None else _doc(fn),
+                icons=tuple(icons) if icons else None,
+            )
+            self._list_changed("prompts")
+            return fn
+
+        return register(fn) if fn is not None else register
+
+    def remove_prompt(self, name: str) -> None:
+        if self._prompts.pop(name, None) is None:
+            raise KeyError(f"no prompt named {name!r}")
+        self._list_changed("prompts")
+
+    # -- completion -------------------------------------------------------------------------------------
+
+    def completion(self, ref: Literal["ref/prompt", "ref/resource"], name: str) -> Callable[[F], F]:
+        """Register the completer for a prompt's arguments (``"ref/prompt", "greet"``) or a resource
+        template's variables (``"ref/resource", "users://{id}"``). See ``_completion.py`` for the
+        parameters a completer may declare."""
+
+        def register(fn: F) -> F:
+            if (ref, name) in self._completers:
+                raise ValueError(f"a completer for {ref} {name!r} is already registered")
+            self._completers[(ref, name)] = make_completer(fn, ref, name)
+            return fn
+
+        return register
+
+    # -- list changes -----------------------------------------------------------------------------------
+
+    def on_list_changed(self, listener: Callable[[ListKind], None]) -> Callable[[], None]:
+        """Call ``listener("tools" | "resources" | "prompts")`` after each registration or removal.
+
+        The runtime uses it to send ``notifications/*/list_changed``. Returns a function that removes
+        the listener. Listeners run synchronously inside the decorator: keep them non-blocking.
+        """
+        self._list_listeners.append(listener)
+        return lambda: self._list_listeners.remove(listener)
+
+    def _list_changed(self, kind: ListKind) -> None:
+        for listener in list(self._list_listeners):
+            listener(kind)
+
+    # -- what we tell clients ---------------------------------------------------------------------------
+
+    def capabilities(self) -> ServerCapabilities:
+        """Derived from what is registered; ``logging`` is always offered (any handler may log)."""
+        return ServerCapabilities(
+            tools=ToolsCapability(list_changed=True) if self._tools else None,
+            resources=(
+                ResourcesCapability(subscribe=True, list_changed=True)
+                if self._resources or self._templates
+                else None
+            ),
+            prompts=PromptsCapability(list_changed=True) if self._prompts else None,
+            logging={},
+            completions={} if self._completers else None,
+        )
+
+    def initialize_result(self, protocol_version: str) -> dict[str, Any]:
+        """The wire ``InitializeResult`` at the negotiated ``protocol_version``."""
+        result: dict[str, Any] = to_wire(
+            InitializeResult(protocol_version, self.capabilities(), self.server_info, self.instructions)
+        )
+        return result
+
+    def discover_result(self) -> dict[str, Any]:
+        """The wire ``DiscoverResult`` (2026-07-28 ``server/discover``)."""
+        record = DiscoverResult(SUPPORTED_VERSIONS, self.capabilities(), self.instructions)
+        result: dict[str, Any] = to_wire(record)
+        return result
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        transport: str = "stdio",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        session_state_store: str = "memory://",
+        task_backend: str = "memory://",
+    ) -> None:
+        """Serve until interrupted (blocking); see docs/server.md for transports and backends."""
+        from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
+
+        run_server(
+            self,
+            transport=transport,
+            host=host,
+            port=port,
+            session_state_store=session_state_store,
+            task_backend=task_backend,
+        )

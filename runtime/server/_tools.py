@@ -1,0 +1,156 @@
+"""Registered tools: their `Tool` record, argument binding, and turning return values into results.
+
+What a tool returns decides what the client gets:
+
+- ``str`` -> one text block; a content block, ``Image``/``Audio``, or a list of those (strings allowed)
+  -> that content; ``CallToolResult`` -> as is; ``None`` -> no content;
+- anything structured (dict, list, number, bool, attrs instance) -> ``structuredContent`` plus the same
+  JSON as text, for clients that do not read structured content. ``structuredContent`` must be an
+  object, so anything else is wrapped as ``{"result": value}``.
+
+When the return annotation is structured, ``tools/list`` shows an ``outputSchema`` built from it by the
+same rules as input schemas, and the wrapping follows the schema, so the two always agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import typing
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+import cattrs
+
+from ..protocol import (
+    AudioContent,
+    CallToolResult,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    Tool,
+    ToolSignature,
+)
+from ..protocol._schema import _compile
+from ._context import Context
+from ._handler import Handler
+from ._media import Audio, Image
+
+CONTENT_TYPES: Final = (TextContent, ImageContent, AudioContent, EmbeddedResource, ResourceLink)
+
+# Users' attrs classes unstructure with their own field names (the wire converter camelCases records).
+_values: Final = cattrs.Converter()
+_values.register_unstructure_hook(enum.Enum, lambda member: member.value)
+
+_CONTENT_HINTS: Final = (CallToolResult, Image, Audio, *CONTENT_TYPES)
+_UNSTRUCTURED_HINTS: Final = (str, type(None), *_CONTENT_HINTS)
+
+
+@attrs.frozen
+class RegisteredTool:
+    tool: Tool
+    signature: ToolSignature
+    handler: Handler
+    #: True/False: wrap structured values in {"result": ...} as the output schema says; None: by value.
+    wrap: bool | None
+
+
+def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None]:
+    """(outputSchema, wrap) for a return annotation; (None, None) when it is not structured."""
+    if hint is inspect.Signature.empty or hint is Any or hint is None:
+        return None, None
+    if isinstance(hint, type) and issubclass(hint, _UNSTRUCTURED_HINTS):
+        return None, None
+    if _mentions_content(hint):
+        return None, None
+    try:
+        schema, _check = _compile(hint, lambda _hint: False)
+    except TypeError:
+        return None, None  # not expressible: the tool still works, it just advertises no schema
+    if schema.get("type") == "object":
+        return schema, False
+    wrapped = {"type": "object", "properties": {"result": schema}, "required": ["result"]}
+    return wrapped, True
+
+
+def _mentions_content(hint: Any) -> bool:
+    """``list[TextContent]``, ``TextContent | Image``...: content, not data, at any depth."""
+    if isinstance(hint, type):
+        return issubclass(hint, _CONTENT_HINTS)
+    return any(_mentions_content(arg) for arg in typing.get_args(hint))
+
+
+def make_tool(
+    fn: Any,
+    *,
+    name: str,
+    title: str | None,
+    description: str | None,
+    annotations: Any,
+    output_schema: Mapping[str, Any] | None,
+    meta: Mapping[str, Any] | None,
+    icons: Any,
+) -> RegisteredTool:
+    handler = Handler.wrap(fn, f"tool {name!r}")
+    signature = ToolSignature.from_function(fn, exclude={Context})
+    schema, wrap = output_schema_for(handler.return_hint)
+    if output_schema is not None:
+        schema = dict(output_schema)
+        wrap = schema.get("type") != "object"
+    tool = Tool(
+        name=name,
+        input_schema=signature.input_schema,
+        title=title,
+        description=description,
+        output_schema=schema,
+        annotations=annotations,
+        icons=icons,
+        meta=meta,
+    )
+    return RegisteredTool(tool, signature, handler, wrap)
+
+
+def _as_content(item: Any) -> ContentBlock | None:
+    if isinstance(item, CONTENT_TYPES):
+        return item
+    if isinstance(item, Image | Audio):
+        return item.to_content()
+    return None
+
+
+def tool_result(value: Any, wrap: bool | None) -> CallToolResult:
+    """The ``CallToolResult`` for what a tool returned (see the module docstring)."""
+    if isinstance(value, CallToolResult):
+        return value
+    if value is None:
+        return CallToolResult()
+    if isinstance(value, str):
+        return CallToolResult([TextContent(value)])
+    single = _as_content(value)
+    if single is not None:
+        return CallToolResult([single])
+    if isinstance(value, list | tuple) and value:
+        blocks = [_as_content(item) for item in value]
+        if any(b is not None for b in blocks) and all(
+            b is not None or isinstance(item, str) for b, item in zip(blocks, value, strict=True)
+        ):
+            return CallToolResult(
+                [b if b is not None else TextContent(item) for b, item in zip(blocks, value, strict=True)]
+            )
+    data = _values.unstructure(value)
+    if wrap is None:
+        wrap = not isinstance(data, dict)
+    structured = {"result": data} if wrap else data
+    if not isinstance(structured, dict):
+        raise TypeError(f"a tool declared to return an object returned {type(value).__qualname__}")
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult([TextContent(text)], structured_content=structured)
+
+
+def error_result(message: str) -> CallToolResult:
+    """A tool execution error: the model sees ``message`` and may try again."""
+    return CallToolResult([TextContent(message)], is_error=True)
