@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-
 from mcpvisor.runtime.protocol import LoggingLevel, Notification, RequestId
 from mcpvisor.runtime.server import NoSessionState
 
