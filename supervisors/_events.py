@@ -6,6 +6,7 @@ Every event is a frozen record so a hook can keep it, compare it or ship it else
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -72,7 +73,8 @@ SupervisorEvent = (
     | SupervisorAutoShutdown
     | SupervisorStopped
 )
-EventHook = Callable[[Any], None]
+#: A hook returns nothing useful; ``object`` (not ``None``) so an async hook can be caught and reported.
+EventHook = Callable[[Any], object]
 
 
 def emit(hook: EventHook | None, event: SupervisorEvent) -> None:
@@ -82,6 +84,16 @@ def emit(hook: EventHook | None, event: SupervisorEvent) -> None:
         logger.log(level, "%r", event, extra={"event": event})
     if hook is not None:
         try:
-            hook(event)
+            result = hook(event)
         except Exception:
             logger.exception("on_event hook %r failed on %r", hook, event)
+            return
+        if inspect.iscoroutine(result):
+            # An ``async def`` hook would otherwise be dropped with only a "never awaited" warning at
+            # garbage collection; a supervisor cannot await it without stalling its restarts.
+            result.close()
+            logger.error(
+                "on_event hook %r is async, but hooks are called synchronously and must not block; "
+                "use a plain function (to do async work, send the event to a memory channel)",
+                hook,
+            )
