@@ -44,10 +44,6 @@ class RegisteredTemplate:
 
 
 def make_resource(fn: Callable[..., Any], resource: Resource) -> RegisteredResource:
-    if "{" in resource.uri:
-        raise ValueError(
-            f"resource URI {resource.uri!r} looks like a template: use @server.resource_template for it"
-        )
     handler = Handler.wrap(fn, f"resource {resource.uri!r}")
     extra = [p.name for p in handler.user_parameters()]
     if extra:

@@ -42,9 +42,11 @@ def _doc(fn: Callable[..., Any]) -> str | None:
     return inspect.getdoc(fn) or None
 
 
-def _fn_name(fn: Callable[..., Any]) -> str:
+def _fn_name(fn: Callable[..., Any], default: str | None = None) -> str:
     name = getattr(fn, "__name__", None)
     if not isinstance(name, str) or name == "<lambda>":
+        if default is not None:
+            return default
         raise ValueError(f"{fn!r} has no usable __name__: pass name=...")
     return name
 
@@ -177,9 +179,13 @@ class Server:
         def register(fn: F) -> F:
             if uri in self._resources:
                 raise ValueError(f"a resource with URI {uri!r} is already registered")
+            if "{" in uri:
+                raise ValueError(
+                    f"resource URI {uri!r} looks like a template: use @server.resource_template for it"
+                )
             record = Resource(
                 uri,
-                name or _fn_name(fn),
+                name or _fn_name(fn, default=uri),
                 title=title,
                 description=description if description is not None else _doc(fn),
                 mime_type=mime_type,
@@ -213,7 +219,7 @@ class Server:
                 raise ValueError(f"a resource template {uri_template!r} is already registered")
             record = ResourceTemplate(
                 uri_template,
-                name or _fn_name(fn),
+                name or _fn_name(fn, default=uri_template),
                 title=title,
                 description=description if description is not None else _doc(fn),
                 mime_type=mime_type,
