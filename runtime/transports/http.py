@@ -1,0 +1,757 @@
+"""The Streamable HTTP transport: an ASGI app driving a `ServerPort`, and `serve_http` to run it.
+
+One endpoint (default `/mcp`) takes POST (one JSON-RPC message; a batch only for 2025-03-26 clients),
+GET (the session's standalone SSE stream, or the resumption of a POST stream via `Last-Event-ID`) and
+DELETE (end the session). Both protocol eras share it:
+
+- handshake era (2025-11-25 and earlier): `initialize` without `Mcp-Session-Id` creates a session and the
+  response carries its id; every later message names it (400 without, 404 for an unknown one);
+- stateless era (2026-07-28): a request whose `params._meta` carries the protocol-version key needs no
+  session; its `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` headers must agree with the body
+  (400 with -32020), and GET / DELETE from such clients answer 405.
+
+The transport never interprets MCP beyond that routing: everything else happens behind the port, and
+every failure is an HTTP status with a JSON-RPC error body, never a dropped connection. See docs/http.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Final, TypeAlias
+
+import trio
+
+from ..protocol import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    STATELESS_VERSIONS,
+    ErrorResponse,
+    Malformed,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    check_stateless_headers,
+    encode,
+    error_response,
+    has_stateless_envelope,
+    is_supported,
+    parse_payload,
+    unsupported_version_error,
+)
+from ..server._port import ServerPort, SessionBusy, TransportError, UnknownSession
+from ._http_events import ReplayStream, SessionStreams, format_event, format_retry, parse_event_id
+from ._http_guard import (
+    DEFAULT_ALLOWED_HOSTS,
+    DEFAULT_ALLOWED_ORIGINS,
+    JSON,
+    LOOPBACK_HOSTS,
+    SSE,
+    AllowList,
+    accepted_types,
+    accepts,
+)
+
+__all__ = ["McpHttpApp", "mcp_asgi_app", "serve_http"]
+
+logger = logging.getLogger("mcpvisor.runtime.transports.http")
+
+Scope: TypeAlias = MutableMapping[str, Any]
+ASGIMessage: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[ASGIMessage]]
+Send: TypeAlias = Callable[[ASGIMessage], Awaitable[None]]
+
+SESSION_HEADER: Final = "mcp-session-id"
+VERSION_HEADER: Final = "mcp-protocol-version"
+LAST_EVENT_ID_HEADER: Final = "last-event-id"
+BATCH_VERSION: Final = "2025-03-26"
+"""The only revision with JSON-RPC batches, and the one assumed when `MCP-Protocol-Version` is absent."""
+
+
+class _Disconnected(Exception):
+    """The client went away while we were writing; the request itself carries on."""
+
+
+def _headers_of(scope: Scope) -> dict[str, str]:
+    # HTTP field values are compared after trimming optional whitespace (RFC 9110 section 5.5).
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = bytes(raw_name).decode("latin-1").lower()
+        value = bytes(raw_value).decode("latin-1").strip()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def _error_body(code: int, message: str, request_id: RequestId | None = None) -> bytes:
+    return encode(error_response(request_id, code, message))
+
+
+class _Exchange:
+    """One HTTP request/response: the ASGI callables plus whether the response has started."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self._send = send
+        self.started = False
+
+    async def start(self, status: int, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.started = True
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+
+    async def body(self, data: bytes, *, more: bool = False) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _Disconnected from exc
+
+    async def respond(self, status: int, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> None:
+        all_headers = list(headers)
+        if body:
+            all_headers.append(("content-type", JSON))
+        all_headers.append(("content-length", str(len(body))))
+        await self.start(status, all_headers)
+        await self.body(body)
+
+    async def error(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        headers: Sequence[tuple[str, str]] = (),
+        request_id: RequestId | None = None,
+    ) -> None:
+        await self.respond(status, _error_body(code, message, request_id), headers)
+
+    async def wait_disconnect(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+
+class McpHttpApp:
+    """The ASGI application; build it with `mcp_asgi_app`. One instance serves one `ServerPort`."""
+
+    def __init__(
+        self,
+        port: ServerPort,
+        *,
+        path: str | None = "/mcp",
+        allowed_origins: Sequence[str] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        json_response: bool = False,
+        retry_ms: int = 1000,
+        sse_poll_after: float | None = None,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        max_events_per_stream: int = 1024,
+        max_streams_per_session: int = 64,
+        reply_buffer: int = 64,
+    ) -> None:
+        if sse_poll_after is not None and sse_poll_after < 0:
+            raise ValueError("sse_poll_after must be >= 0 seconds (or None to keep streams open)")
+        self.port = port
+        self.path = None if path is None else (path.rstrip("/") or "/")
+        self.origins = AllowList.of(allowed_origins, DEFAULT_ALLOWED_ORIGINS)
+        self.hosts = AllowList.of(allowed_hosts, DEFAULT_ALLOWED_HOSTS)
+        self.json_response = json_response
+        self.retry_ms = retry_ms
+        self.sse_poll_after = sse_poll_after
+        self.max_body_bytes = max_body_bytes
+        self.max_events_per_stream = max_events_per_stream
+        self.max_streams_per_session = max_streams_per_session
+        self.reply_buffer = reply_buffer
+        self._streams: dict[str, SessionStreams] = {}
+
+    # -- ASGI entry ---------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1003})
+            return
+        ex = _Exchange(receive, send)
+        try:
+            await self._dispatch(scope, ex)
+        except _Disconnected:
+            logger.debug("client disconnected before the response was written")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _path_matches(self, scope: Scope) -> bool:
+        if self.path is None:
+            return True
+        path = str(scope.get("path", "")).rstrip("/") or "/"
+        root = str(scope.get("root_path", "")).rstrip("/")
+        return path in (self.path, root + self.path)
+
+    async def _dispatch(self, scope: Scope, ex: _Exchange) -> None:
+        headers = _headers_of(scope)
+        host = headers.get("host")
+        if host is not None and not self.hosts.allows_host(host):
+            await ex.error(403, INVALID_REQUEST, "Forbidden: Host header not allowed")
+            return
+        origin = headers.get("origin")
+        if origin is not None and not self.origins.allows_origin(origin):
+            await ex.error(403, INVALID_REQUEST, "Forbidden: Origin not allowed")
+            return
+        if not self._path_matches(scope):
+            await ex.error(404, INVALID_REQUEST, "Not Found: the MCP endpoint is elsewhere")
+            return
+        method = scope.get("method", "GET")
+        if method == "POST":
+            await self._post(ex, headers)
+        elif method == "GET":
+            await self._get(ex, headers)
+        elif method == "DELETE":
+            await self._delete(ex, headers)
+        else:
+            await ex.error(405, INVALID_REQUEST, "Method Not Allowed", [("allow", "GET, POST, DELETE")])
+
+    # -- shared helpers -----------------------------------------------------------------------------
+
+    def _session_streams(self, session_id: str) -> SessionStreams:
+        streams = self._streams.get(session_id)
+        if streams is None:
+            streams = SessionStreams(self.max_streams_per_session, self.max_events_per_stream)
+            self._streams[session_id] = streams
+        return streams
+
+    def _forget(self, session_id: str) -> None:
+        self._streams.pop(session_id, None)
+
+    def _sweep(self) -> None:
+        """Drop the replay logs of sessions that ended without a DELETE (expired, crashed for good)."""
+        for session_id in [sid for sid in self._streams if not self.port.has_session(sid)]:
+            del self._streams[session_id]
+
+    async def _unknown_session(self, ex: _Exchange, session_id: str) -> None:
+        self._forget(session_id)
+        await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
+
+    async def _transport_error(self, ex: _Exchange, exc: TransportError) -> None:
+        if isinstance(exc, UnknownSession):
+            await self._unknown_session(ex, exc.session_id)
+        elif isinstance(exc, SessionBusy):
+            retry_after = str(max(1, math.ceil(exc.retry_after)))
+            await ex.error(
+                429, INTERNAL_ERROR, "Too Many Requests: session is busy", [("retry-after", retry_after)]
+            )
+        else:
+            await ex.error(503, INTERNAL_ERROR, f"Service Unavailable: {exc}")
+
+    @staticmethod
+    def _stateless_client(headers: dict[str, str]) -> bool:
+        return headers.get(SESSION_HEADER) is None and headers.get(VERSION_HEADER) in STATELESS_VERSIONS
+
+    # -- POST ---------------------------------------------------------------------------------------
+
+    async def _read_body(self, ex: _Exchange) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await ex.receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = bytes(message.get("body", b""))
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await ex.error(413, INVALID_REQUEST, "Payload Too Large")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _post(self, ex: _Exchange, headers: dict[str, str]) -> None:
+        types = accepted_types(headers.get("accept"))
+        wants_sse = not self.json_response and accepts(types, SSE)
+        if not (accepts(types, JSON) or wants_sse):
+            await ex.error(
+                406,
+                INVALID_REQUEST,
+                "Not Acceptable: the client must accept application/json and text/event-stream",
+            )
+            return
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != JSON:
+            await ex.error(415, INVALID_REQUEST, "Unsupported Media Type: send application/json")
+            return
+        body = await self._read_body(ex)
+        if body is None:
+            return
+        session_id = headers.get(SESSION_HEADER)
+        version = headers.get(VERSION_HEADER)
+        allow_batch = session_id is not None and version in (None, BATCH_VERSION)
+        incoming = parse_payload(body, allow_batch=allow_batch)
+        if incoming.batch:
+            await self._post_batch(ex, headers, session_id, incoming.items, wants_sse)
+            return
+        item = incoming.items[0]
+        if isinstance(item, Malformed):
+            status = 400
+            await ex.respond(status, encode(item.reply))
+            return
+        if isinstance(item, Request) and item.method == "initialize" and session_id is None:
+            await self._initialize(ex, item, wants_sse)
+        elif isinstance(item, Request) and has_stateless_envelope(item.params):
+            await self._stateless_request(ex, headers, item, wants_sse)
+        elif self._stateless_client(headers):
+            # A 2026-07-28 client's notification / response, or a request lacking its envelope: the
+            # runtime answers the latter with the precise -32602.
+            if isinstance(item, Request):
+                await self._request(ex, None, item, wants_sse, None)
+            else:
+                await self._accept(ex, None, item)
+        else:
+            if session_id is None:
+                await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+                return
+            if version is not None and not is_supported(version):
+                await ex.error(
+                    400, INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}"
+                )
+                return
+            if not self.port.has_session(session_id):
+                await self._unknown_session(ex, session_id)
+                return
+            if isinstance(item, Request):
+                await self._request(ex, session_id, item, wants_sse, self._session_streams(session_id))
+            else:
+                await self._accept(ex, session_id, item)
+
+    async def _accept(
+        self, ex: _Exchange, session_id: str | None, message: Notification | Response | ErrorResponse
+    ) -> None:
+        try:
+            await self.port.submit(session_id, message)
+        except TransportError as exc:
+            await self._transport_error(ex, exc)
+            return
+        await ex.respond(202)
+
+    async def _stateless_request(
+        self, ex: _Exchange, headers: dict[str, str], request: Request, wants_sse: bool
+    ) -> None:
+        mismatch = check_stateless_headers(request, headers)
+        if mismatch is not None:
+            await ex.respond(400, encode(mismatch))
+            return
+        version = headers[VERSION_HEADER]  # present: the check above compared it with the body
+        if version not in STATELESS_VERSIONS:
+            await ex.respond(400, encode(unsupported_version_error(request.id, version)))
+            return
+        await self._request(ex, None, request, wants_sse, None)
+
+    async def _initialize(self, ex: _Exchange, request: Request, wants_sse: bool) -> None:
+        self._sweep()
+        try:
+            session_id = await self.port.create_session()
+        except TransportError as exc:
+            await self._transport_error(ex, exc)
+            return
+        send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
+        try:
+            await self.port.submit(session_id, request, send_replies)
+        except TransportError as exc:
+            send_replies.close()
+            await self._transport_error(ex, exc)
+            return
+        # The answer decides whether the session exists at all, so wait for it before any header goes
+        # out: a refused initialize must not leave the client holding an id.
+        final = await self._final_reply(replies, session_id, request.id)
+        extra: list[tuple[str, str]] = []
+        if isinstance(final, ErrorResponse):
+            await self.port.close_session(session_id)
+        else:
+            extra.append((SESSION_HEADER, session_id))
+        if not wants_sse:
+            await ex.respond(200, encode(final), extra)
+            return
+        stream = self._session_streams(session_id).open() if extra else None
+        await ex.start(200, [("content-type", SSE), ("cache-control", "no-cache"), *extra])
+        if stream is not None:
+            await ex.body(format_event(b"", stream.event_id(0), self.retry_ms), more=True)
+            seq = stream.append(encode(final))
+            stream.finish()
+            await ex.body(format_event(encode(final), stream.event_id(seq)))
+        else:
+            await ex.body(format_event(encode(final)))
+
+    async def _final_reply(
+        self,
+        replies: trio.MemoryReceiveChannel[Message],
+        session_id: str | None,
+        request_id: RequestId,
+    ) -> Response | ErrorResponse:
+        """Wait for the final answer of a request whose client wants plain JSON.
+
+        Related notifications have nowhere to go and are dropped; a server-to-client request is
+        answered on the client's behalf with an error, so the handler waiting for it fails fast
+        instead of hanging.
+        """
+        async with replies:
+            async for message in replies:
+                if isinstance(message, Response | ErrorResponse) and message.id == request_id:
+                    return message
+                if isinstance(message, Request) and session_id is not None:
+                    refusal = error_response(
+                        message.id,
+                        INTERNAL_ERROR,
+                        "the client asked for a JSON response, so it cannot receive server requests",
+                    )
+                    try:
+                        await self.port.submit(session_id, refusal)
+                    except TransportError:
+                        logger.debug("could not refuse %s for %s", message.method, session_id)
+        return error_response(request_id, INTERNAL_ERROR, "Internal error")
+
+    async def _request(
+        self,
+        ex: _Exchange,
+        session_id: str | None,
+        request: Request,
+        wants_sse: bool,
+        streams: SessionStreams | None,
+    ) -> None:
+        send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
+        try:
+            await self.port.submit(session_id, request, send_replies)
+        except TransportError as exc:
+            send_replies.close()
+            await self._transport_error(ex, exc)
+            return
+        if not wants_sse:
+            final = await self._final_reply(replies, session_id, request.id)
+            await ex.respond(200, encode(final))
+            return
+        # Stateless requests have no session to resume in (no GET), so their events carry no ids.
+        stream = (
+            streams.open() if streams is not None else ReplayStream(0, max_events=self.max_events_per_stream)
+        )
+        resumable = streams is not None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump_replies, replies, stream, [request.id])
+            await self._write_stream(ex, stream, after=0, resumable=resumable, prime=True, poll=True)
+
+    async def _pump_replies(
+        self,
+        replies: trio.MemoryReceiveChannel[Message],
+        stream: ReplayStream,
+        pending: list[RequestId],
+        *,
+        finish: bool = True,
+    ) -> None:
+        """Move a request's replies into its replay log, whatever happens to the connection."""
+        waiting = set(pending)
+        async with replies:
+            async for message in replies:
+                stream.append(encode(message))
+                if isinstance(message, Response | ErrorResponse) and message.id in waiting:
+                    waiting.discard(message.id)
+                    if not waiting:
+                        break
+        for request_id in pending:
+            if request_id in waiting:  # the runtime closed replies without an answer
+                stream.append(encode(error_response(request_id, INTERNAL_ERROR, "Internal error")))
+        if finish:
+            stream.finish()
+
+    async def _write_stream(
+        self,
+        ex: _Exchange,
+        stream: ReplayStream,
+        *,
+        after: int,
+        resumable: bool,
+        prime: bool,
+        poll: bool = False,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
+
+        The priming event (an id and empty data) lets a client that loses the connection before the
+        first real event resume anyway. With `sse_poll_after`, the connection is closed early (after a
+        `retry:` hint) and the client comes back with GET + `Last-Event-ID`; the log keeps filling
+        meanwhile. Only a POST's first connection is cut short: a resuming GET follows to the end.
+        """
+        await ex.start(
+            200,
+            [
+                ("content-type", SSE),
+                ("cache-control", "no-cache"),
+                ("x-accel-buffering", "no"),
+                *extra_headers,
+            ],
+        )
+        if prime and resumable:
+            await ex.body(format_event(b"", stream.event_id(0), self.retry_ms), more=True)
+        poll_after = self.sse_poll_after if resumable and poll else None
+        deadline = math.inf if poll_after is None else trio.current_time() + poll_after
+        seq = after
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await ex.wait_disconnect()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                with trio.move_on_at(deadline) as poll_scope:
+                    while True:
+                        for s, data in stream.since(seq):
+                            await ex.body(
+                                format_event(data, stream.event_id(s) if resumable else None), more=True
+                            )
+                            seq = s
+                        if stream.finished and seq >= stream.last_seq:
+                            break
+                        await stream.wait_after(seq)
+                if poll_scope.cancelled_caught:
+                    await ex.body(format_retry(self.retry_ms), more=True)
+                await ex.body(b"")
+            except _Disconnected:
+                pass
+            nursery.cancel_scope.cancel()
+
+    async def _post_batch(
+        self,
+        ex: _Exchange,
+        headers: dict[str, str],
+        session_id: str | None,
+        items: Sequence[Message | Malformed],
+        wants_sse: bool,
+    ) -> None:
+        """A 2025-03-26 batch: every item goes to the session; the answers come back together."""
+        if session_id is None:  # parse_payload refuses batches without a session; defensive
+            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return
+        if not self.port.has_session(session_id):
+            await self._unknown_session(ex, session_id)
+            return
+        early: list[Message] = []
+        channels: list[tuple[RequestId, trio.MemoryReceiveChannel[Message]]] = []
+        for item in items:
+            if isinstance(item, Malformed):
+                early.append(item.reply)
+                continue
+            try:
+                if isinstance(item, Request):
+                    send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
+                    try:
+                        await self.port.submit(session_id, item, send_replies)
+                    except TransportError:
+                        send_replies.close()
+                        raise
+                    channels.append((item.id, replies))
+                else:
+                    await self.port.submit(session_id, item)
+            except UnknownSession as exc:
+                await self._transport_error(ex, exc)
+                return
+            except TransportError as exc:
+                if isinstance(item, Request):
+                    early.append(error_response(item.id, INTERNAL_ERROR, str(exc)))
+        if not channels and not early:
+            await ex.respond(202)
+            return
+        if not wants_sse:
+            answers: list[Message] = list(early)
+            for request_id, replies in channels:
+                answers.append(await self._final_reply(replies, session_id, request_id))
+            await ex.respond(200, encode(answers))
+            return
+        stream = self._session_streams(session_id).open()
+        for message in early:
+            stream.append(encode(message))
+        async with trio.open_nursery() as nursery:
+
+            async def pump_all() -> None:
+                async with trio.open_nursery() as inner:
+                    for request_id, replies in channels:
+                        inner.start_soon(
+                            functools.partial(self._pump_replies, replies, stream, [request_id], finish=False)
+                        )
+                stream.finish()
+
+            nursery.start_soon(pump_all)
+            await self._write_stream(ex, stream, after=0, resumable=True, prime=True, poll=True)
+
+    # -- GET ----------------------------------------------------------------------------------------
+
+    async def _get(self, ex: _Exchange, headers: dict[str, str]) -> None:
+        session_id = headers.get(SESSION_HEADER)
+        if self._stateless_client(headers):
+            await ex.error(
+                405, INVALID_REQUEST, "Method Not Allowed: no GET stream in 2026-07-28", [("allow", "POST")]
+            )
+            return
+        if not accepts(accepted_types(headers.get("accept")), SSE):
+            await ex.error(406, INVALID_REQUEST, "Not Acceptable: GET needs Accept: text/event-stream")
+            return
+        if session_id is None:
+            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return
+        if not self.port.has_session(session_id):
+            await self._unknown_session(ex, session_id)
+            return
+        streams = self._session_streams(session_id)
+        resume = (
+            parse_event_id(headers.get(LAST_EVENT_ID_HEADER, "")) if LAST_EVENT_ID_HEADER in headers else None
+        )
+        previous = streams.get(resume[0]) if resume is not None else None
+        if previous is not None and resume is not None and not previous.standalone:
+            # Resuming a POST's stream: the rest of that request's events, then its response.
+            await self._write_stream(ex, previous, after=resume[1], resumable=True, prime=False)
+            return
+        try:
+            channel = self.port.standalone_stream(session_id)
+        except UnknownSession as exc:
+            await self._transport_error(ex, exc)
+            return
+        stream = streams.open(standalone=True)
+        if previous is not None and resume is not None:
+            # Events the old standalone connection missed go first on the new one (with new ids: ids
+            # are per stream, and this is a new stream).
+            backlog = list(previous.since(resume[1]))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_standalone, channel, stream, backlog)
+                await self._write_stream(ex, stream, after=0, resumable=True, prime=True)
+                nursery.cancel_scope.cancel()
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump_standalone, channel, stream, [])
+            await self._write_stream(ex, stream, after=0, resumable=True, prime=True)
+            nursery.cancel_scope.cancel()
+
+    async def _pump_standalone(
+        self,
+        channel: trio.MemoryReceiveChannel[Message],
+        stream: ReplayStream,
+        backlog: list[tuple[int, bytes]],
+    ) -> None:
+        for _, data in backlog:
+            stream.append(data)
+        try:
+            async with channel:
+                async for message in channel:
+                    stream.append(encode(message))
+        finally:
+            stream.finish()
+
+    # -- DELETE -------------------------------------------------------------------------------------
+
+    async def _delete(self, ex: _Exchange, headers: dict[str, str]) -> None:
+        session_id = headers.get(SESSION_HEADER)
+        if self._stateless_client(headers):
+            await ex.error(
+                405, INVALID_REQUEST, "Method Not Allowed: no sessions in 2026-07-28", [("allow", "POST")]
+            )
+            return
+        if session_id is None:
+            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return
+        if not self.port.has_session(session_id):
+            await self._unknown_session(ex, session_id)
+            return
+        await self.port.close_session(session_id)
+        self._forget(session_id)
+        await ex.respond(200)
+
+
+def mcp_asgi_app(
+    port: ServerPort,
+    *,
+    path: str | None = "/mcp",
+    allowed_origins: Sequence[str] | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    json_response: bool = False,
+    retry_ms: int = 1000,
+    sse_poll_after: float | None = None,
+    max_body_bytes: int = 4 * 1024 * 1024,
+    max_events_per_stream: int = 1024,
+    max_streams_per_session: int = 64,
+) -> McpHttpApp:
+    """The Streamable HTTP endpoint for `port` as an ASGI application.
+
+    `allowed_origins` / `allowed_hosts` default to the loopback names on any port (DNS-rebinding
+    protection for a local server); pass your public names when serving elsewhere, or `["*"]` to turn
+    a check off. `json_response=True` answers every request with one JSON body instead of an SSE stream.
+    `sse_poll_after` closes a POST's SSE connection after that many seconds without the final answer,
+    so clients resume with GET + `Last-Event-ID` (SEP-1699 polling); `retry_ms` is the reconnect delay
+    announced to them. `path=None` serves every path (when a router already chose this app).
+    """
+    return McpHttpApp(
+        port,
+        path=path,
+        allowed_origins=allowed_origins,
+        allowed_hosts=allowed_hosts,
+        json_response=json_response,
+        retry_ms=retry_ms,
+        sse_poll_after=sse_poll_after,
+        max_body_bytes=max_body_bytes,
+        max_events_per_stream=max_events_per_stream,
+        max_streams_per_session=max_streams_per_session,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    return host.strip("[]").lower() in {h.strip("[]") for h in LOOPBACK_HOSTS} or host.startswith("127.")
+
+
+def _bound_port(bind: str) -> int:
+    """hypercorn reports `http://127.0.0.1:54321` / `http://[::1]:54321`: the port is after the last colon."""
+    return int(bind.rsplit(":", 1)[1])
+
+
+async def serve_http(
+    port: ServerPort,
+    *,
+    host: str = "127.0.0.1",
+    port_number: int = 8000,
+    path: str | None = "/mcp",
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Serve `port` over Streamable HTTP with hypercorn's trio worker until cancelled.
+
+    `task_status.started(bound_port)` reports the real port, so `port_number=0` picks a free one.
+    `options` go to `mcp_asgi_app`. Bound to a non-loopback address with no `allowed_hosts`, the Host
+    check is off (the machine's public names are unknown to us); the Origin check stays on. Nothing is
+    printed: hypercorn's messages go to the `mcpvisor.runtime.transports.http` logger.
+    """
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    if options.get("allowed_hosts") is None and not _is_loopback(host):
+        options["allowed_hosts"] = ["*"]
+    app = mcp_asgi_app(port, path=path, **options)
+    config = Config()
+    config.bind = [
+        f"[{host}]:{port_number}" if ":" in host and not host.startswith("[") else f"{host}:{port_number}"
+    ]
+    config.accesslog = None
+    config.errorlog = logger
+    config.graceful_timeout = 1.0
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(functools.partial(serve, app, config))  # type: ignore[arg-type]
+        task_status.started(_bound_port(binds[0]))
