@@ -16,7 +16,6 @@ from typing import Any
 
 import attrs
 import trio
-
 from mcpvisor.runtime.protocol import (
     INVALID_PARAMS,
     ErrorResponse,

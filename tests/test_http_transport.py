@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 import trio
-
-from mcpvisor.runtime.protocol import Notification, Request, Response
-from mcpvisor.runtime.transports.http import McpHttpApp, mcp_asgi_app
-
 from _asgi_client import open_request, parse_sse, request, sse_messages
 from _fake_port import FakePort, fake_port
+from mcpvisor.runtime.protocol import Notification, Request, Response
+from mcpvisor.runtime.transports.http import McpHttpApp, mcp_asgi_app
 
 BOTH = {"accept": "application/json, text/event-stream"}
 INIT = {
