@@ -5,6 +5,7 @@ from ._context import Context
 from ._dispatch import handle_request
 from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
+from ._local_env import LocalEnv
 from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._server import Server
@@ -22,4 +23,5 @@ __all__ += [
     "Audio",
     "RequestEnv",
     "NoSessionState",
+    "LocalEnv",
 ]
