@@ -1,24 +1,30 @@
-"""The kit can fail: deliberately broken backends must not pass it."""
+"""The kit can fail: each deliberately broken backend below must not pass it at the kit's defaults.
+
+Every class is the memory backend with one classic bug. The kit runs with its own default number of
+examples and steps (only derandomized, and without the shrink phase, which would just cost time), so
+this proves the targeted rules find these bugs in an ordinary CI run, not only in a long soak. A second
+test repeats the hunt under several fixed seeds, so a pass here is not the luck of one seed.
+"""
 
 from __future__ import annotations
 
+import bisect
 import unittest
+from collections.abc import Callable
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, Phase, settings
-from mcpvisor.backends import MemorySessionStore, MemoryTaskBackend, TaskNotFound, TaskRecord
-from mcpvisor.backends.testing import session_store_conformance, task_backend_conformance
+from hypothesis import Phase, seed, settings
+from mcpvisor.backends import MemorySessionStore, MemoryTaskBackend, TaskNotFound, TaskPage, TaskRecord
+from mcpvisor.backends._memory import decode_cursor, encode_cursor
+from mcpvisor.backends.testing import default_settings, session_store_conformance, task_backend_conformance
 
-HUNT = settings(
-    max_examples=300,
-    stateful_step_count=40,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    phases=[Phase.generate],  # finding the bug is the point; shrinking would only cost time
-    suppress_health_check=list(HealthCheck),
-)
+#: The kit's defaults, made deterministic.
+HUNT = settings(default_settings(), database=None, derandomize=True, phases=[Phase.generate])
+SEEDS = (1, 2, 3)
+
+
+# --- task backends -------------------------------------------------------------------------------
 
 
 class Resurrecting(MemoryTaskBackend):
@@ -36,6 +42,8 @@ class Resurrecting(MemoryTaskBackend):
 
 
 class IgnoresCAS(MemoryTaskBackend):
+    """Overwrites whatever version is stored: two nodes would silently lose each other's updates."""
+
     async def update(self, record: TaskRecord, *, expected_version: int) -> TaskRecord:
         stored = await self.get(record.task_id)
         actual = expected_version if stored is None else stored.version
@@ -45,10 +53,75 @@ class IgnoresCAS(MemoryTaskBackend):
 class WrongOrder(MemoryTaskBackend):
     """Pages oldest first."""
 
-    async def list(self, owner: str, *, cursor: str | None = None, limit: int = 50):  # type: ignore[no-untyped-def]
+    async def list(self, owner: str, *, cursor: str | None = None, limit: int = 50) -> TaskPage:
         page = await super().list(owner, cursor=cursor, limit=1000)
-        records = tuple(reversed(page.records))[:limit]
-        return type(page)(records, None)
+        return TaskPage(tuple(reversed(page.records))[:limit], None)
+
+
+class LateTaskExpiry(MemoryTaskBackend):
+    """Still returns a record at exactly its expiry instant (``now > expires_at`` instead of ``>=``)."""
+
+    def _live(self, task_id: str, now: float) -> TaskRecord | None:
+        record = self._records.get(task_id)
+        if record is not None and record.expires_at == now:
+            return record
+        return super()._live(task_id, now)
+
+
+class _SortedPaging(MemoryTaskBackend):
+    """Pages over a freshly sorted list; subclasses get the order or the cursor wrong."""
+
+    def _sorted(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        return sorted(records, key=lambda r: (-r.created_at, r.task_id))
+
+    def _start(self, ordered: list[TaskRecord], cursor: str) -> int:
+        created_at, task_id = decode_cursor(cursor)
+        keys = [(-r.created_at, r.task_id) for r in ordered]
+        return bisect.bisect_right(keys, (-created_at, task_id))
+
+    async def list(self, owner: str, *, cursor: str | None = None, limit: int = 50) -> TaskPage:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        everything = (await super().list(owner, limit=1_000_000)).records
+        ordered = self._sorted(list(everything))
+        start = 0 if cursor is None else self._start(ordered, cursor)
+        page = ordered[start : start + limit]
+        if start + limit < len(ordered):
+            return TaskPage(tuple(page), encode_cursor(page[-1].created_at, page[-1].task_id))
+        return TaskPage(tuple(page))
+
+
+class TieBreakReversed(_SortedPaging):
+    """Sorts by ``(created_at, task_id)`` descending: equal timestamps come out in the wrong order."""
+
+    def _sorted(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        return sorted(records, key=lambda r: (r.created_at, r.task_id), reverse=True)
+
+    def _start(self, ordered: list[TaskRecord], cursor: str) -> int:
+        created_at, task_id = decode_cursor(cursor)
+        return next(
+            (i for i, r in enumerate(ordered) if (r.created_at, r.task_id) < (created_at, task_id)),
+            len(ordered),
+        )
+
+
+class CursorSkipsTies(_SortedPaging):
+    """The next page starts strictly older than the cursor's timestamp: ties across a page are lost."""
+
+    def _start(self, ordered: list[TaskRecord], cursor: str) -> int:
+        created_at, _ = decode_cursor(cursor)
+        return next((i for i, r in enumerate(ordered) if r.created_at < created_at), len(ordered))
+
+
+class CursorRepeatsTies(_SortedPaging):
+    """The next page starts at the cursor's timestamp: ties across a page come back again."""
+
+    def _start(self, ordered: list[TaskRecord], cursor: str) -> int:
+        created_at, _ = decode_cursor(cursor)
+        return next((i for i, r in enumerate(ordered) if r.created_at <= created_at), len(ordered))
+
+
+# --- session stores ------------------------------------------------------------------------------
 
 
 class IgnoresTTL(MemorySessionStore):
@@ -82,20 +155,115 @@ class NaiveKeys(MemorySessionStore):
             await self.delete(session_id, key)
 
 
-def _fails(case: type[unittest.TestCase]) -> str:
+class LateExpiry(MemorySessionStore):
+    """``get`` still returns a value at exactly its expiry instant (``now > expires_at``, not ``>=``)."""
+
+    async def get(self, session_id: str, key: str) -> bytes | None:
+        entry = self._sessions.get(session_id, {}).get(key)
+        if entry is not None and entry[1] == self._clock():
+            return entry[0]
+        return await super().get(session_id, key)
+
+
+class LeakyKeys(MemorySessionStore):
+    """``keys`` scans by prefix without a delimiter: ``keys('a')`` also lists the keys of ``'a:b'``."""
+
+    async def keys(self, session_id: str) -> list[str]:
+        found: set[str] = set()
+        for other in list(self._sessions):
+            if other.startswith(session_id):
+                found.update(await super().keys(other))
+        return sorted(found)
+
+
+class DropLeavesTTLKeys(MemorySessionStore):
+    """``drop_session`` forgets the values that were put with an explicit TTL (a second index)."""
+
+    def __init__(self, *, clock: Callable[[], float]) -> None:
+        super().__init__(clock=clock)
+        self._explicit: set[tuple[str, str]] = set()
+
+    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        await super().put(session_id, key, value, ttl=ttl)
+        if ttl is None:
+            self._explicit.discard((session_id, key))
+        else:
+            self._explicit.add((session_id, key))
+
+    async def drop_session(self, session_id: str) -> None:
+        for key in await self.keys(session_id):
+            if (session_id, key) not in self._explicit:
+                await self.delete(session_id, key)
+
+
+TASK_BUGS: list[type[MemoryTaskBackend]] = [
+    Resurrecting,
+    IgnoresCAS,
+    WrongOrder,
+    LateTaskExpiry,
+    TieBreakReversed,
+    CursorSkipsTies,
+    CursorRepeatsTies,
+]
+SESSION_BUGS: list[type[MemorySessionStore]] = [
+    IgnoresTTL,
+    EmptyIsMissing,
+    NaiveKeys,
+    LateExpiry,
+    LeakyKeys,
+    DropLeavesTTLKeys,
+]
+
+
+def _report(case: type[unittest.TestCase], seed_value: int | None = None) -> str:
+    """Run the kit's TestCase; the traceback of its failure, or '' if it passed."""
+    if seed_value is not None:
+        machine = case.runTest._hypothesis_state_machine_class  # type: ignore[attr-defined]
+        seed(seed_value)(machine)
     result = unittest.TestResult()
     case("runTest").run(result)
     problems = result.failures + result.errors
     return problems[0][1] if problems else ""
 
 
-@pytest.mark.parametrize("broken", [Resurrecting, IgnoresCAS, WrongOrder])
+def _task_case(broken: type[MemoryTaskBackend], test_settings: settings) -> type[unittest.TestCase]:
+    factory: Callable[[Callable[[], float]], MemoryTaskBackend] = lambda clock: broken(clock=clock)  # noqa: E731
+    return task_backend_conformance(factory, settings=test_settings)
+
+
+def _session_case(broken: type[MemorySessionStore], test_settings: settings) -> type[unittest.TestCase]:
+    factory: Callable[[Callable[[], float]], MemorySessionStore] = lambda clock: broken(clock=clock)  # noqa: E731
+    return session_store_conformance(factory, settings=test_settings)
+
+
+@pytest.mark.parametrize("broken", TASK_BUGS)
 def test_kit_catches_broken_task_backend(broken: type[MemoryTaskBackend]) -> None:
-    report = _fails(task_backend_conformance(lambda clock: broken(clock=clock), settings=HUNT))
-    assert "AssertionError" in report, report
+    report = _report(_task_case(broken, HUNT))
+    assert "AssertionError" in report, report or f"the kit passed {broken.__name__}"
 
 
-@pytest.mark.parametrize("broken", [IgnoresTTL, EmptyIsMissing, NaiveKeys])
+@pytest.mark.parametrize("broken", SESSION_BUGS)
 def test_kit_catches_broken_session_store(broken: type[MemorySessionStore]) -> None:
-    report = _fails(session_store_conformance(lambda clock: broken(clock=clock), settings=HUNT))
-    assert "AssertionError" in report, report
+    report = _report(_session_case(broken, HUNT))
+    assert "AssertionError" in report, report or f"the kit passed {broken.__name__}"
+
+
+@pytest.mark.parametrize("broken", [LateTaskExpiry, TieBreakReversed, LateExpiry])
+@pytest.mark.parametrize("seed_value", SEEDS)
+def test_boundary_bugs_are_caught_under_other_seeds(
+    broken: type[MemoryTaskBackend] | type[MemorySessionStore], seed_value: int
+) -> None:
+    """The two bugs a reviewer once saw slip through, with random (but fixed) seeds, not derandomize."""
+    seeded = settings(default_settings(), database=None, phases=[Phase.generate])
+    if issubclass(broken, MemoryTaskBackend):
+        case = _task_case(broken, seeded)
+    else:
+        case = _session_case(broken, seeded)
+    report = _report(case, seed_value)
+    assert "AssertionError" in report, report or f"the kit passed {broken.__name__} with seed {seed_value}"
+
+
+def test_the_correct_memory_backends_pass_the_same_hunt() -> None:
+    """The broken classes fail because of their bug, not because the hunt settings fail everything."""
+    assert _report(_task_case(MemoryTaskBackend, HUNT)) == ""
+    assert _report(_session_case(MemorySessionStore, HUNT)) == ""

@@ -15,6 +15,7 @@ from ._machine_base import BackendMachine, expect_ok
 # Sessions and keys that collide when a backend joins them naively ("a" + "b:k" vs "a:b" + "k").
 SESSIONS = ("s1", "a", "a:b", "sé ß")
 KEYS = ("k", "b:k", "x", "ü/*?")
+COLLIDING = (("a", "b:k"), ("a:b", "k"))
 FAKE_TTLS = (None, 0.5, 1.0, 2.0, 5.0)
 REAL_TTLS = (None, 0.05, 0.1, 0.2, 0.3)
 FAKE_STEPS = (0.5, 1.0, 2.0, 3.0)
@@ -52,8 +53,14 @@ class SessionStoreMachine(BackendMachine):
         key=st.sampled_from(KEYS),
         value=st.sampled_from([b"", b"\x00", b"v"]) | st.binary(max_size=40),
         ttl_index=st.integers(0, len(FAKE_TTLS) - 1),
+        read_back=st.booleans(),
     )
-    def put(self, session: str, key: str, value: bytes, ttl_index: int) -> None:
+    def put(self, session: str, key: str, value: bytes, ttl_index: int, read_back: bool) -> None:
+        self._check_put(session, key, value, ttl_index)
+        if read_back:
+            self._check_get(session, key)
+
+    def _check_put(self, session: str, key: str, value: bytes, ttl_index: int) -> None:
         ttl = self.ttls[ttl_index]
         result, window = self.call(self.store.put, session, key, value, ttl=ttl)
         expect_ok(result, f"put({session!r}, {key!r}, ttl={ttl})")
@@ -76,7 +83,9 @@ class SessionStoreMachine(BackendMachine):
 
     @rule(pick=st.integers(0, 8 + len(SESSIONS) * len(KEYS) - 1))
     def get(self, pick: int) -> None:
-        session, key = self._choose(pick)
+        self._check_get(*self._choose(pick))
+
+    def _check_get(self, session: str, key: str) -> None:
         result, window = self.call(self.store.get, session, key)
         expect_ok(result, f"get({session!r}, {key!r})")
         entry = self.model.get((session, key))
@@ -86,7 +95,11 @@ class SessionStoreMachine(BackendMachine):
             assert result == entry.value, f"get({session!r}, {key!r}) = {result!r}, expected {entry.value!r}"
             assert type(result) is bytes, f"get returned {type(result).__name__}, expected bytes"
         elif state == DEAD:
-            assert result is None, f"get({session!r}, {key!r}) = {result!r}, expected None (absent/expired)"
+            assert result is None, (
+                f"get({session!r}, {key!r}) = {result!r}, expected None (absent or expired"
+                + ("" if entry is None else f": it expired at {entry.expires_lo}, now is {window.start}")
+                + ")"
+            )
         elif result is None:
             del self.model[session, key]
             self.forgotten += 1
@@ -96,7 +109,9 @@ class SessionStoreMachine(BackendMachine):
 
     @rule(pick=st.integers(0, 8 + len(SESSIONS) * len(KEYS) - 1))
     def delete(self, pick: int) -> None:
-        session, key = self._choose(pick)
+        self._check_delete(*self._choose(pick))
+
+    def _check_delete(self, session: str, key: str) -> None:
         result, window = self.call(self.store.delete, session, key)
         expect_ok(result, f"delete({session!r}, {key!r})")
         entry = self.model.pop((session, key), None)
@@ -109,6 +124,15 @@ class SessionStoreMachine(BackendMachine):
 
     @rule(session=st.sampled_from(SESSIONS))
     def keys(self, session: str) -> None:
+        self._check_keys(session)
+
+    @rule()
+    def keys_of_every_session(self) -> None:
+        """All sessions at once: a key listed under a neighbour ('a' vs 'a:b') is caught right away."""
+        for session in SESSIONS:
+            self._check_keys(session)
+
+    def _check_keys(self, session: str) -> None:
         result, window = self.call(self.store.keys, session)
         expect_ok(result, f"keys({session!r})")
         assert isinstance(result, list), f"keys returned {type(result).__name__}, expected list"
@@ -125,12 +149,32 @@ class SessionStoreMachine(BackendMachine):
                 del self.model[session, k]
                 self.forgotten += 1
 
-    @rule(session=st.sampled_from(SESSIONS))
-    def drop_session(self, session: str) -> None:
+    @rule(
+        values=st.tuples(st.binary(min_size=1, max_size=4), st.binary(min_size=1, max_size=4)),
+        ttl_index=st.integers(0, len(FAKE_TTLS) - 1),
+    )
+    def put_colliding(self, values: tuple[bytes, bytes], ttl_index: int) -> None:
+        """Put ``('a', 'b:k')`` and ``('a:b', 'k')``: one key if a backend joins them with ':'."""
+        for (session, key), value in zip(COLLIDING, values, strict=True):
+            self._check_put(session, key, value, ttl_index)
+        for session, key in COLLIDING:
+            self._check_get(session, key)
+        self._check_keys(COLLIDING[0][0])
+
+    @rule(pick=st.integers(0, 3 + len(SESSIONS)))
+    def drop_session(self, pick: int) -> None:
+        """Mostly a session the model holds values of (so there is something to drop)."""
+        held = sorted({session for session, _ in self.model})
+        session = held[pick % len(held)] if held and pick < 4 else SESSIONS[pick % len(SESSIONS)]
         result, _ = self.call(self.store.drop_session, session)
         expect_ok(result, f"drop_session({session!r})")
-        for s, k in [sk for sk in self.model if sk[0] == session]:
-            del self.model[s, k]
+        dropped = [sk for sk in self.model if sk[0] == session]
+        for sk in dropped:
+            del self.model[sk]
+        # Nothing of the session may survive, whatever TTL or index each value had.
+        self._check_keys(session)
+        for s, k in dropped:
+            self._check_get(s, k)
 
     @rule()
     def expire(self) -> None:
@@ -149,6 +193,32 @@ class SessionStoreMachine(BackendMachine):
     @rule(step_index=st.integers(0, len(FAKE_STEPS) - 1))
     def advance(self, step_index: int) -> None:
         self.advance_time(self.steps[min(step_index, len(self.steps) - 1)])
+
+    def _next_expiry(self) -> float | None:
+        now = self.now()
+        future = [
+            e.expires_lo for e in self.model.values() if e.expires_lo is not None and e.expires_lo > now
+        ]
+        return min(future, default=None)
+
+    @precondition(lambda self: not self.real_time and self._next_expiry() is not None)
+    @rule(delete=st.booleans())
+    def reach_an_expiry(self, delete: bool) -> None:
+        """Jump the fake clock to exactly the next expiry instant and look at what expires there.
+
+        A value is gone when ``now >= expires_at``; a backend that compares with ``>`` still returns it
+        at this one instant, which random clock steps hit too rarely to rely on.
+        """
+        next_expiry = self._next_expiry()
+        assert next_expiry is not None
+        self.advance_time(next_expiry - self.now())
+        due = sorted(sk for sk, e in self.model.items() if e.expires_lo == next_expiry)
+        for session, key in due:
+            self._check_get(session, key)
+        for session in sorted({session for session, _ in due}):
+            self._check_keys(session)
+        if delete:
+            self._check_delete(*due[0])
 
     @precondition(lambda self: not self.real_time and self.default_ttl is not None)
     @rule()

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import trio
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from .._behaviours import TaskBackend
 from .._errors import InvalidTransition, TaskExists, TaskNotFound, VersionConflict
@@ -98,6 +98,10 @@ class TaskBackendMachine(BackendMachine):
             poll_interval=poll_interval,
             version=given_version,
         )
+        self._check_create(record)
+
+    def _check_create(self, record: TaskRecord) -> None:
+        task_id = record.task_id
         result, window = self.call(self.tasks.create, record)
         state = _live_state(self.model.get(task_id), window)
         if isinstance(result, TaskExists) and state in (ALIVE, MAYBE):
@@ -108,9 +112,75 @@ class TaskBackendMachine(BackendMachine):
         assert result == expected, f"create returned {result!r}, expected {expected!r}"
         self.model[task_id] = expected
 
+    def _burst(self, owner: str, ids: list[str], back: int, ttl: int, limits: list[int]) -> None:
+        """Create tasks of one owner at the very same instant, then page through them in small pages.
+
+        Equal ``created_at`` is where ordering and cursors go wrong: the tie-break (``task_id``
+        ascending) decides the order, and a cursor that remembers only the timestamp skips or repeats
+        the ties that straddle a page boundary. The ids arrive in random order, so insertion order
+        is not mistaken for the tie-break either.
+        """
+        now = self.now()
+        created_at = now - self._pick("back", back)
+        for task_id in ids:
+            record = TaskRecord(
+                task_id, owner, created_at=created_at, updated_at=now, ttl=self._pick("ttl", ttl)
+            )
+            self._check_create(record)
+        self._check_list(owner, limits)
+
+    @initialize(
+        owner=st.sampled_from(OWNERS),
+        ids=st.permutations(TASK_IDS).map(lambda ids: list(ids[:4])),
+        count=st.sampled_from([0, 2, 3, 4, 4]),
+        ttl=st.integers(0, 3),
+        limits=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    )
+    def start_with_ties(self, owner: str, ids: list[str], count: int, ttl: int, limits: list[int]) -> None:
+        self._burst(owner, ids[:count], 0, ttl, limits)
+
+    @rule(
+        owner=st.sampled_from(OWNERS),
+        ids=st.permutations(TASK_IDS).map(lambda ids: list(ids[:4])),
+        count=st.integers(2, 4),
+        back=st.integers(0, 3),
+        ttl=st.integers(0, 3),
+        limits=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    )
+    def create_at_one_instant(
+        self, owner: str, ids: list[str], count: int, back: int, ttl: int, limits: list[int]
+    ) -> None:
+        self._burst(owner, ids[:count], back, ttl, limits)
+
+    def _next_expiry(self) -> float | None:
+        now = self.now()
+        future = [
+            r.expires_at for r in self.model.values() if r.expires_at is not None and r.expires_at > now
+        ]
+        return min(future, default=None)
+
+    @precondition(lambda self: not self.real_time and self._next_expiry() is not None)
+    @rule(limit=st.integers(1, 2))
+    def reach_an_expiry(self, limit: int) -> None:
+        """Jump the fake clock to exactly the next ``expires_at`` and look at what expires there.
+
+        A record is gone when ``now >= created_at + ttl``; a backend that compares with ``>`` still
+        returns it at this one instant, which random clock steps hit too rarely to rely on.
+        """
+        next_expiry = self._next_expiry()
+        assert next_expiry is not None
+        self.advance_time(next_expiry - self.now())
+        due = sorted(r.task_id for r in self.model.values() if r.expires_at == next_expiry)
+        for task_id in due:
+            self._check_get(task_id)
+        for owner in sorted({self.model[task_id].owner for task_id in due if task_id in self.model}):
+            self._check_list(owner, [limit])
+
     @rule(pick=st.integers(0, 9))
     def get(self, pick: int) -> None:
-        task_id = self._choose_id(pick)
+        self._check_get(self._choose_id(pick))
+
+    def _check_get(self, task_id: str) -> None:
         result, window = self.call(self.tasks.get, task_id)
         expect_ok(result, f"get({task_id!r})")
         stored = self.model.get(task_id)
@@ -118,8 +188,10 @@ class TaskBackendMachine(BackendMachine):
         if state == MAYBE and result is None:
             self._forget(task_id)
         elif state == DEAD:
-            assert result is None, (
-                f"get({task_id!r}) = {result!r}, expected None (absent, deleted or expired)"
+            assert result is None, f"get({task_id!r}) = {result!r}, expected None" + (
+                " (absent or deleted)"
+                if stored is None
+                else f" (expired at {stored.expires_at}, now is {window.start})"
             )
         else:
             assert result == stored, f"get({task_id!r}) = {result!r}, expected {stored!r}"
@@ -222,6 +294,7 @@ class TaskBackendMachine(BackendMachine):
                 f"after a refused update, get({record.task_id!r}) = {after!r}, expected {record!r}"
             )
 
+    @precondition(lambda self: any(not r.status.is_terminal for r in self.model.values()))
     @rule(pick=st.integers(0, 9), messages=st.tuples(st.text(max_size=4), st.text(max_size=4)))
     def racing_updates(self, pick: int, messages: tuple[str, str]) -> None:
         """Two concurrent updates from the same version: exactly one wins, the other gets VersionConflict."""
@@ -275,6 +348,10 @@ class TaskBackendMachine(BackendMachine):
         limits=st.lists(st.integers(1, 4), min_size=1, max_size=4),
     )
     def list_all_pages(self, owner: str, limits: list[int]) -> None:
+        self._check_list(owner, limits)
+
+    def _check_list(self, owner: str, limits: list[int]) -> None:
+        """Walk every page of ``owner``'s tasks (page sizes cycle through ``limits``) and check it all."""
         first: Window | None = None
         seen: list[TaskRecord] = []
         cursor: str | None = None
