@@ -3,13 +3,14 @@
 FastMCP's ``Client`` runs under asyncio only, so this is its own process. The server is the one in
 ``fastmcp_server.py`` (``add``, ``counter``). Modes, mirroring what benchmarks/server.py measures on ours:
 
-- ``calls``: ``--sessions K`` ``Client(mcp, mode="legacy")`` instances, each an in-memory MCP session
-  (FastMCP's ``FastMCPTransport`` over memory streams) in the 2025-11-25 handshake era, where session
-  state lives across requests as it does over HTTP (the default ``mode="auto"`` picks 2026-07-28, whose
-  ``session_id`` is per request, so ``counter`` would never see its state); all opened first, then
-  ``client.call_tool(tool, args)`` concurrently; ``--warmup`` calls, then ``--rounds`` timed rounds of
-  ``--calls`` calls in all. Per round: calls/s, p50 and p99 latency; the JSON holds each round and the
-  medians.
+- ``calls``: for each tool of ``--tools`` and each K of ``--sessions`` (comma-separated lists; one JSON
+  entry ``"tool/K"`` each, a fresh server each time): K ``Client(mcp, mode="legacy")`` instances, each
+  an in-memory MCP session (FastMCP's ``FastMCPTransport`` over memory streams) in the 2025-11-25
+  handshake era, where session state lives across requests as it does over HTTP (the default
+  ``mode="auto"`` picks 2026-07-28, whose ``session_id`` is per request, so ``counter`` would never see
+  its state); all opened first, then ``client.call_tool(tool, args)`` concurrently; ``--warmup`` calls,
+  then ``--rounds`` timed rounds of ``--calls`` calls in all. Per round: calls/s, p50 and p99 latency;
+  the JSON holds each round and the medians.
 - ``sessions``: per round, ``--count`` times ``async with Client(mcp, mode="legacy"): pass`` (open,
   initialize, close).
 - ``rss``: RSS growth for ``--count`` idle server-side sessions. Each is what FastMCP's in-memory
@@ -164,15 +165,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("mode", choices=["calls", "sessions", "rss"])
-    parser.add_argument("--tool", default="add", choices=["add", "counter"])
-    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--tools", default="add,counter")
+    parser.add_argument("--sessions", default="1,20")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.mode == "calls":
-        out = asyncio.run(run_calls(args.tool, args.sessions, args.calls, args.warmup, args.rounds))
+        out = {}
+        for tool in args.tools.split(","):
+            for k in map(int, args.sessions.split(",")):
+                out[f"{tool}/{k}"] = asyncio.run(run_calls(tool, k, args.calls, args.warmup, args.rounds))
     elif args.mode == "sessions":
         out = asyncio.run(run_sessions(args.count, min(args.warmup, 20), args.rounds))
     else:

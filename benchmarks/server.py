@@ -1,0 +1,648 @@
+"""Server benchmark (issue 5): our MCP server vs the same server written with FastMCP, in one run.
+
+    .venv/bin/python benchmarks/server.py            # full run (about 4 minutes)
+    .venv/bin/python benchmarks/server.py --quick    # smoke run, under a minute
+
+The server, on both sides: ``add(a, b)`` (a trivial tool) and ``counter()`` (a session-state read+write:
+``n = get_state("n") + 1; set_state("n", n)``). FastMCP 4.1.6 runs in its own venv
+(``benchmarks/.venv-fastmcp``, created here when missing). Each figure below is the median of 3 short
+rounds after a warm-up, measured in this run (2 shared, noisy cores: only same-run ratios mean much):
+
+- in-memory tools/call round trips/s and p50/p99 latency, 1 session and 20 concurrent sessions: each side
+  in its own process with its own in-memory client. FastMCP: ``Client(mcp, mode="legacy")`` under asyncio
+  (``_baselines/fastmcp_inmemory.py``). Ours, under trio: a client that speaks to the running runtime's
+  ``ServerPort`` the way our in-memory transport does (``create_session``, ``submit`` with a replies
+  channel), with the same JSON-RPC messages;
+- over Streamable HTTP, the same: both servers run as their own processes on 127.0.0.1 (FastMCP's
+  ``run(transport="http")`` on uvicorn; ours ``Server.run(transport="http")`` on hypercorn), started and
+  stopped by pid, driven by the SAME load generator (``_baselines/http_load.py``: asyncio + raw HTTP/1.1
+  keep-alive, one connection per session, the 2025-11-25 handshake, SSE answers parsed for both);
+- session open+initialize+close/s: in-memory (each side's client) and over HTTP (initialize,
+  notifications/initialized, DELETE);
+- RSS per idle session at 1,000 and 10,000 sessions, each count in a fresh process: ours are sessions
+  created through the runtime's ``ServerPort`` (``create_session`` + ``initialize`` +
+  ``notifications/initialized``, no client object kept); FastMCP's are its low-level server's ``run`` on
+  memory streams, one per session, which is what its in-memory transport starts, driven by raw JSON-RPC
+  messages. A cross-check over HTTP: the growth of each server process's RSS while 1,000 sessions opened
+  by the load generator are held.
+
+Goals: >= 2x FastMCP's tools/call throughput in-memory and over HTTP; <= 20 KB per idle session.
+Every ratio printed is ours/FastMCP. Results go to benchmarks/results/server.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import logging
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+HERE = Path(__file__).resolve().parent
+BASELINES = HERE / "_baselines"
+FASTMCP_VENV = HERE / ".venv-fastmcp"
+FASTMCP_PIN = "fastmcp==4.1.6"
+RESULTS = HERE / "results" / "server.json"
+PROTOCOL_VERSION = "2025-11-25"
+TOOLS = ("add", "counter")
+CONCURRENCY = (1, 20)
+
+
+def progress(msg: str) -> None:
+    print(f"[server] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- our server --------------------------------------------------------------------------------------
+
+
+def build_server() -> Any:
+    from mcpvisor.runtime.server import Context, Server
+
+    server = Server("bench")
+
+    @server.tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @server.tool
+    async def counter(ctx: Context) -> int:
+        """Increment this session's counter and return it."""
+        n: int = await ctx.get_state("n", 0) + 1
+        await ctx.set_state("n", n)
+        return n
+
+    return server
+
+
+@contextlib.asynccontextmanager
+async def running_port() -> AsyncIterator[Any]:
+    """Our server's runtime, started in this process: yields its ``ServerPort``."""
+    from mcpvisor.runtime.server import start_server  # type: ignore[attr-defined]
+
+    async with start_server(build_server()) as port:
+        yield port
+
+
+class RpcError(Exception):
+    """The server answered a request with a JSON-RPC error."""
+
+
+class PortSession:
+    """One MCP session driven straight through a ``ServerPort``: what our in-memory transport does."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self.session_id: str | None = None
+        self.next_id = 0
+
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
+        from mcpvisor.runtime.protocol import ErrorResponse, Request, Response
+
+        self.next_id += 1
+        send, recv = trio.open_memory_channel[Any](16)
+        await self.port.submit(self.session_id, Request(self.next_id, method, params), send)
+        async with recv:
+            async for msg in recv:
+                if isinstance(msg, Response):
+                    return msg.result
+                if isinstance(msg, ErrorResponse):
+                    raise RpcError(f"{method}: {msg.error}")
+        raise RuntimeError(f"{method}: the replies channel closed with no final reply")
+
+    async def open(self) -> None:
+        from mcpvisor.runtime.protocol import Notification
+
+        self.session_id = await self.port.create_session()
+        await self.request(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "mcpvisor-bench", "version": "0"},
+            },
+        )
+        await self.port.submit(self.session_id, Notification("notifications/initialized"))
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        result = await self.request("tools/call", {"name": name, "arguments": arguments})
+        if result.get("isError"):
+            raise RuntimeError(f"tool {name} failed: {result}")
+        return result
+
+    async def close(self) -> None:
+        if self.session_id is not None:
+            await self.port.close_session(self.session_id)
+            self.session_id = None
+
+
+def summary(latencies: list[float], calls: int, wall: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "per_s": calls / wall,
+        "p50_s": ordered[len(ordered) // 2],
+        "p99_s": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+    }
+
+
+def medians(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    out["rounds"] = rounds
+    return out
+
+
+def tool_args(tool: str, i: int) -> dict[str, Any]:
+    return {"a": i, "b": 1} if tool == "add" else {}
+
+
+async def ours_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds: int) -> dict[str, Any]:
+    per_session = max(1, calls // n_sessions)
+    async with running_port() as port:
+        sessions = [PortSession(port) for _ in range(n_sessions)]
+        for s in sessions:
+            await s.open()
+
+        async def drive(s: PortSession, n: int, latencies: list[float] | None) -> None:
+            for i in range(n):
+                t0 = time.perf_counter()
+                result = await s.call_tool(tool, tool_args(tool, i))
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - t0)
+                if i == 0 and tool == "add" and result["content"][0]["text"] != "1":
+                    raise RuntimeError(f"add(0, 1) answered {result}")
+
+        async def all_sessions(n: int, latencies: list[float] | None) -> None:
+            async with trio.open_nursery() as nursery:
+                for s in sessions:
+                    nursery.start_soon(drive, s, n, latencies)
+
+        await all_sessions(max(1, warmup // n_sessions), None)
+        results = []
+        for _ in range(rounds):
+            latencies: list[float] = []
+            t0 = time.perf_counter()
+            await all_sessions(per_session, latencies)
+            results.append(summary(latencies, per_session * n_sessions, time.perf_counter() - t0))
+        if tool == "counter":
+            last = await sessions[0].call_tool("counter", {})
+            expected = max(1, warmup // n_sessions) + per_session * rounds + 1
+            if last["content"][0]["text"] != str(expected):
+                raise RuntimeError(f"counter: expected {expected}, got {last}")
+        for s in sessions:
+            await s.close()
+    return {"tool": tool, "sessions": n_sessions, "calls": per_session * n_sessions, **medians(results)}
+
+
+async def ours_sessions(count: int, warmup: int, rounds: int) -> dict[str, Any]:
+    async with running_port() as port:
+        s = PortSession(port)
+        for _ in range(warmup):
+            await s.open()
+            await s.close()
+        results = []
+        for _ in range(rounds):
+            latencies = []
+            t0 = time.perf_counter()
+            for _ in range(count):
+                t1 = time.perf_counter()
+                await s.open()
+                await s.close()
+                latencies.append(time.perf_counter() - t1)
+            results.append(summary(latencies, count, time.perf_counter() - t0))
+    return {"count": count, **medians(results)}
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def ours_rss(count: int) -> dict[str, Any]:
+    import trio.testing
+
+    async with running_port() as port:
+        first = PortSession(port)
+        await first.open()
+        await first.call_tool("add", {"a": 1, "b": 2})
+        await trio.sleep(0.05)
+        gc.collect()
+        before = rss_bytes()
+        for _ in range(count):
+            s = PortSession(port)
+            await s.open()
+        await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(0.2)
+        gc.collect()
+        after = rss_bytes()
+        if not port.has_session(s.session_id):
+            raise RuntimeError("the last session is not alive")
+    return {
+        "sessions": count,
+        "rss_before": before,
+        "rss_after": after,
+        "bytes_per_session": (after - before) / count,
+    }
+
+
+def serve_ours_http(port_number: int) -> None:
+    """Child process: our server on Streamable HTTP, as a user runs it, until terminated."""
+    build_server().run(transport="http", host="127.0.0.1", port=port_number)
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """``--child MODE``: one of our in-memory measurements in a fresh process; prints JSON."""
+    if args.child == "calls":
+        out: dict[str, Any] = {}
+        for tool in args.tools.split(","):
+            for k in map(int, args.sessions.split(",")):
+                out[f"{tool}/{k}"] = trio.run(ours_calls, tool, k, args.calls, args.warmup, args.rounds)
+    elif args.child == "sessions":
+        out = trio.run(ours_sessions, args.count, min(args.warmup, 20), args.rounds)
+    else:
+        out = trio.run(ours_rss, args.count)
+    print(json.dumps(out))
+
+
+def ours_available() -> str | None:
+    """None when our server runtime can be benchmarked, else why not (it is being written)."""
+    try:
+        from mcpvisor.runtime import server
+    except ImportError as exc:
+        return f"mcpvisor.runtime.server does not import: {exc}"
+    missing = [name for name in ("Server", "Context", "start_server") if not hasattr(server, name)]
+    return f"mcpvisor.runtime.server has no {', '.join(missing)} yet" if missing else None
+
+
+# ---- processes ---------------------------------------------------------------------------------------
+
+
+def ensure_fastmcp_venv() -> Path | None:
+    python = FASTMCP_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    progress(f"creating {FASTMCP_VENV.relative_to(HERE.parent)} with {FASTMCP_PIN}")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(FASTMCP_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        if subprocess.run([*pip, FASTMCP_PIN]).returncode != 0:
+            progress(f"{FASTMCP_PIN} did not install: trying the latest fastmcp 4.x")
+            subprocess.run([*pip, "fastmcp>=4,<5"], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        progress(f"could not create the FastMCP venv ({exc}): FastMCP side skipped")
+        return None
+    return python
+
+
+def run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """A server on 127.0.0.1 in its own process, started here and stopped by its pid."""
+
+    def __init__(self, name: str, cmd: Callable[[int], list[str]]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log = open(f"/tmp/mcpvisor-bench-{name}-{self.port}.log", "w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd(self.port), stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{self.name} server exited: {self.log.read()[-3000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} server did not listen on {self.port} within {timeout:.0f} s")
+
+    def rss(self) -> int:
+        return rss_bytes(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def held_rss(python: Path, server: ServerProcess, count: int) -> dict[str, Any]:
+    """Server-process RSS growth while ``count`` sessions opened over HTTP are held (connections closed)."""
+    time.sleep(0.5)
+    before = server.rss()
+    holder = subprocess.Popen(
+        [str(python), str(BASELINES / "http_load.py"), "hold", "--url", server.url, "--count", str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        line = holder.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the hold client for {server.name} failed")
+        time.sleep(1.0)
+        after = server.rss()
+        holder.stdin.write("done\n")
+        holder.stdin.flush()
+        holder.wait(30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+    return {
+        "sessions": count,
+        "rss_before": before,
+        "rss_after": after,
+        "bytes_per_session": (after - before) / count,
+    }
+
+
+# ---- the run -----------------------------------------------------------------------------------------
+
+
+def call_args(sizes: dict[str, Any]) -> list[str]:
+    return [
+        "--calls",
+        str(sizes["calls"]),
+        "--warmup",
+        str(sizes["warmup"]),
+        "--rounds",
+        str(sizes["rounds"]),
+    ]
+
+
+def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[str, Any]:
+    fast: dict[str, Any] = {"inmemory": {}, "http": {}, "rss": {}}
+    ours: dict[str, Any] = {"inmemory": {}, "http": {}, "rss": {}}
+    me = [sys.executable, str(Path(__file__).resolve())]
+    inmem = str(BASELINES / "fastmcp_inmemory.py")
+    lists = ["--tools", ",".join(TOOLS), "--sessions", ",".join(map(str, CONCURRENCY))]
+    timeout = 300
+
+    # In-memory: each side in its own process with its own client.
+    if python is not None:
+        progress(
+            f"fastmcp in-memory: tools/call {TOOLS} x {CONCURRENCY} sessions, {sizes['calls']} calls x 3"
+        )
+        fast["inmemory"]["calls"] = run_json(
+            [str(python), inmem, "calls", *lists, *call_args(sizes)], timeout
+        )
+        progress(f"fastmcp in-memory: {sizes['sessions']} session open+initialize+close x 3")
+        fast["inmemory"]["sessions"] = run_json(
+            [
+                str(python),
+                inmem,
+                "sessions",
+                "--count",
+                str(sizes["sessions"]),
+                "--rounds",
+                str(sizes["rounds"]),
+            ],
+            timeout,
+        )
+    if ours_ok:
+        progress(f"ours in-memory: tools/call {TOOLS} x {CONCURRENCY} sessions, {sizes['calls']} calls x 3")
+        ours["inmemory"]["calls"] = run_json([*me, "--child", "calls", *lists, *call_args(sizes)], timeout)
+        progress(f"ours in-memory: {sizes['sessions']} session open+initialize+close x 3")
+        ours["inmemory"]["sessions"] = run_json(
+            [*me, "--child", "sessions", "--count", str(sizes["sessions"]), "--rounds", str(sizes["rounds"])],
+            timeout,
+        )
+
+    # HTTP: both servers up, the same load generator against each, alternating.
+    if python is not None:
+        servers: dict[str, ServerProcess] = {}
+        try:
+            servers["fastmcp"] = ServerProcess(
+                "fastmcp", lambda p: [str(python), str(BASELINES / "fastmcp_server.py"), "--port", str(p)]
+            )
+            if ours_ok:
+                servers["ours"] = ServerProcess("ours", lambda p: [*me, "--serve-http", str(p)])
+            for s in servers.values():
+                s.wait_ready()
+            load = [str(python), str(BASELINES / "http_load.py")]
+            for tool in TOOLS:
+                for k in CONCURRENCY:
+                    for side, s in servers.items():
+                        progress(
+                            f"{side} http: tools/call {tool}, {k} session(s), {sizes['calls']} calls x 3"
+                        )
+                        out = run_json(
+                            [
+                                *load,
+                                "calls",
+                                "--url",
+                                s.url,
+                                "--tool",
+                                tool,
+                                "--sessions",
+                                str(k),
+                                *call_args(sizes),
+                            ],
+                            timeout,
+                        )
+                        (fast if side == "fastmcp" else ours)["http"][f"{tool}/{k}"] = out
+            for side, s in servers.items():
+                progress(f"{side} http: {sizes['sessions']} session open+initialize+close x 3")
+                (fast if side == "fastmcp" else ours)["http"]["sessions"] = run_json(
+                    [*load, "sessions", "--url", s.url, "--count", str(sizes["sessions"])], timeout
+                )
+            for side, s in servers.items():
+                progress(f"{side} http: server RSS while {sizes['rss_http']} sessions are held")
+                (fast if side == "fastmcp" else ours)["rss"]["http_held"] = held_rss(
+                    python, s, sizes["rss_http"]
+                )
+        finally:
+            for s in servers.values():
+                s.stop()
+
+    # RSS per idle session, each count in a fresh process.
+    for n in sizes["rss"]:
+        if python is not None:
+            progress(f"fastmcp: RSS of {n} idle in-process sessions (fresh process)")
+            fast["rss"][str(n)] = run_json([str(python), inmem, "rss", "--count", str(n)], timeout)
+        if ours_ok:
+            progress(f"ours: RSS of {n} idle in-process sessions (fresh process)")
+            ours["rss"][str(n)] = run_json([*me, "--child", "rss", "--count", str(n)], timeout)
+    return {"fastmcp": fast, "ours": ours}
+
+
+def get(d: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or b == 0:
+        return None
+    return float(a) / float(b)
+
+
+def rows(sizes: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
+    """(label, path into each side's results, unit) for every figure compared."""
+    out: list[tuple[str, tuple[str, ...], str]] = []
+    for where in ("inmemory", "http"):
+        for tool in TOOLS:
+            for k in CONCURRENCY:
+                base = (where, "calls", f"{tool}/{k}") if where == "inmemory" else (where, f"{tool}/{k}")
+                label = f"{where} {tool} {k}s"
+                out.append((f"{label} calls/s", (*base, "per_s"), "/s"))
+                out.append((f"{label} p50", (*base, "p50_s"), "us"))
+                out.append((f"{label} p99", (*base, "p99_s"), "us"))
+        out.append((f"{where} session open+init+close/s", (where, "sessions", "per_s"), "/s"))
+    for n in sizes["rss"]:
+        out.append((f"RSS/idle session @{n:,}", ("rss", str(n), "bytes_per_session"), "B"))
+    out.append(
+        (f"RSS/held HTTP session @{sizes['rss_http']:,}", ("rss", "http_held", "bytes_per_session"), "B")
+    )
+    return out
+
+
+def report(results: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def fmt(v: Any, unit: str) -> str:
+        if not isinstance(v, int | float):
+            return "-"
+        if unit == "us":
+            return f"{v * 1e6:,.0f} us"
+        if unit == "B":
+            return f"{v / 1024:,.1f} KB"
+        return f"{v:,.0f}"
+
+    ratios: dict[str, Any] = {}
+    print()
+    print(f"{'':40} {'mcpvisor':>12} {'FastMCP':>12} {'ours/FastMCP':>13}")
+    for label, path, unit in rows(sizes):
+        a, b = get(results["ours"], *path), get(results["fastmcp"], *path)
+        r = ratio(a, b)
+        ratios[label] = r
+        print(f"{label:40} {fmt(a, unit):>12} {fmt(b, unit):>12} {'-' if r is None else f'{r:.2f}x':>13}")
+    throughput = [v for k, v in ratios.items() if k.endswith("calls/s")]
+    per_session = get(results["ours"], "rss", str(max(sizes["rss"])), "bytes_per_session")
+    targets = {
+        "inmemory_calls_2x_fastmcp": all(
+            (v or 0) >= 2 for k, v in ratios.items() if k.startswith("inmemory") and k.endswith("calls/s")
+        ),
+        "http_calls_2x_fastmcp": all(
+            (v or 0) >= 2 for k, v in ratios.items() if k.startswith("http") and k.endswith("calls/s")
+        ),
+        "idle_session_within_20KB": isinstance(per_session, int | float) and per_session <= 20 * 1024,
+    }
+    if not throughput:
+        targets = dict.fromkeys(targets, False)
+    print("(calls/s: higher is better; latency and RSS ratios: lower is better)")
+    for key, ok in targets.items():
+        print(f"target {key:35} {'met' if ok else 'MISSED'}")
+    return ratios, targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
+    parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/server.json")
+    parser.add_argument("--child", choices=["calls", "sessions", "rss"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tools", default=",".join(TOOLS), help=argparse.SUPPRESS)
+    parser.add_argument("--sessions", default=",".join(map(str, CONCURRENCY)), help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    if args.serve_http:
+        serve_ours_http(args.serve_http)
+        return
+    if args.child:
+        child_main(args)
+        return
+
+    if args.quick:
+        sizes: dict[str, Any] = {
+            "calls": 200,
+            "warmup": 40,
+            "rounds": 3,
+            "sessions": 40,
+            "rss": [200, 1000],
+            "rss_http": 200,
+        }
+    else:
+        sizes = {
+            "calls": 1500,
+            "warmup": 200,
+            "rounds": 3,
+            "sessions": 200,
+            "rss": [1000, 10000],
+            "rss_http": 1000,
+        }
+    started = time.perf_counter()
+    why_not = ours_available()
+    if why_not:
+        progress(f"{why_not}: our side skipped")
+    python = ensure_fastmcp_venv()
+    results = measure(python, sizes, why_not is None)
+    ratios, targets = report(results, sizes)
+    fastmcp_version = None
+    if python is not None:
+        fastmcp_version = subprocess.run(
+            [str(python), "-c", "import fastmcp; print(fastmcp.__version__)"], capture_output=True, text=True
+        ).stdout.strip()
+    result = {
+        "quick": args.quick,
+        "sizes": sizes,
+        "seconds": time.perf_counter() - started,
+        "machine": {
+            "python": platform.python_version(),
+            "trio": trio.__version__,
+            "fastmcp": fastmcp_version,
+            "cpus": os.cpu_count(),
+        },
+        "ours_skipped": why_not,
+        **results,
+        "ratios_ours_over_fastmcp": ratios,
+        "targets_met": targets,
+    }
+    progress(f"done in {result['seconds']:.0f} s")
+    if not args.no_write:
+        RESULTS.parent.mkdir(exist_ok=True)
+        name = RESULTS if not args.quick else RESULTS.with_name("server-quick.json")
+        name.write_text(json.dumps(result, indent=2) + "\n")
+        progress(f"wrote {name.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
