@@ -2,6 +2,7 @@
 
 from ._child_context import ChildContext, current_child, stop_requested
 from ._errors import (
+    AmbiguousChildId,
     ChildAlreadyPresent,
     ChildNotFound,
     ChildStartError,
@@ -62,6 +63,7 @@ __all__ = [
     "INFINITY",
     "NORMAL",
     "SHUTDOWN",
+    "AmbiguousChildId",
     "AutoShutdown",
     "ChildAlreadyPresent",
     "ChildContext",

@@ -50,6 +50,10 @@ class ChildNotFound(SupervisorError):
     pass
 
 
+class AmbiguousChildId(SupervisorError):
+    """A dynamic supervisor holds several children with this id: name the one you mean by its handle."""
+
+
 class ChildStillRunning(SupervisorError):
     """``delete_child`` on a running child (OTP: ``{error, running}``): terminate it first."""
 

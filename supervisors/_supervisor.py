@@ -7,8 +7,9 @@ with the handle's operations, the way a gen_server serialises its messages.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +18,7 @@ import trio
 
 from ._child_context import ChildContext, current_child, enter_child_context
 from ._errors import (
+    AmbiguousChildId,
     ChildAlreadyPresent,
     ChildNotFound,
     ChildStartError,
@@ -78,10 +80,13 @@ class _Status:
 class _Child:
     """One incarnation of a child: a new one per (re)start, so stale exit notices are recognisable."""
 
-    __slots__ = ("ctx", "exited", "handle", "reason", "scope", "settled", "spec")
+    __slots__ = ("ctx", "exited", "handle", "key", "reason", "scope", "settled", "spec")
 
-    def __init__(self, spec: ChildSpec) -> None:
+    def __init__(self, spec: ChildSpec, key: Hashable) -> None:
         self.spec = spec
+        #: its place among the supervisor's children: the spec id in a static supervisor; in a dynamic
+        #: one a number, since one spec (one id) may be started many times (OTP keys those by pid)
+        self.key = key
         self.handle: Any = None
         self.scope: trio.CancelScope | None = None
         self.ctx: ChildContext | None = None
@@ -122,7 +127,12 @@ class _Run:
         self.on_event = on_event
         self.dynamic = dynamic
         self.max_children = max_children
-        self.children: dict[str, _Child] = {}
+        self.children: dict[Hashable, _Child] = {}
+        # dynamic only: id -> key, or the list of keys when several children share the id; and
+        # id(handle) -> key, so a handle (OTP's pid) finds its child without a scan
+        self.by_id: dict[str, Hashable | list[Hashable]] = {}
+        self.by_handle: dict[int, Hashable] = {}
+        self._keys = itertools.count()
         self.active = 0
         self.restarts: list[tuple[float, object]] = []
         self.lock = trio.Lock()
@@ -161,15 +171,26 @@ class _Run:
         if not child.settled:
             self.send.send_nowait(child)
 
-    async def _start(self, spec: ChildSpec, *, restart: bool = False) -> _Child:
+    async def _start(self, spec: ChildSpec, key: Hashable = None, *, restart: bool = False) -> _Child:
+        """Start ``spec`` as the child at ``key`` (a new key when None)."""
         assert self.nursery is not None
-        child = _Child(spec)
+        if key is None:
+            key = next(self._keys) if self.dynamic else spec.id
+        child = _Child(spec, key)
         try:
             child.handle = await self.nursery.start(self._child_task, child)
         except Exception as exc:
             emit(self.on_event, ChildStartFailed(self.name, spec.id, exc))
             raise ChildStartError(spec.id, exc) from exc
-        self.children[spec.id] = child
+        if self.dynamic:
+            old = self.children.get(key)
+            if old is None:
+                self._index_id(spec.id, key)
+            elif old.handle is not None:
+                self.by_handle.pop(id(old.handle), None)
+            if child.handle is not None:
+                self.by_handle[id(child.handle)] = key
+        self.children[key] = child
         self.active += 1
         event = ChildRestarted if restart else ChildStarted
         emit(self.on_event, event(self.name, spec.id, child.handle))
@@ -183,7 +204,7 @@ class _Run:
         if exited is None:
             return
         if exited.is_set():
-            if not already and self.children.get(child.spec.id) is child:
+            if not already and self.children.get(child.key) is child:
                 # it exited by itself and its notice is still queued: report it here, the notice
                 # will be recognised as stale (OTP: the 'DOWN' of a dead pid carries its real reason)
                 emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
@@ -218,13 +239,55 @@ class _Run:
 
     # ---- reacting to exits --------------------------------------------------------------------
 
-    def _remove(self, child_id: str) -> None:
-        self.children.pop(child_id, None)
+    def _remove(self, key: Hashable) -> None:
+        child = self.children.pop(key, None)
+        if child is None or not self.dynamic:
+            return
+        if child.handle is not None and self.by_handle.get(id(child.handle)) == key:
+            del self.by_handle[id(child.handle)]
+        keys = self.by_id.get(child.spec.id)
+        if isinstance(keys, list):
+            keys.remove(key)
+            if len(keys) == 1:
+                self.by_id[child.spec.id] = keys[0]
+        else:
+            del self.by_id[child.spec.id]
+
+    def _index_id(self, child_id: str, key: Hashable) -> None:
+        keys = self.by_id.get(child_id)
+        if keys is None:
+            self.by_id[child_id] = key
+        elif isinstance(keys, list):
+            keys.append(key)
+        else:
+            self.by_id[child_id] = [keys, key]
+
+    def find(self, child: object) -> _Child:
+        """The child a handle operation names: its id, or (dynamic) the handle its start returned."""
+        if self.dynamic:
+            if child is not None:
+                key = self.by_handle.get(id(child))
+                if key is not None and self.children[key].handle is child:
+                    return self.children[key]
+            if isinstance(child, str):
+                keys = self.by_id.get(child)
+                if isinstance(keys, list):
+                    raise AmbiguousChildId(
+                        f"{len(keys)} children of {self.name!r} share the id {child!r}: pass the handle "
+                        "start_child returned for the one you mean"
+                    )
+                if keys is not None:
+                    return self.children[keys]
+        elif isinstance(child, str):
+            found = self.children.get(child)
+            if found is not None:
+                return found
+        raise ChildNotFound(f"no child {child!r} in supervisor {self.name!r}")
 
     async def _handle_exit(self, child: _Child) -> bool:
         """React to an unexpected exit. Returns False when the supervisor must stop (auto-shutdown)."""
         spec = child.spec
-        if self.children.get(spec.id) is not child or child.settled:
+        if self.children.get(child.key) is not child or child.settled:
             return True  # stale: that incarnation was already dealt with
         child.settled = True  # dealt with from here on
         reason = child.reason
@@ -234,13 +297,13 @@ class _Run:
         )
         if not restart:
             if spec.restart is Restart.TEMPORARY or self.dynamic:
-                self._remove(spec.id)
+                self._remove(child.key)
             if spec.significant and self._auto_shutdown_due():
                 self.auto_stopped_by = spec.id
                 return False
             return True
         self._add_restart(reason)
-        await self._restart(spec.id)
+        await self._restart(child.key)
         return True
 
     def _auto_shutdown_due(self) -> bool:
@@ -250,32 +313,30 @@ class _Run:
             return not any(c.spec.significant and c.running for c in self.children.values())
         return False
 
-    async def _restart(self, failed_id: str) -> None:
+    async def _restart(self, failed: Hashable) -> None:
         """Restart per strategy; a start that fails counts as another restart and is retried."""
         while True:
-            ids = list(self.children)
+            keys = list(self.children)
             if self.strategy is Strategy.ONE_FOR_ONE:
-                group = [failed_id]
+                group = [failed]
             elif self.strategy is Strategy.ONE_FOR_ALL:
-                group = ids
+                group = keys
             else:
-                group = ids[ids.index(failed_id) :]
-            for cid in reversed(group):
-                other = self.children[cid]
-                if cid != failed_id:
-                    await self._terminate(other)
+                group = keys[keys.index(failed) :]
+            for key in reversed(group):
+                if key != failed:
+                    await self._terminate(self.children[key])
             to_start = []
-            for cid in group:
-                other = self.children[cid]
-                if cid != failed_id and other.spec.restart is Restart.TEMPORARY:
-                    self._remove(cid)
+            for key in group:
+                if key != failed and self.children[key].spec.restart is Restart.TEMPORARY:
+                    self._remove(key)
                 else:  # as start_children: the whole group, including ones that were not running
-                    to_start.append(other.spec)
+                    to_start.append(key)
             try:
-                for spec in to_start:
-                    await self._start(spec, restart=True)
+                for key in to_start:
+                    failed = key
+                    await self._start(self.children[key].spec, key, restart=True)
             except ChildStartError as err:
-                failed_id = err.child_id
                 self._add_restart(err.__cause__)
             else:
                 return
@@ -375,10 +436,16 @@ class SupervisorHandle:
         return ChildCounts(len(self._run.children), self._run.active, sups, len(self._run.children) - sups)
 
     async def start_child(self, spec: ChildSpec) -> Any:
+        """Start one more child and return its handle (the value its start passed to ``started``).
+
+        A static supervisor refuses an id it already has (``ChildAlreadyPresent``). A dynamic one, like
+        OTP's simple_one_for_one, starts the same spec as often as asked: to address one of several
+        children sharing an id, pass its handle to ``terminate_child``.
+        """
         run = self._run
         run._check()
         async with run.lock:
-            existing = run.children.get(spec.id)
+            existing = None if run.dynamic else run.children.get(spec.id)
             if existing is not None:
                 if existing.running:
                     raise ChildAlreadyPresent(f"child {spec.id!r} is already running in {run.name!r}")
@@ -393,40 +460,38 @@ class SupervisorHandle:
             child = await run._start(spec)
             return child.handle
 
-    def _get(self, child_id: str) -> _Child:
-        child = self._run.children.get(child_id)
-        if child is None:
-            raise ChildNotFound(f"no child {child_id!r} in supervisor {self._run.name!r}")
-        return child
-
-    async def terminate_child(self, child_id: str) -> None:
+    async def terminate_child(self, child_id: str | Any) -> None:
         """Stop a child with its shutdown policy; it is not restarted. Temporary (and dynamic) children
-        are forgotten; others keep their spec for ``restart_child``."""
+        are forgotten; others keep their spec for ``restart_child``.
+
+        ``child_id`` is the child's id or, in a dynamic supervisor, the handle ``start_child`` returned
+        (OTP's pid); an id shared by several dynamic children raises ``AmbiguousChildId``.
+        """
         run = self._run
         run._check()
         async with run.lock:
-            child = self._get(child_id)
+            child = run.find(child_id)
             await run._terminate(child)
             if child.spec.restart is Restart.TEMPORARY or run.dynamic:
-                run._remove(child_id)
+                run._remove(child.key)
 
-    async def restart_child(self, child_id: str) -> Any:
+    async def restart_child(self, child_id: str | Any) -> Any:
         run = self._run
         run._check()
         async with run.lock:
-            child = self._get(child_id)
+            child = run.find(child_id)
             if child.running:
                 raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
-            return (await run._start(child.spec)).handle
+            return (await run._start(child.spec, child.key)).handle
 
-    async def delete_child(self, child_id: str) -> None:
+    async def delete_child(self, child_id: str | Any) -> None:
         run = self._run
         run._check()
         async with run.lock:
-            child = self._get(child_id)
+            child = run.find(child_id)
             if child.running:
                 raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
-            run._remove(child_id)
+            run._remove(child.key)
 
     def stop(self) -> None:
         """Ask the supervisor to stop its children (reverse order) and exit normally."""

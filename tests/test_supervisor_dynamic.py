@@ -5,13 +5,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import trio
-from _sup_children import autojump_clock
+from _sup_children import Children, autojump_clock, settle
 from mcpvisor.supervisors import (
+    AmbiguousChildId,
+    ChildAlreadyPresent,
+    ChildNotFound,
+    ChildRestarted,
     ChildSpec,
     ChildStarted,
+    MaxChildrenReached,
     Restart,
+    Supervisor,
     open_dynamic_supervisor,
+    open_supervisor,
     stop_requested,
 )
 from trio.testing import MockClock
@@ -55,3 +63,76 @@ async def test_temporary_children_are_forgotten_when_they_exit(autojump_clock: M
         await trio.sleep(2)
         assert sup.which_children() == [] and sup.count_children().specs == 0
     assert sum(isinstance(e, ChildStarted) for e in events) == 100
+
+
+async def test_one_spec_is_started_many_times(autojump_clock: MockClock) -> None:
+    """OTP's simple_one_for_one: one child spec, many children, each known by its handle (pid)."""
+    kids = Children()
+    spec = kids.spec("worker", restart=Restart.TEMPORARY)
+    async with open_dynamic_supervisor(max_children=3) as sup:
+        handles = [await sup.start_child(spec) for _ in range(3)]
+        assert [h.number for h in handles] == [1, 2, 3]  # start_child still returns the child's handle
+        assert [(r.id, r.handle) for r in sup.which_children()] == [("worker", h) for h in handles]
+        with pytest.raises(MaxChildrenReached):
+            await sup.start_child(spec)
+        with pytest.raises(AmbiguousChildId, match="pass the handle"):
+            await sup.terminate_child("worker")
+        await sup.terminate_child(handles[1])  # the handle names exactly one of them
+        assert [r.handle for r in sup.which_children()] == [handles[0], handles[2]]
+        with pytest.raises(ChildNotFound):
+            await sup.terminate_child(handles[1])
+        handles.append(await sup.start_child(spec))
+        assert sup.count_children().active == 3
+    assert kids.log.count(("stop", "worker")) == 4
+
+
+async def test_children_sharing_a_spec_restart_independently(autojump_clock: MockClock) -> None:
+    restarted: list[object] = []
+    crash_next: list[trio.Event] = []
+
+    async def worker(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        me = trio.Event()
+        crash_next.append(me)
+        task_status.started(me)
+        await me.wait()
+        raise RuntimeError("crash")
+
+    spec = ChildSpec("w", worker)  # PERMANENT: each child is restarted in its own place
+    async with open_dynamic_supervisor(on_event=restarted.append) as sup:
+        first = await sup.start_child(spec)
+        second = await sup.start_child(spec)
+        first.set()
+        await settle()
+        assert sum(isinstance(e, ChildRestarted) for e in restarted) == 1 and sup.count_children().active == 2
+        rows = sup.which_children()
+        assert rows[1].handle is second and rows[0].handle is crash_next[-1]  # the restart kept its place
+        await sup.terminate_child(rows[0].handle)  # the new incarnation's handle names it
+        assert [r.handle for r in sup.which_children()] == [second]
+        with pytest.raises(ChildNotFound):
+            await sup.terminate_child(first)  # a dead incarnation's handle names nothing
+
+
+async def test_unique_ids_still_work_by_id_in_a_dynamic_supervisor(autojump_clock: MockClock) -> None:
+    kids = Children()
+    async with open_dynamic_supervisor() as sup:
+        await sup.start_child(kids.spec("a", restart=Restart.TEMPORARY))
+        await sup.start_child(kids.spec("b", restart=Restart.TEMPORARY))
+        await sup.start_child(kids.spec("b", restart=Restart.TEMPORARY))
+        await sup.terminate_child("a")
+        with pytest.raises(AmbiguousChildId):
+            await sup.terminate_child("b")
+        await sup.terminate_child(sup.which_children()[0].handle)
+        await sup.terminate_child("b")  # unique again
+        assert sup.which_children() == []
+    assert kids.entries("stop") == ["a", "b", "b"]
+
+
+async def test_static_supervisor_still_rejects_duplicate_ids(autojump_clock: MockClock) -> None:
+    kids = Children()
+    with pytest.raises(ChildAlreadyPresent):
+        Supervisor([kids.spec("a"), kids.spec("a")])
+    async with open_supervisor([kids.spec("a")]) as sup:
+        with pytest.raises(ChildAlreadyPresent):
+            await sup.start_child(kids.spec("a"))
+        with pytest.raises(ChildNotFound):
+            await sup.terminate_child(sup.which_children()[0].handle)  # static children go by id only
