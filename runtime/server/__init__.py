@@ -8,6 +8,7 @@ from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._local_env import LocalEnv
 from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
+from ._runtime import RunningServer, start_server
 from ._server import Server
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
@@ -25,3 +26,4 @@ __all__ += [
     "NoSessionState",
     "LocalEnv",
 ]
+__all__ += ["RunningServer", "start_server"]

@@ -1,0 +1,480 @@
+"""``start_server``: the supervision tree of one running MCP server, and the ``ServerPort`` it offers.
+
+::
+
+    ServerSupervisor (rest_for_one)
+    ├── StateStoreServer     actor owning the SessionStateStore
+    ├── TaskRuntime          actor owning the TaskBackend
+    ├── EventBus             actor: topic fan-out (resources/updated, list_changed)
+    ├── SessionSupervisor    DynamicSupervisor; one temporary child per session:
+    │   └── session <id>     Supervisor(one_for_one, intensity, period, auto_shutdown=any_significant)
+    │       └── actor        the SessionActor, transient and significant
+    └── RequestSupervisor    stateless (2026-07-28) requests
+
+Why a small supervisor per session: restart intensity must be counted *per session*. A session that
+crashes too often exceeds its own supervisor's intensity, which ends that session (with a clear log
+line and -32603 answers) instead of escalating to the SessionSupervisor and, through rest_for_one,
+taking every other session down. The per-session supervisor is a temporary child, so its end is never
+counted against the SessionSupervisor. A normal end of the actor (close, idle timeout) is not
+restarted (transient) and, being significant, shuts its supervisor down too.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import trio
+from mcpvisor.backends import SessionStateStore, TaskBackend, session_store_from_url, task_backend_from_url
+from mcpvisor.supervisors import (
+    INFINITY,
+    AutoShutdown,
+    ChildNotFound,
+    ChildSpec,
+    ChildType,
+    DynamicSupervisor,
+    Restart,
+    RestartIntensityExceeded,
+    Strategy,
+    Supervisor,
+    SupervisorHandle,
+    SupervisorNotRunning,
+    open_supervisor,
+)
+
+from ..actors import ActorExited, ActorRef, MailboxFull, Registry, actor_child_spec
+from ..protocol import (
+    INVALID_REQUEST,
+    ErrorResponse,
+    Message,
+    Notification,
+    Request,
+    error_response,
+    extract_request_context,
+    has_stateless_envelope,
+    list_changed_notification,
+)
+from ._event_bus import (
+    ALL_SESSIONS,
+    EVENT_BUS_NAME,
+    EventBus,
+    Publish,
+    UnsubscribeAll,
+    resource_topic,
+)
+from ._port import SessionBusy, UnknownSession
+from ._session_actor import HandleRequest, Incoming, SessionDeps, incarnation_start
+from ._session_slot import InFlight, SessionSlot
+from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
+from ._stateless_runner import RequestSupervisor
+from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
+
+logger = logging.getLogger("mcpvisor.runtime.server")
+
+#: How long ``submit`` waits for a crashed session's next incarnation before answering ``SessionBusy``.
+_RESTART_WAIT = 5.0
+
+
+def _default_handle_request() -> HandleRequest:
+    from ._dispatch import handle_request
+
+    return handle_request
+
+
+async def _reply_now(replies: trio.MemorySendChannel[Message], message: Message) -> None:
+    with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await replies.send(message)
+    replies.close()
+
+
+class RunningServer:
+    """A started server: the ``ServerPort`` transports drive, plus what tests and embedders inspect."""
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        registry: Registry,
+        store: StateStoreClient,
+        handle_request: HandleRequest,
+        mailbox_size: int,
+        session_idle_timeout: float,
+        session_restart_intensity: int,
+        session_restart_period: float,
+        shutdown_grace: float,
+        busy_retry_after: float,
+        on_event: Callable[[Any], None] | None,
+    ) -> None:
+        self.server = server
+        self.registry = registry
+        #: Every state operation goes through this client (and the StateStoreServer actor).
+        self.store = store
+        self._deps = SessionDeps(server, handle_request, store, registry, session_idle_timeout, mailbox_size)
+        self._intensity = session_restart_intensity
+        self._period = session_restart_period
+        self._shutdown_grace = shutdown_grace
+        self._retry_after = busy_retry_after
+        self._on_event = on_event
+        self._slots: dict[str, SessionSlot] = {}
+        self._tree: SupervisorHandle | None = None
+        self._requests: RequestSupervisor | None = None
+        #: The latest supervision events of the whole tree (sessions included), oldest first.
+        self.events: collections.deque[Any] = collections.deque(maxlen=1000)
+
+    # ---- introspection ------------------------------------------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """Ids of the live sessions (restarting ones included, closing ones not)."""
+        return [sid for sid, slot in self._slots.items() if not slot.closing]
+
+    def session_actor(self, session_id: str) -> ActorRef | None:
+        """The current incarnation's ref (None between incarnations); for tests and debugging."""
+        slot = self._slots.get(session_id)
+        return None if slot is None else slot.ref
+
+    def session_incarnations(self, session_id: str) -> int:
+        """How many incarnations the session's actor has had (1 + restarts)."""
+        slot = self._slots.get(session_id)
+        if slot is None:
+            raise UnknownSession(session_id)
+        return slot.incarnations
+
+    @property
+    def tree(self) -> SupervisorHandle:
+        assert self._tree is not None, "the server is not running"
+        return self._tree
+
+    def _child(self, child_id: str) -> Any:
+        for row in self.tree.which_children():
+            if row.id == child_id:
+                return row.handle
+        return None
+
+    def _record_event(self, event: Any) -> None:
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # ---- notifications to sessions ------------------------------------------------------------------
+
+    def _deliver(self, session_id: str, notification: Notification) -> None:
+        slot = self._slots.get(session_id)
+        if slot is not None:
+            slot.deliver_standalone(notification)
+
+    async def publish(self, topic: str, notification: Notification) -> int:
+        """Hand ``notification`` to the EventBus; returns how many sessions it reached."""
+        bus = self.registry.whereis(EVENT_BUS_NAME)
+        if bus is None:
+            return 0
+        delivered: int = await bus.call(Publish(topic, notification))
+        return delivered
+
+    async def notify_resource_updated(self, uri: str) -> int:
+        """``notifications/resources/updated`` to every session subscribed to ``uri``."""
+        return await self.publish(
+            resource_topic(uri), Notification("notifications/resources/updated", {"uri": uri})
+        )
+
+    def _list_changed(self, kind: Any) -> None:
+        bus = self.registry.whereis(EVENT_BUS_NAME)
+        if bus is not None:
+            try:
+                bus.send_nowait(Publish(ALL_SESSIONS, list_changed_notification(kind)))
+            except (MailboxFull, ActorExited):
+                logger.warning("list_changed(%s) dropped: the event bus is busy or restarting", kind)
+
+    # ---- ServerPort ---------------------------------------------------------------------------------
+
+    async def create_session(self) -> str:
+        sessions = self._child("sessions")
+        if sessions is None:
+            raise SessionBusy(None, self._retry_after)
+        session_id = uuid.uuid4().hex
+        slot = SessionSlot(session_id)
+        self._slots[session_id] = slot
+        spec = ChildSpec(
+            session_id,
+            functools.partial(self._session_tree, slot),
+            restart=Restart.TEMPORARY,
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
+        )
+        try:
+            await sessions.start_child(spec)
+        except BaseException:
+            self._slots.pop(session_id, None)
+            raise
+        return session_id
+
+    def has_session(self, session_id: str) -> bool:
+        slot = self._slots.get(session_id)
+        return slot is not None and not slot.closing
+
+    async def submit(
+        self,
+        session_id: str | None,
+        message: Message,
+        replies: trio.MemorySendChannel[Message] | None = None,
+    ) -> None:
+        is_request = isinstance(message, Request)
+        if is_request and replies is None:
+            raise TypeError("submit: a Request needs a replies channel")
+        if session_id is None:
+            await self._submit_stateless(message, replies)
+            return
+        slot = self._slots.get(session_id)
+        if slot is None or slot.closing:
+            raise UnknownSession(session_id)
+        slot.touch()
+        entry: InFlight | None = None
+        if isinstance(message, Request):
+            assert replies is not None
+            request_id = message.id
+            if request_id in slot.in_flight:
+                await _reply_now(
+                    replies,
+                    error_response(
+                        request_id, INVALID_REQUEST, f"request id {request_id!r} is already in flight"
+                    ),
+                )
+                return
+            entry = InFlight(request_id, replies)
+        for _attempt in range(3):
+            ref = slot.ref
+            if ref is None or not ref.alive:
+                ref = await self._wait_incarnation(slot)
+            if entry is not None:
+                slot.in_flight[entry.request_id] = entry
+            try:
+                ref.send_nowait(Incoming(message, entry))
+            except MailboxFull:
+                if entry is not None:
+                    del slot.in_flight[entry.request_id]
+                raise SessionBusy(session_id, self._retry_after) from None
+            except ActorExited:
+                if entry is not None:
+                    del slot.in_flight[entry.request_id]
+                continue
+            return
+        raise SessionBusy(session_id, self._retry_after)
+
+    async def _wait_incarnation(self, slot: SessionSlot) -> ActorRef:
+        with trio.move_on_after(_RESTART_WAIT):
+            while True:
+                ref = slot.ref
+                if ref is not None and ref.alive:
+                    return ref
+                if slot.closing or slot.done.is_set():
+                    raise UnknownSession(slot.session_id)
+                await slot.wait_changed()
+        raise SessionBusy(slot.session_id, self._retry_after)
+
+    async def _submit_stateless(
+        self, message: Message, replies: trio.MemorySendChannel[Message] | None
+    ) -> None:
+        if type(message) is not Request:
+            return  # notifications and responses without a session have nowhere to go
+        assert replies is not None
+        if message.method == "initialize":
+            await _reply_now(
+                replies,
+                error_response(
+                    message.id,
+                    INVALID_REQUEST,
+                    "initialize starts a session: the transport must create_session() and submit it there",
+                ),
+            )
+            return
+        if not has_stateless_envelope(message.params):
+            await _reply_now(
+                replies,
+                error_response(
+                    message.id,
+                    INVALID_REQUEST,
+                    f"Bad request: {message.method} has no session id. Handshake-era clients send initialize "
+                    "first and then the session id it returned (Mcp-Session-Id); 2026-07-28 clients put "
+                    "io.modelcontextprotocol/protocolVersion and clientCapabilities in params._meta",
+                ),
+            )
+            return
+        ctx = extract_request_context(message)
+        if isinstance(ctx, ErrorResponse):
+            await _reply_now(replies, ctx)
+            return
+        runner = self._requests
+        if runner is None or not runner.running:
+            raise SessionBusy(None, self._retry_after)
+        if runner.full():
+            raise SessionBusy(None, self._retry_after)
+        runner.start(message, replies, ctx)
+
+    def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
+        slot = self._slots.get(session_id)
+        if slot is None or slot.closing:
+            raise UnknownSession(session_id)
+        slot.close_standalone()
+        send, receive = trio.open_memory_channel[Message](256)
+        slot.standalone = send
+        return receive
+
+    async def close_session(self, session_id: str) -> None:
+        slot = self._slots.get(session_id)
+        if slot is None:
+            return
+        if not slot.closing:
+            slot.closing = True
+            slot.close_reason = "closed by the client"
+        sessions = self._child("sessions")
+        if sessions is not None:
+            with suppress(ChildNotFound, SupervisorNotRunning):
+                await sessions.terminate_child(session_id)
+        await slot.done.wait()
+
+    # ---- one session's subtree ----------------------------------------------------------------------
+
+    async def _session_tree(
+        self, slot: SessionSlot, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        spec = ChildSpec(
+            "actor",
+            incarnation_start(slot, self._deps),
+            restart=Restart.TRANSIENT,
+            shutdown=self._shutdown_grace,
+            significant=True,
+        )
+        supervisor = Supervisor(
+            [spec],
+            strategy=Strategy.ONE_FOR_ONE,
+            intensity=self._intensity,
+            period=self._period,
+            auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
+            name=f"session {slot.session_id}",
+            on_event=self._record_event,
+        )
+        try:
+            await supervisor(task_status=task_status)
+        except RestartIntensityExceeded as exc:
+            slot.closing = True
+            slot.close_reason = (
+                f"it crashed more than {exc.intensity} times in {exc.period:g}s (restart intensity exceeded)"
+            )
+            logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
+        finally:
+            await self._session_ended(slot)
+
+    async def _session_ended(self, slot: SessionSlot) -> None:
+        sid = slot.session_id
+        if self._slots.get(sid) is slot:
+            del self._slots[sid]
+        slot.close_standalone()
+        slot.fail_in_flight(
+            f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
+        )
+        try:
+            if slot.closing:
+                with trio.move_on_after(self._shutdown_grace) as scope:
+                    scope.shield = True
+                    try:
+                        await self.store.drop_session(sid)
+                        bus = self.registry.whereis(EVENT_BUS_NAME)
+                        if bus is not None:
+                            await bus.call(UnsubscribeAll(sid))
+                    except Exception as exc:
+                        logger.warning("session %s: dropping its values failed: %r", sid, exc)
+        finally:
+            slot.done.set()
+
+
+@asynccontextmanager
+async def start_server(
+    server: Any,
+    *,
+    session_state_store: str | SessionStateStore = "memory://",
+    task_backend: str | TaskBackend = "memory://",
+    mailbox_size: int = 256,
+    session_idle_timeout: float = 30 * 60.0,
+    session_restart_intensity: int = 3,
+    session_restart_period: float = 5.0,
+    max_sessions: int | None = None,
+    max_stateless_requests: int = 1024,
+    shutdown_grace: float = 5.0,
+    busy_retry_after: float = 1.0,
+    on_event: Callable[[Any], None] | None = None,
+    handle_request: HandleRequest | None = None,
+) -> AsyncIterator[RunningServer]:
+    """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
+
+    Backends are given as URLs (``memory://``, ``sqlite:///file.db``, ``redis://host:port/0``; the server
+    then owns and closes them) or as objects (the caller keeps ownership). ``mailbox_size`` bounds each
+    session's mailbox (``SessionBusy`` when full); ``session_idle_timeout`` is the longest a session may
+    stay idle (a client may negotiate a shorter one); a session crashing more than
+    ``session_restart_intensity`` times within ``session_restart_period`` seconds is closed.
+    ``handle_request`` replaces the MCP dispatcher (tests, custom protocols).
+    """
+    store = session_store_from_url(session_state_store)
+    tasks = task_backend_from_url(task_backend)
+    registry = Registry()
+    client = StateStoreClient(registry)
+    running = RunningServer(
+        server,
+        registry=registry,
+        store=client,
+        handle_request=handle_request if handle_request is not None else _default_handle_request(),
+        mailbox_size=mailbox_size,
+        session_idle_timeout=session_idle_timeout,
+        session_restart_intensity=session_restart_intensity,
+        session_restart_period=session_restart_period,
+        shutdown_grace=shutdown_grace,
+        busy_retry_after=busy_retry_after,
+        on_event=on_event,
+    )
+    requests = RequestSupervisor(server, running._deps.handle_request, max_concurrent=max_stateless_requests)
+    children = [
+        actor_child_spec(
+            "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
+        ),
+        actor_child_spec(
+            "task_runtime", lambda: TaskRuntime(tasks), name=TASK_RUNTIME_NAME, registry=registry
+        ),
+        actor_child_spec(
+            "event_bus",
+            lambda: EventBus(running._deliver, running.session_ids),
+            name=EVENT_BUS_NAME,
+            registry=registry,
+        ),
+        ChildSpec(
+            "sessions",
+            DynamicSupervisor(max_children=max_sessions, name="sessions", on_event=running._record_event),
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
+        ),
+        ChildSpec("requests", requests, shutdown=shutdown_grace),
+    ]
+    remove_listener = None
+    on_list_changed = getattr(server, "on_list_changed", None)
+    try:
+        async with open_supervisor(
+            children, strategy=Strategy.REST_FOR_ONE, name="server", on_event=running._record_event
+        ) as tree:
+            running._tree = tree
+            running._requests = requests
+            if on_list_changed is not None:
+                remove_listener = on_list_changed(running._list_changed)
+            try:
+                yield running
+            finally:
+                if remove_listener is not None:
+                    remove_listener()
+    finally:
+        running._tree = None
+        with trio.CancelScope(shield=True):
+            if isinstance(session_state_store, str):
+                await store.aclose()
+            if isinstance(task_backend, str):
+                await tasks.aclose()

@@ -1,0 +1,339 @@
+"""SessionActor: one handshake-era MCP session, and the start function that runs it supervised.
+
+The actor drives ``SessionLifecycle``, answers ``initialize`` itself and runs every other request as a
+child task with its own cancel scope (so ``notifications/cancelled`` cancels exactly that request and a
+crashing handler fails exactly that request). What must outlive an incarnation lives elsewhere: the
+negotiated settings in the state store (reloaded by the next incarnation, which resumes in READY), and
+the in-flight table in the ``SessionSlot`` (so a crash still answers every accepted request).
+
+A handler raising ``CrashSession`` (or any bug in the actor itself) crashes the actor; its per-session
+supervisor restarts it under the same id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import attrs
+import trio
+from mcpvisor.supervisors import NORMAL
+
+from ..actors import ActorRef, Caller, current_actor, run_actor
+from ..protocol import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    Dispatch,
+    ErrorResponse,
+    JsonRpcError,
+    LifecycleState,
+    Message,
+    Notification,
+    Reply,
+    Request,
+    RequestId,
+    Response,
+    SessionLifecycle,
+    StartSession,
+    error_for_exception,
+    error_response,
+    parse_cancelled,
+    progress_token_of,
+)
+from ._env import NoSessionState, RequestEnv
+from ._errors import CrashSession
+from ._event_bus import EVENT_BUS_NAME, Subscribe, Unsubscribe, resource_topic
+from ._request_env import (
+    ClientWaiter,
+    SessionRequestEnv,
+    SetLogLevel,
+    SubscribeUri,
+    UnsubscribeUri,
+)
+from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
+from ._session_slot import InFlight, SessionSlot
+from ._state_store_server import StateStoreClient
+
+logger = logging.getLogger("mcpvisor.runtime.server")
+
+HandleRequest = Callable[[Any, Request, RequestEnv], Awaitable[Any]]
+
+
+@attrs.define(eq=False)
+class SessionDeps:
+    """What every session of one running server shares."""
+
+    server: Any
+    handle_request: HandleRequest
+    store: StateStoreClient
+    registry: Any
+    idle_timeout: float
+    mailbox_size: int
+
+
+@attrs.frozen
+class Incoming:
+    """A client message for the session; ``entry`` is the in-flight record of a request."""
+
+    message: Message
+    entry: InFlight | None = None
+
+
+def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
+    """-32603 with no details, except for errors whose message is meant for the client."""
+    if isinstance(exc, NoSessionState | ValueError) and not isinstance(exc, UnicodeError):
+        return error_response(request_id, INTERNAL_ERROR, str(exc))
+    return error_for_exception(request_id, exc)
+
+
+class SessionActor:
+    def __init__(self, slot: SessionSlot, deps: SessionDeps, nursery: trio.Nursery) -> None:
+        self.slot = slot
+        self.deps = deps
+        self.nursery = nursery
+        self.lifecycle = SessionLifecycle()
+        self.settings: SessionSettings | None = None
+        self.waiters: dict[RequestId, ClientWaiter] = {}
+        self._next_client_id = 0
+        self.ref: ActorRef | None = None
+        self._idle_changed = trio.Event()
+
+    # ---- life ---------------------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        self.ref = current_actor()
+        sid = self.slot.session_id
+        data = await self.deps.store.get(sid, SETTINGS_KEY)
+        if data is not None:
+            # A restarted incarnation: carry on where the last one was, handshake done.
+            self.settings = settings = SessionSettings.from_bytes(data)
+            self.lifecycle.state = LifecycleState.READY
+            self.lifecycle.protocol_version = settings.protocol_version
+            for uri in settings.subscriptions:
+                await self._bus(Subscribe(resource_topic(uri), sid))
+            logger.info("session %s resumed (%s)", sid, settings.protocol_version)
+        self.nursery.start_soon(self._idle_watch)
+        self.slot.set_ref(self.ref)
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.settings.idle_timeout if self.settings is not None else self.deps.idle_timeout
+
+    async def _idle_watch(self) -> None:
+        slot = self.slot
+        while True:
+            timeout = self.idle_timeout
+            now = trio.current_time()
+            deadline = slot.last_activity + timeout
+            if now >= deadline:
+                if not slot.in_flight:
+                    logger.info("session %s idle for %gs: closing", slot.session_id, timeout)
+                    slot.closing = True
+                    slot.close_reason = f"idle for {timeout:g}s"
+                    assert self.ref is not None
+                    self.ref.request_stop(NORMAL)
+                    return
+                deadline = now + timeout
+            with trio.move_on_at(deadline):
+                await self._idle_changed.wait()  # a newly negotiated lifetime: recompute
+
+    def _idle_timeout_changed(self) -> None:
+        self._idle_changed.set()
+        self._idle_changed = trio.Event()
+
+    # ---- messages -----------------------------------------------------------------------------------
+
+    async def handle_cast(self, msg: Incoming) -> None:
+        message = msg.message
+        entry = msg.entry
+        action = self.lifecycle.receive(message)
+        if isinstance(action, Dispatch):
+            if isinstance(message, Request):
+                assert entry is not None
+                if message.method == "ping":
+                    self._finish(entry, Response(message.id, {}))
+                else:
+                    self.nursery.start_soon(self._run_request, message, entry)
+            elif isinstance(message, Notification):
+                self._notification(message)
+            elif message.id is not None:
+                waiter = self.waiters.pop(message.id, None)
+                if waiter is not None:
+                    waiter.resolve(message)
+        elif isinstance(action, StartSession):
+            assert entry is not None
+            await self._initialize(action, entry)
+        elif isinstance(action, Reply):
+            if entry is not None:
+                self._finish(entry, action.error)
+        elif entry is not None:  # Ignore: never for a request, but never leave one unanswered
+            self._finish(entry, error_response(entry.request_id, INVALID_REQUEST, "Ignored"))
+
+    async def handle_call(self, msg: object, _caller: Caller) -> None:
+        settings = self.settings
+        if settings is None:
+            raise RuntimeError(f"{msg!r} before initialize")
+        sid = self.slot.session_id
+        if isinstance(msg, SetLogLevel):
+            self.settings = attrs.evolve(settings, log_level=msg.level)
+        elif isinstance(msg, SubscribeUri):
+            if msg.uri not in settings.subscriptions:
+                self.settings = attrs.evolve(settings, subscriptions=(*settings.subscriptions, msg.uri))
+            await self._bus(Subscribe(resource_topic(msg.uri), sid))
+        elif isinstance(msg, UnsubscribeUri):
+            subs = tuple(u for u in settings.subscriptions if u != msg.uri)
+            self.settings = attrs.evolve(settings, subscriptions=subs)
+            await self._bus(Unsubscribe(resource_topic(msg.uri), sid))
+        else:
+            raise TypeError(f"SessionActor got an unknown call {msg!r}")
+        await self._persist()
+
+    async def call_self(self, msg: object) -> None:
+        """From a request task: ask the actor to change a setting (it persists it)."""
+        assert self.ref is not None
+        await self.ref.call(msg, timeout=None)
+
+    def new_client_request(self) -> tuple[RequestId, ClientWaiter]:
+        self._next_client_id += 1
+        request_id = f"mcpvisor-{self.slot.incarnations}-{self._next_client_id}"
+        waiter = self.waiters[request_id] = ClientWaiter()
+        return request_id, waiter
+
+    async def _bus(self, msg: object) -> None:
+        bus = self.deps.registry.whereis(EVENT_BUS_NAME)
+        if bus is not None:
+            await bus.call(msg)
+
+    async def _persist(self) -> None:
+        assert self.settings is not None
+        await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes())
+
+    async def _initialize(self, start: StartSession, entry: InFlight) -> None:
+        request = start.request
+        params: Mapping[str, Any] = request.params if request.params is not None else {}
+        capabilities = params.get("capabilities")
+        capabilities = dict(capabilities) if isinstance(capabilities, Mapping) else {}
+        info = params.get("clientInfo")
+        idle = negotiate_idle_timeout(self.deps.idle_timeout, capabilities)
+        self.settings = SessionSettings(
+            start.protocol_version,
+            capabilities,
+            dict(info) if isinstance(info, Mapping) else None,
+            idle,
+        )
+        await self._persist()
+        self._idle_timeout_changed()
+        result = dict(self.deps.server.initialize_result(start.protocol_version))
+        server_caps = dict(result.get("capabilities") or {})
+        server_caps["experimental"] = {
+            **(server_caps.get("experimental") or {}),
+            IDLE_TIMEOUT_CAPABILITY: idle,
+        }
+        result["capabilities"] = server_caps
+        logger.info("session %s initialized (%s)", self.slot.session_id, start.protocol_version)
+        self._finish(entry, Response(request.id, result))
+
+    def _notification(self, note: Notification) -> None:
+        if note.method == "notifications/cancelled":
+            params = parse_cancelled(note.params)
+            if params is None or params.request_id is None:
+                return
+            entry = self.slot.in_flight.get(params.request_id)
+            if entry is not None:
+                entry.scope.cancel()
+
+    # ---- requests -----------------------------------------------------------------------------------
+
+    def _finish(self, entry: InFlight, message: Message) -> None:
+        """Send a final reply from the actor itself, never blocking it on a slow transport."""
+        try:
+            entry.replies.send_nowait(message)
+        except trio.WouldBlock:
+            self.nursery.start_soon(self._send_final, entry, message)
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self._forget(entry)
+
+    def _forget(self, entry: InFlight) -> None:
+        slot = self.slot
+        if slot.in_flight.get(entry.request_id) is entry:
+            del slot.in_flight[entry.request_id]
+        entry.replies.close()
+        slot.touch()
+
+    async def _send_final(self, entry: InFlight, message: Message) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await entry.replies.send(message)
+        self._forget(entry)
+
+    async def _run_request(self, request: Request, entry: InFlight) -> None:
+        final: Message | None = None
+        with entry.scope:
+            try:
+                env = SessionRequestEnv(self, request, entry.replies, progress_token_of(request))
+                result = await self.deps.handle_request(self.deps.server, request, env)
+                final = Response(request.id, result)
+            except CrashSession as exc:
+                logger.warning(
+                    "session %s: request %r crashed the session: %r", self.slot.session_id, request.id, exc
+                )
+                assert self.ref is not None
+                self.ref.request_stop(exc)
+                return  # the entry stays in flight: the dying incarnation answers it -32603
+            except Exception as exc:
+                if not isinstance(exc, NoSessionState | ValueError | JsonRpcError):
+                    logger.exception(
+                        "session %s: %s (id %r) failed", self.slot.session_id, request.method, request.id
+                    )
+                final = error_for(request.id, exc)
+        if final is None:  # cancelled by the client: no response, per the spec
+            self._forget(entry)
+            return
+        await self._send_final(entry, final)
+
+
+# ---- running one incarnation ------------------------------------------------------------------------
+
+
+async def _run_incarnation(
+    slot: SessionSlot, deps: SessionDeps, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """One incarnation: the actor plus the nursery its requests run in; then answer what it left."""
+    crashed: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            actor = SessionActor(slot, deps, nursery)
+            await run_actor(
+                actor,
+                mailbox_size=deps.mailbox_size,
+                name=f"session {slot.session_id}",
+                task_status=task_status,
+            )
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _, rest = group.split(trio.Cancelled)
+        if rest is None:
+            raise  # cancelled from outside (brutal kill, shutdown): not a crash
+        crashed = rest.exceptions[0] if len(rest.exceptions) == 1 else rest
+    except Exception as exc:
+        crashed = exc
+    finally:
+        slot.set_ref(None)
+        if slot.in_flight:
+            if crashed is not None:
+                why = f"session crashed ({type(crashed).__name__}); it is being restarted, retry the request"
+            elif slot.closing:
+                why = f"session closed ({slot.close_reason})"
+            else:
+                why = "server is shutting down"
+            slot.fail_in_flight(why)
+    if crashed is not None:
+        raise crashed
+
+
+def incarnation_start(slot: SessionSlot, deps: SessionDeps) -> Callable[..., Awaitable[None]]:
+    return functools.partial(_run_incarnation, slot, deps)

@@ -1,0 +1,88 @@
+"""What the server keeps about one session *outside* its actor, so it survives the actor's restarts.
+
+The slot holds the current incarnation's ref, the requests accepted but not yet answered (each with its
+``replies`` channel), and the standalone stream. Keeping the in-flight table here, filled by ``submit``
+before the message even reaches the mailbox, is what lets the runtime keep the ServerPort promise of one
+final reply per request: when an incarnation dies (crash, close, shutdown), every request it held,
+running or still queued in its mailbox, is answered -32603 from this table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import attrs
+import trio
+
+from ..actors import ActorRef
+from ..protocol import INTERNAL_ERROR, Message, RequestId, error_response
+
+
+@attrs.define(eq=False)
+class InFlight:
+    """One accepted request: where its replies go and the scope a ``notifications/cancelled`` cancels."""
+
+    request_id: RequestId
+    replies: trio.MemorySendChannel[Message]
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def fail(self, message: str) -> None:
+        """The final -32603 (best effort: a full channel is closed without it, and the transport
+        answers -32603 itself when ``replies`` closes with no final reply)."""
+        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self.replies.send_nowait(error_response(self.request_id, INTERNAL_ERROR, message))
+        self.replies.close()
+
+
+@attrs.define(eq=False)
+class SessionSlot:
+    session_id: str
+    last_activity: float = attrs.field(factory=trio.current_time)
+    ref: ActorRef | None = None
+    in_flight: dict[RequestId, InFlight] = attrs.field(factory=dict)
+    standalone: trio.MemorySendChannel[Message] | None = None
+    #: Set by close_session / the idle timer: the session ends for good and its values are dropped.
+    closing: bool = False
+    close_reason: str = ""
+    #: Set once the session's whole supervision subtree has ended.
+    done: trio.Event = attrs.field(factory=trio.Event)
+    incarnations: int = 0
+    _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    def touch(self) -> None:
+        self.last_activity = trio.current_time()
+
+    def set_ref(self, ref: ActorRef | None) -> None:
+        self.ref = ref
+        if ref is not None:
+            self.incarnations += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    def fail_in_flight(self, message: str) -> None:
+        entries = list(self.in_flight.values())
+        self.in_flight.clear()
+        for entry in entries:
+            entry.fail(message)
+
+    def deliver_standalone(self, message: Message) -> bool:
+        """Put a message on the standalone stream; False when nobody listens or it is full (dropped)."""
+        channel = self.standalone
+        if channel is None:
+            return False
+        try:
+            channel.send_nowait(message)
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.standalone = None
+            return False
+        return True
+
+    def close_standalone(self) -> None:
+        if self.standalone is not None:
+            self.standalone.close()
+            self.standalone = None

@@ -1,0 +1,134 @@
+"""The RequestSupervisor: where 2026-07-28 (stateless) requests run.
+
+Each stateless request is a temporary child that is never restarted (a request cannot be replayed), so
+instead of a DynamicSupervisor entry per request (a lock, a spec and events each time) the supervisor
+child owns one nursery and isolates each request task: a crash answers that request -32603 and nothing
+else; stopping the server answers the ones still running. ``max_concurrent`` bounds the work in flight
+(``SessionBusy`` beyond it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+from mcpvisor.supervisors import stop_requested
+
+from ..protocol import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    INTERNAL_ERROR,
+    Implementation,
+    JsonRpcError,
+    Message,
+    Request,
+    Response,
+    StatelessRequestContext,
+    error_response,
+    finish_stateless_result,
+    from_wire,
+)
+from ._env import NoSessionState
+from ._errors import CrashSession
+from ._request_env import StatelessRequestEnv
+from ._session_actor import HandleRequest, error_for
+
+logger = logging.getLogger("mcpvisor.runtime.server")
+
+
+class RequestSupervisor:
+    """A supervisor child (start function) running stateless requests in its own nursery."""
+
+    def __init__(self, server: Any, handle_request: HandleRequest, *, max_concurrent: int) -> None:
+        self.server = server
+        self.handle_request = handle_request
+        self.max_concurrent = max_concurrent
+        self.active = 0
+        self._nursery: trio.Nursery | None = None
+
+    async def __call__(
+        self, *, task_status: trio.TaskStatus[RequestSupervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            try:
+                await stop_requested().wait()
+            finally:
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._nursery is not None
+
+    def full(self) -> bool:
+        return self.active >= self.max_concurrent
+
+    def start(
+        self, request: Request, replies: trio.MemorySendChannel[Message], ctx: StatelessRequestContext
+    ) -> None:
+        assert self._nursery is not None
+        self.active += 1
+        self._nursery.start_soon(self._run, request, replies, ctx)
+
+    def _server_info(self) -> Implementation | None:
+        info = getattr(self.server, "server_info", None)
+        if isinstance(info, Implementation):
+            return info
+        if isinstance(info, Mapping):
+            return from_wire(info, Implementation)
+        return None
+
+    async def _run(
+        self, request: Request, replies: trio.MemorySendChannel[Message], ctx: StatelessRequestContext
+    ) -> None:
+        params = request.params if request.params is not None else {}
+        meta = params.get("_meta")
+        meta = meta if isinstance(meta, Mapping) else {}
+        capabilities = meta.get(CLIENT_CAPABILITIES_META_KEY)
+        info = meta.get(CLIENT_INFO_META_KEY)
+        env = StatelessRequestEnv(
+            request,
+            replies,
+            protocol_version=ctx.protocol_version,
+            client_capabilities=capabilities if isinstance(capabilities, Mapping) else {},
+            client_info=info if isinstance(info, Mapping) else None,
+            progress_token=ctx.progress_token,
+            log_level=ctx.log_level,
+        )
+        answered = False
+        try:
+            final: Message
+            try:
+                result = await self.handle_request(self.server, request, env)
+                final = Response(
+                    request.id, finish_stateless_result(request.method, result, self._server_info())
+                )
+            except CrashSession as exc:
+                logger.warning(
+                    "stateless %s raised CrashSession (%r): there is no session to restart",
+                    request.method,
+                    exc,
+                )
+                final = error_response(
+                    request.id,
+                    INTERNAL_ERROR,
+                    "the handler crashed its session, but stateless requests have none",
+                )
+            except Exception as exc:
+                if not isinstance(exc, NoSessionState | ValueError | JsonRpcError):
+                    logger.exception("stateless %s (id %r) failed", request.method, request.id)
+                final = error_for(request.id, exc)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await replies.send(final)
+            answered = True
+        finally:
+            self.active -= 1
+            if not answered:
+                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                    replies.send_nowait(error_response(request.id, INTERNAL_ERROR, "server is shutting down"))
+            replies.close()

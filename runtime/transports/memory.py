@@ -1,0 +1,224 @@
+"""An in-memory connection to a running server: for tests, embedding, and the official SDK client.
+
+``open_memory_client(port)`` gives a small client that speaks both eras straight to a ``ServerPort``
+(no bytes, no sockets); ``open_sdk_streams(port)`` gives the anyio streams of ``SessionMessage`` that the
+official ``mcp`` SDK's ``ClientSession`` takes, so the SDK can drive a server in-process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from ..protocol import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    LATEST_HANDSHAKE_VERSION,
+    LOG_LEVEL_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+    ErrorResponse,
+    JsonRpcError,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    cancelled_notification,
+    is_stateless,
+)
+from ..server._port import ServerPort
+
+#: Answers a server-to-client request (``elicitation/create``, ``sampling/createMessage``, ...):
+#: return the result, or raise ``JsonRpcError``.
+ClientRequestHandler = Callable[[str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+
+
+class ClosedByServer(Exception):
+    """The server closed the request's stream without a final reply."""
+
+
+class MemoryClient:
+    """A client of one ``ServerPort``; see ``open_memory_client``."""
+
+    def __init__(
+        self,
+        port: ServerPort,
+        *,
+        protocol_version: str,
+        capabilities: Mapping[str, Any],
+        client_info: Mapping[str, Any],
+        on_request: ClientRequestHandler | None,
+        log_level: str | None,
+    ) -> None:
+        self.port = port
+        self.protocol_version = protocol_version
+        self.capabilities = dict(capabilities)
+        self.client_info = dict(client_info)
+        self.on_request = on_request
+        self.log_level = log_level
+        self.session_id: str | None = None
+        #: Every notification received, related to a request or from the standalone stream, in order.
+        self.notifications: list[Notification] = []
+        self.initialize_result: Mapping[str, Any] | None = None
+        self._ids = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def stateless(self) -> bool:
+        return is_stateless(self.protocol_version)
+
+    def next_id(self) -> RequestId:
+        return next(self._ids)
+
+    async def initialize(self) -> Mapping[str, Any]:
+        """The handshake (handshake-era versions): create the session, initialize, send initialized."""
+        if self.stateless:
+            raise RuntimeError(f"{self.protocol_version} has no initialize handshake")
+        self.session_id = await self.port.create_session()
+        params = {
+            "protocolVersion": self.protocol_version,
+            "capabilities": self.capabilities,
+            "clientInfo": self.client_info,
+        }
+        result = await self.request("initialize", params)
+        await self.notify("notifications/initialized")
+        self.initialize_result = result
+        return result
+
+    def _envelope(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        out = dict(params or {})
+        meta = dict(out.get("_meta") or {})
+        meta.setdefault(PROTOCOL_VERSION_META_KEY, self.protocol_version)
+        meta.setdefault(CLIENT_CAPABILITIES_META_KEY, self.capabilities)
+        meta.setdefault(CLIENT_INFO_META_KEY, self.client_info)
+        if self.log_level is not None:
+            meta.setdefault(LOG_LEVEL_META_KEY, self.log_level)
+        out["_meta"] = meta
+        return out
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        request_id: RequestId | None = None,
+        progress_token: str | int | None = None,
+        on_notification: Callable[[Notification], None] | None = None,
+    ) -> Mapping[str, Any]:
+        """Send a request and return its result; raises ``JsonRpcError`` for an error reply."""
+        if request_id is None:
+            request_id = self.next_id()
+        out: dict[str, Any] | None = dict(params) if params is not None else None
+        if progress_token is not None:
+            out = dict(out or {})
+            out["_meta"] = {**(out.get("_meta") or {}), "progressToken": progress_token}
+        if self.stateless and method != "initialize":
+            out = self._envelope(out)
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        await self.port.submit(self.session_id, Request(request_id, method, out), send)
+        async with receive:
+            async for message in receive:
+                if isinstance(message, Notification):
+                    self.notifications.append(message)
+                    if on_notification is not None:
+                        on_notification(message)
+                elif isinstance(message, Request):
+                    await self._answer(message)
+                elif isinstance(message, Response):
+                    return message.result
+                elif isinstance(message, ErrorResponse):
+                    raise JsonRpcError(message.error.code, message.error.message, message.error.data)
+        raise ClosedByServer(f"{method} (id {request_id!r}): the server closed the stream without a reply")
+
+    async def _answer(self, request: Request) -> None:
+        reply: Message
+        if self.on_request is None:
+            reply = ErrorResponse(
+                request.id, JsonRpcError(-32601, f"client does not handle {request.method}").to_error()
+            )
+        else:
+            try:
+                result = await self.on_request(request.method, request.params or {})
+                reply = Response(request.id, dict(result))
+            except JsonRpcError as exc:
+                reply = ErrorResponse(request.id, exc.to_error())
+        await self.port.submit(self.session_id, reply)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
+        await self.port.submit(self.session_id, Notification(method, params))
+
+    async def cancel(self, request_id: RequestId, reason: str | None = None) -> None:
+        """``notifications/cancelled`` for one of our requests."""
+        await self.port.submit(self.session_id, cancelled_notification(request_id, reason))
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Mapping[str, Any]:
+        return await self.request("tools/call", {"name": name, "arguments": dict(arguments or {})}, **kwargs)
+
+    def listen(self) -> None:
+        """Collect the standalone stream (list_changed, resources/updated) into ``notifications``."""
+        assert self._nursery is not None and self.session_id is not None
+        stream = self.port.standalone_stream(self.session_id)
+
+        async def pump() -> None:
+            async with stream:
+                async for message in stream:
+                    if isinstance(message, Notification):
+                        self.notifications.append(message)
+
+        self._nursery.start_soon(pump)
+
+    async def close(self) -> None:
+        if self.session_id is not None:
+            await self.port.close_session(self.session_id)
+
+
+@asynccontextmanager
+async def open_memory_client(
+    port: ServerPort,
+    *,
+    protocol_version: str = LATEST_HANDSHAKE_VERSION,
+    capabilities: Mapping[str, Any] | None = None,
+    client_info: Mapping[str, Any] | None = None,
+    on_request: ClientRequestHandler | None = None,
+    log_level: str | None = None,
+    initialize: bool = True,
+    close: bool = True,
+) -> AsyncIterator[MemoryClient]:
+    """A connected client: handshake-era versions are initialized on entry (``initialize=False`` to
+    do it yourself); 2026-07-28 sends the ``_meta`` envelope on every request. The session is closed on
+    exit unless ``close=False``."""
+    client = MemoryClient(
+        port,
+        protocol_version=protocol_version,
+        capabilities=capabilities if capabilities is not None else {},
+        client_info=client_info if client_info is not None else {"name": "mcpvisor-memory", "version": "0"},
+        on_request=on_request,
+        log_level=log_level,
+    )
+    lone: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            client._nursery = nursery
+            if initialize and not client.stateless:
+                await client.initialize()
+            try:
+                yield client
+            finally:
+                if close:
+                    with trio.CancelScope(shield=True):
+                        await client.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery only runs listeners: a lone error is the body's own, raise it bare.
+        if len(group.exceptions) != 1:
+            raise
+        lone = group.exceptions[0]
+    if lone is not None:
+        raise lone
