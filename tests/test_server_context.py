@@ -123,6 +123,7 @@ async def test_elicit_needs_the_capability_and_returns_the_answer() -> None:
     with pytest.raises(MissingClientCapability) as info:
         await Context(without).elicit("Your name?", schema)
     assert info.value.code == -32021 and "elicitation" in info.value.message
+    assert info.value.data == {"requiredCapabilities": {"elicitation": {}}}
     assert without.client_requests == []
     env = FakeEnv(
         client_capabilities={"elicitation": {}},

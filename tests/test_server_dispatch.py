@@ -483,9 +483,11 @@ async def test_templates_bind_variables_converted_by_hints() -> None:
     assert error.code == -32602 and "user_id" in error.message
 
 
-async def test_unknown_resource_is_32002_with_the_uri() -> None:
+async def test_unknown_resource_is_32002_until_2026_and_32602_after() -> None:
     error = await error_of(_library(), "resources/read", {"uri": "nope://x"})
     assert error.code == -32002 and error.data == {"uri": "nope://x"}
+    error = await error_of(_library(), "resources/read", {"uri": "nope://x"}, stateless_env())  # SEP-2164
+    assert error.code == -32602 and error.data == {"uri": "nope://x"}
 
 
 def test_template_parameters_must_match_its_variables() -> None:
@@ -658,8 +660,9 @@ async def test_discover_describes_the_server() -> None:
     def t() -> None: ...
 
     found = await call(server, "server/discover", {}, stateless_env())
-    assert "2026-07-28" in found["supportedVersions"] and "2025-11-25" in found["supportedVersions"]
-    assert found["capabilities"] == {"tools": {"listChanged": True}, "logging": {}}
+    assert found["supportedVersions"] == ["2026-07-28"]  # handshake revisions are found via initialize
+    # No session to push list_changed to: not promised on the stateless path.
+    assert found["capabilities"] == {"tools": {}, "logging": {}}
     assert found["instructions"] == "Be nice."
 
 
@@ -708,3 +711,12 @@ async def test_a_handler_can_image_from_a_path(tmp_path: Any) -> None:
     assert isinstance(Image(b"x", mime_type="image/gif").to_content(), ImageContent)
     with pytest.raises(TypeError):
         Image(b"x")
+
+
+def test_tool_names_outside_the_spec_alphabet_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    server = Server("s")
+    with caplog.at_level(logging.WARNING, logger="mcpvisor.server"):
+        server.tool(name="fine.name-1_x")(lambda: None)
+        assert caplog.records == []
+        server.tool(name="has space")(lambda: None)
+    assert "'has space'" in caplog.records[0].getMessage()

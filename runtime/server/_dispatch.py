@@ -26,6 +26,7 @@ from ..protocol import (
     ListToolsResult,
     Request,
     ToolSignature,
+    is_stateless,
     method_exists_in,
     parse_set_level,
     to_wire,
@@ -42,7 +43,7 @@ from ._tools import error_result, tool_result
 
 __all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
 
-#: MCP's "Resource not found" (`resources/read` of a URI no resource or template answers).
+#: MCP's "Resource not found" (`resources/read` of a URI nothing answers) up to 2025-11-25.
 RESOURCE_NOT_FOUND: Final = -32002
 
 #: Revisions that answer bad tool arguments with -32602; from 2025-11-25 on (SEP-1303) they are tool
@@ -82,7 +83,7 @@ async def _set_level(server: Server, params: Mapping[str, Any], env: RequestEnv)
 
 
 async def _discover(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    return server.discover_result()
+    return server.discover_result(env.protocol_version)
 
 
 # -- tools --------------------------------------------------------------------------------------------
@@ -136,8 +137,10 @@ def _find_template(server: Server, uri: str) -> tuple[RegisteredTemplate, dict[s
     return None
 
 
-def _not_found(uri: str) -> JsonRpcError:
-    return JsonRpcError(RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+def _not_found(uri: str, version: str) -> JsonRpcError:
+    # SEP-2164 (2026-07-28) moved "resource not found" to -32602; earlier revisions specify -32002.
+    code = INVALID_PARAMS if is_stateless(version) else RESOURCE_NOT_FOUND
+    return JsonRpcError(code, f"Resource not found: {uri}", {"uri": uri})
 
 
 async def _read_resource(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
@@ -152,7 +155,7 @@ async def _read_resource(server: Server, params: Mapping[str, Any], env: Request
         return to_wire(result)
     found = _find_template(server, uri)
     if found is None:
-        raise _not_found(uri)
+        raise _not_found(uri, env.protocol_version)
     template, variables = found
     missing = sorted(template.required - set(variables))
     if missing:
@@ -170,7 +173,7 @@ async def _read_resource(server: Server, params: Mapping[str, Any], env: Request
 async def _subscribe(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
     uri = _param_str(params, "uri")
     if uri not in server._resources and _find_template(server, uri) is None:
-        raise _not_found(uri)
+        raise _not_found(uri, env.protocol_version)
     await env.subscribe(uri)
     return {}
 

@@ -34,6 +34,6 @@ class MissingClientCapability(JsonRpcError):
         super().__init__(
             MISSING_REQUIRED_CLIENT_CAPABILITY,
             f"the client did not declare the {capability!r} capability this request needs",
-            {"requiredCapabilities": [capability]},
+            {"requiredCapabilities": {capability: {}}},
         )
         self.capability = capability

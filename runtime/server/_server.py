@@ -9,11 +9,13 @@ Context) are raised at decoration time, where the traceback points at the offend
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Final, Literal, TypeVar, overload
 
 from ..protocol import (
-    SUPPORTED_VERSIONS,
+    LATEST_STATELESS_VERSION,
+    STATELESS_VERSIONS,
     Annotations,
     DiscoverResult,
     Icon,
@@ -27,14 +29,18 @@ from ..protocol import (
     ToolAnnotations,
     ToolsCapability,
     from_wire,
+    is_stateless,
     to_wire,
 )
 from ._completion import RegisteredCompleter, make_completer
+from ._handler import logger
 from ._prompts import RegisteredPrompt, make_prompt
 from ._resources import RegisteredResource, RegisteredTemplate, make_resource, make_template
 from ._tools import RegisteredTool, make_tool
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: SEP-986 (2025-11-25): tool names SHOULD be 1-128 characters of these.
+_TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 ListKind = Literal["tools", "resources", "prompts"]
 
 
@@ -132,6 +138,12 @@ class Server:
 
         def register(fn: F) -> F:
             tool_name = name or _fn_name(fn)
+            if not _TOOL_NAME.fullmatch(tool_name):
+                logger.warning(
+                    "tool name %r breaks the spec's advice (1-128 of A-Z a-z 0-9 _ - .); "
+                    "some clients may refuse it",
+                    tool_name,
+                )
             if tool_name in self._tools:
                 raise ValueError(f"a tool named {tool_name!r} is already registered")
             tool_annotations = (
@@ -320,30 +332,43 @@ class Server:
 
     # -- what we tell clients ---------------------------------------------------------------------------
 
-    def capabilities(self) -> ServerCapabilities:
-        """Derived from what is registered; ``logging`` is always offered (any handler may log)."""
+    def capabilities(self, protocol_version: str | None = None) -> ServerCapabilities:
+        """Derived from what is registered; ``logging`` is always offered (any handler may log).
+
+        In the handshake era the session pushes ``list_changed`` and ``resources/updated``, so
+        ``listChanged`` and ``subscribe`` are on. A 2026-07-28 request has no session to push to (those
+        notifications travel on ``subscriptions/listen``, which this layer does not serve), so for a
+        stateless ``protocol_version`` both are left out rather than promised.
+        """
+        push = protocol_version is None or not is_stateless(protocol_version)
+        flag = True if push else None
         return ServerCapabilities(
-            tools=ToolsCapability(list_changed=True) if self._tools else None,
+            tools=ToolsCapability(list_changed=flag) if self._tools else None,
             resources=(
-                ResourcesCapability(subscribe=True, list_changed=True)
+                ResourcesCapability(subscribe=flag, list_changed=flag)
                 if self._resources or self._templates
                 else None
             ),
-            prompts=PromptsCapability(list_changed=True) if self._prompts else None,
+            prompts=PromptsCapability(list_changed=flag) if self._prompts else None,
             logging={},
             completions={} if self._completers else None,
         )
 
     def initialize_result(self, protocol_version: str) -> dict[str, Any]:
         """The wire ``InitializeResult`` at the negotiated ``protocol_version``."""
-        result: dict[str, Any] = to_wire(
-            InitializeResult(protocol_version, self.capabilities(), self.server_info, self.instructions)
+        record = InitializeResult(
+            protocol_version, self.capabilities(protocol_version), self.server_info, self.instructions
         )
+        result: dict[str, Any] = to_wire(record)
         return result
 
-    def discover_result(self) -> dict[str, Any]:
-        """The wire ``DiscoverResult`` (2026-07-28 ``server/discover``)."""
-        record = DiscoverResult(SUPPORTED_VERSIONS, self.capabilities(), self.instructions)
+    def discover_result(self, protocol_version: str = LATEST_STATELESS_VERSION) -> dict[str, Any]:
+        """The wire ``DiscoverResult`` (2026-07-28 ``server/discover``).
+
+        ``supportedVersions`` lists the stateless revisions only, as the official SDK does: a client
+        that wants a handshake revision learns that from ``initialize``.
+        """
+        record = DiscoverResult(STATELESS_VERSIONS, self.capabilities(protocol_version), self.instructions)
         result: dict[str, Any] = to_wire(record)
         return result
 
