@@ -5,7 +5,8 @@ says only "something failed". CI needs a narrower question answered: did a scena
 stop passing? ``conformance/expected.json`` holds the claims (and docs/conformance.md mirrors it), so a
 scenario still listed as "not yet" may fail without failing CI, and one we claim must pass.
 
-Usage: ``python conformance/evaluate.py RAW_DIR VERSION SUMMARY_JSON`` (``.ci/conformance`` calls it).
+Usage: ``python conformance/evaluate.py RAW_DIR VERSION SUMMARY_JSON`` (``.ci/conformance`` calls it);
+``python conformance/evaluate.py --table`` prints the docs tables from expected.json.
 Exit status: 0 when every expected-pass scenario passed, 1 otherwise, 2 for bad input.
 """
 
@@ -115,12 +116,25 @@ def judge(
     return regressions, surprises
 
 
-def main(argv: Sequence[str]) -> int:
+def markdown_table(scenarios: Mapping[str, Mapping[str, str]]) -> str:
+    """The docs/conformance.md table for one spec version (``--table`` prints them for pasting)."""
+    lines = ["| scenario | status | reason |", "|---|---|---|"]
+    for name, entry in scenarios.items():
+        reason = entry.get("reason", "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {entry['status']} | {reason} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str], expected_file: Path = EXPECTED_FILE) -> int:
+    if list(argv) == ["--table"]:
+        for version, scenarios in load_expected(expected_file).items():
+            print(f"### {version}\n\n{markdown_table(scenarios)}\n")
+        return 0
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     raw_dir, version, summary_path = Path(argv[0]), argv[1], Path(argv[2])
-    expected = load_expected().get(version)
+    expected = load_expected(expected_file).get(version)
     if expected is None:
         print(f"evaluate: no expectations for spec version {version}", file=sys.stderr)
         return 2

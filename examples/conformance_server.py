@@ -250,6 +250,18 @@ async def test_streaming_elicitation(ctx: Context) -> str:
     return _elicitation_summary(result)
 
 
+@server.tool
+async def test_reconnection(ctx: Context) -> str:
+    """Logs around a pause during which SEP-1699 wants the stream closed (server-sse-polling).
+
+    The Context has no way to close its SSE stream mid-call yet, so the suite's resume check only warns.
+    """
+    await ctx.info("Before disconnect")
+    await trio.sleep(0.2)
+    await ctx.info("After reconnect")
+    return "Reconnection test completed"
+
+
 def _dynamic_tool() -> str:
     """Exists only between two calls of test_trigger_tool_change."""
     return "dynamic"
@@ -261,8 +273,12 @@ def _dynamic_prompt() -> str:
 
 
 @server.tool
-def test_trigger_tool_change() -> str:
-    """Adds or removes a tool, so clients get tools/list_changed (server-stateless)."""
+async def test_trigger_tool_change() -> str:
+    """Adds or removes a tool, so clients get tools/list_changed (server-stateless).
+
+    Async on purpose: a sync tool runs in a worker thread, and registering tells the runtime, which lives
+    on the trio thread.
+    """
     try:
         server.remove_tool("test_dynamic_tool")
     except KeyError:
@@ -272,7 +288,7 @@ def test_trigger_tool_change() -> str:
 
 
 @server.tool
-def test_trigger_prompt_change() -> str:
+async def test_trigger_prompt_change() -> str:
     """Adds or removes a prompt, so clients get prompts/list_changed (server-stateless)."""
     try:
         server.remove_prompt("test_dynamic_prompt")
