@@ -37,8 +37,9 @@ _HEAP_SLACK: Final = 1024
 
 
 def _check_ttl(ttl: float | None) -> None:
-    if ttl is not None and not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds (or None for the default), got {ttl!r}")
+    # Same rule as the SQLite and Redis stores: 0 is allowed and means "expired at once".
+    if ttl is not None and not ttl >= 0:
+        raise ValueError(f"ttl must be >= 0 seconds (or None for the default), got {ttl!r}")
 
 
 class MemorySessionStore:

@@ -56,12 +56,24 @@ async def test_no_ttl_store_keeps_values() -> None:
     assert await store.get("s", "k") == b"v"
 
 
-async def test_ttl_must_be_positive() -> None:
+async def test_ttl_must_not_be_negative() -> None:
     store = MemorySessionStore()
-    with pytest.raises(ValueError, match="ttl must be > 0"):
-        await store.put("s", "k", b"v", ttl=0)
-    with pytest.raises(ValueError, match="ttl must be > 0"):
+    with pytest.raises(ValueError, match="ttl must be >= 0"):
+        await store.put("s", "k", b"v", ttl=-1)
+    with pytest.raises(ValueError, match="ttl must be >= 0"):
+        await store.put("s", "k", b"v", ttl=float("nan"))
+    with pytest.raises(ValueError, match="ttl must be >= 0"):
         MemorySessionStore(default_ttl=-1)
+
+
+async def test_zero_ttl_is_expired_at_once() -> None:
+    """As in the SQLite and Redis stores: a put with ttl=0 replaces the value with nothing."""
+    clock = FakeClock()
+    store = MemorySessionStore(clock=clock)
+    await store.put("s", "k", b"old")
+    await store.put("s", "k", b"new", ttl=0)
+    assert await store.get("s", "k") is None
+    assert await store.keys("s") == []
 
 
 async def test_closed_backends_refuse_work() -> None:

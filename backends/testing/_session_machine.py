@@ -16,8 +16,8 @@ from ._machine_base import BackendMachine, expect_ok
 SESSIONS = ("s1", "a", "a:b", "sé ß")
 KEYS = ("k", "b:k", "x", "ü/*?")
 COLLIDING = (("a", "b:k"), ("a:b", "k"))
-FAKE_TTLS = (None, 0.5, 1.0, 2.0, 5.0)
-REAL_TTLS = (None, 0.05, 0.1, 0.2, 0.3)
+FAKE_TTLS = (None, 0.5, 1.0, 2.0, 5.0, 0.0)  # 0: expired at once
+REAL_TTLS = (None, 0.05, 0.1, 0.2, 0.3, 0.0)
 FAKE_STEPS = (0.5, 1.0, 2.0, 3.0)
 REAL_STEPS = (0.05, 0.1, 0.15)
 
