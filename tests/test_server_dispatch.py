@@ -720,3 +720,19 @@ def test_tool_names_outside_the_spec_alphabet_are_warned_about(caplog: pytest.Lo
         assert caplog.records == []
         server.tool(name="has space")(lambda: None)
     assert "'has space'" in caplog.records[0].getMessage()
+
+
+async def test_lists_are_cached_until_something_is_registered_or_removed() -> None:
+    server = Server("s")
+    server.tool(name="a")(lambda: None)
+    first = await call(server, "tools/list")
+    first["resultType"] = "complete"  # the runtime adds keys to what it gets back
+    assert [t["name"] for t in (await call(server, "tools/list"))["tools"]] == ["a"]
+    assert "resultType" not in await call(server, "tools/list")
+    server.tool(name="b")(lambda: None)
+    assert [t["name"] for t in (await call(server, "tools/list"))["tools"]] == ["a", "b"]
+    server.remove_tool("a")
+    assert [t["name"] for t in (await call(server, "tools/list"))["tools"]] == ["b"]
+    server.resource("r://1")(lambda: "")
+    server.remove_resource("r://1")
+    assert (await call(server, "resources/list"))["resources"] == []

@@ -20,10 +20,6 @@ from ..protocol import (
     METHOD_NOT_FOUND,
     ArgumentError,
     JsonRpcError,
-    ListPromptsResult,
-    ListResourcesResult,
-    ListResourceTemplatesResult,
-    ListToolsResult,
     Request,
     ToolSignature,
     is_stateless,
@@ -90,7 +86,7 @@ async def _discover(server: Server, params: Mapping[str, Any], env: RequestEnv) 
 
 
 async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    return to_wire(ListToolsResult([t.tool for t in server._tools.values()]))
+    return server.listing("tools/list")
 
 
 async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
@@ -122,11 +118,11 @@ def _bind(signature: ToolSignature, arguments: Any) -> dict[str, Any]:
 
 
 async def _list_resources(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    return to_wire(ListResourcesResult([r.resource for r in server._resources.values()]))
+    return server.listing("resources/list")
 
 
 async def _list_templates(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    return to_wire(ListResourceTemplatesResult([t.template for t in server._templates.values()]))
+    return server.listing("resources/templates/list")
 
 
 def _find_template(server: Server, uri: str) -> tuple[RegisteredTemplate, dict[str, str]] | None:
@@ -187,7 +183,7 @@ async def _unsubscribe(server: Server, params: Mapping[str, Any], env: RequestEn
 
 
 async def _list_prompts(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    return to_wire(ListPromptsResult([p.prompt for p in server._prompts.values()]))
+    return server.listing("prompts/list")
 
 
 async def _get_prompt(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:

@@ -21,6 +21,10 @@ from ..protocol import (
     Icon,
     Implementation,
     InitializeResult,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    ListToolsResult,
     PromptsCapability,
     Resource,
     ResourcesCapability,
@@ -89,6 +93,9 @@ class Server:
         self._prompts: dict[str, RegisteredPrompt] = {}
         self._completers: dict[tuple[str, str], RegisteredCompleter] = {}
         self._list_listeners: list[Callable[[ListKind], None]] = []
+        # Wire forms of the list results, built on first use and dropped on every change: tools/list
+        # is asked for often and its answer only changes when a registration does.
+        self._listings: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -327,8 +334,28 @@ class Server:
         return lambda: self._list_listeners.remove(listener)
 
     def _list_changed(self, kind: ListKind) -> None:
+        self._listings.clear()
         for listener in list(self._list_listeners):
             listener(kind)
+
+    def listing(self, method: str) -> dict[str, Any]:
+        """The wire result of ``tools/list``, ``resources/list``, ``resources/templates/list`` or
+        ``prompts/list`` (a fresh top-level dict each time; the nested values are shared)."""
+        cached = self._listings.get(method)
+        if cached is None:
+            record: Any
+            if method == "tools/list":
+                record = ListToolsResult([t.tool for t in self._tools.values()])
+            elif method == "resources/list":
+                record = ListResourcesResult([r.resource for r in self._resources.values()])
+            elif method == "resources/templates/list":
+                record = ListResourceTemplatesResult([t.template for t in self._templates.values()])
+            elif method == "prompts/list":
+                record = ListPromptsResult([p.prompt for p in self._prompts.values()])
+            else:
+                raise ValueError(f"{method!r} is not a list method")
+            cached = self._listings[method] = to_wire(record)
+        return dict(cached)
 
     # -- what we tell clients ---------------------------------------------------------------------------
 
