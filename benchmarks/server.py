@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from mcpvisor.runtime.server import Context, Server
 
 HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "_baselines"
@@ -67,9 +68,7 @@ def progress(msg: str) -> None:
 # ---- our server --------------------------------------------------------------------------------------
 
 
-def build_server() -> Any:
-    from mcpvisor.runtime.server import Context, Server
-
+def build_server() -> Server:
     server = Server("bench")
 
     @server.tool
@@ -90,62 +89,19 @@ def build_server() -> Any:
 @contextlib.asynccontextmanager
 async def running_port() -> AsyncIterator[Any]:
     """Our server's runtime, started in this process: yields its ``ServerPort``."""
-    from mcpvisor.runtime.server import start_server  # type: ignore[attr-defined]
+    from mcpvisor.runtime.server import start_server
 
     async with start_server(build_server()) as port:
         yield port
 
 
-class RpcError(Exception):
-    """The server answered a request with a JSON-RPC error."""
+@contextlib.asynccontextmanager
+async def memory_client(port: Any, *, close: bool = True) -> AsyncIterator[Any]:
+    """Our own in-memory client (``open_memory_client``), in the 2025-11-25 handshake era."""
+    from mcpvisor.runtime.transports.memory import open_memory_client
 
-
-class PortSession:
-    """One MCP session driven straight through a ``ServerPort``: what our in-memory transport does."""
-
-    def __init__(self, port: Any) -> None:
-        self.port = port
-        self.session_id: str | None = None
-        self.next_id = 0
-
-    async def request(self, method: str, params: dict[str, Any]) -> Any:
-        from mcpvisor.runtime.protocol import ErrorResponse, Request, Response
-
-        self.next_id += 1
-        send, recv = trio.open_memory_channel[Any](16)
-        await self.port.submit(self.session_id, Request(self.next_id, method, params), send)
-        async with recv:
-            async for msg in recv:
-                if isinstance(msg, Response):
-                    return msg.result
-                if isinstance(msg, ErrorResponse):
-                    raise RpcError(f"{method}: {msg.error}")
-        raise RuntimeError(f"{method}: the replies channel closed with no final reply")
-
-    async def open(self) -> None:
-        from mcpvisor.runtime.protocol import Notification
-
-        self.session_id = await self.port.create_session()
-        await self.request(
-            "initialize",
-            {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "mcpvisor-bench", "version": "0"},
-            },
-        )
-        await self.port.submit(self.session_id, Notification("notifications/initialized"))
-
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        result = await self.request("tools/call", {"name": name, "arguments": arguments})
-        if result.get("isError"):
-            raise RuntimeError(f"tool {name} failed: {result}")
-        return result
-
-    async def close(self) -> None:
-        if self.session_id is not None:
-            await self.port.close_session(self.session_id)
-            self.session_id = None
+    async with open_memory_client(port, protocol_version=PROTOCOL_VERSION, close=close) as client:
+        yield client
 
 
 def summary(latencies: list[float], calls: int, wall: float) -> dict[str, float]:
@@ -169,24 +125,24 @@ def tool_args(tool: str, i: int) -> dict[str, Any]:
 
 async def ours_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds: int) -> dict[str, Any]:
     per_session = max(1, calls // n_sessions)
-    async with running_port() as port:
-        sessions = [PortSession(port) for _ in range(n_sessions)]
-        for s in sessions:
-            await s.open()
+    async with running_port() as port, contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(memory_client(port)) for _ in range(n_sessions)]
 
-        async def drive(s: PortSession, n: int, latencies: list[float] | None) -> None:
+        async def drive(c: Any, n: int, latencies: list[float] | None) -> None:
             for i in range(n):
                 t0 = time.perf_counter()
-                result = await s.call_tool(tool, tool_args(tool, i))
+                result = await c.call_tool(tool, tool_args(tool, i))
                 if latencies is not None:
                     latencies.append(time.perf_counter() - t0)
-                if i == 0 and tool == "add" and result["content"][0]["text"] != "1":
-                    raise RuntimeError(f"add(0, 1) answered {result}")
+                if result.get("isError") or (
+                    i == 0 and tool == "add" and result["content"][0]["text"] != "1"
+                ):
+                    raise RuntimeError(f"{tool} answered {result}")
 
         async def all_sessions(n: int, latencies: list[float] | None) -> None:
             async with trio.open_nursery() as nursery:
-                for s in sessions:
-                    nursery.start_soon(drive, s, n, latencies)
+                for c in clients:
+                    nursery.start_soon(drive, c, n, latencies)
 
         await all_sessions(max(1, warmup // n_sessions), None)
         results = []
@@ -196,29 +152,26 @@ async def ours_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds
             await all_sessions(per_session, latencies)
             results.append(summary(latencies, per_session * n_sessions, time.perf_counter() - t0))
         if tool == "counter":
-            last = await sessions[0].call_tool("counter", {})
+            last = await clients[0].call_tool("counter", {})
             expected = max(1, warmup // n_sessions) + per_session * rounds + 1
             if last["content"][0]["text"] != str(expected):
                 raise RuntimeError(f"counter: expected {expected}, got {last}")
-        for s in sessions:
-            await s.close()
     return {"tool": tool, "sessions": n_sessions, "calls": per_session * n_sessions, **medians(results)}
 
 
 async def ours_sessions(count: int, warmup: int, rounds: int) -> dict[str, Any]:
     async with running_port() as port:
-        s = PortSession(port)
         for _ in range(warmup):
-            await s.open()
-            await s.close()
+            async with memory_client(port):
+                pass
         results = []
         for _ in range(rounds):
             latencies = []
             t0 = time.perf_counter()
             for _ in range(count):
                 t1 = time.perf_counter()
-                await s.open()
-                await s.close()
+                async with memory_client(port):
+                    pass
                 latencies.append(time.perf_counter() - t1)
             results.append(summary(latencies, count, time.perf_counter() - t0))
     return {"count": count, **medians(results)}
@@ -230,24 +183,25 @@ def rss_bytes(pid: int | str = "self") -> int:
 
 
 async def ours_rss(count: int) -> dict[str, Any]:
+    """RSS growth for ``count`` idle sessions: each opened by a memory client that initializes it and
+    leaves without closing it, so only the server side of the session stays."""
     import trio.testing
 
     async with running_port() as port:
-        first = PortSession(port)
-        await first.open()
-        await first.call_tool("add", {"a": 1, "b": 2})
+        async with memory_client(port, close=False) as first:
+            await first.call_tool("add", {"a": 1, "b": 2})
         await trio.sleep(0.05)
         gc.collect()
         before = rss_bytes()
         for _ in range(count):
-            s = PortSession(port)
-            await s.open()
+            async with memory_client(port, close=False) as client:
+                pass
         await trio.testing.wait_all_tasks_blocked()
         await trio.sleep(0.2)
         gc.collect()
         after = rss_bytes()
-        if not port.has_session(s.session_id):
-            raise RuntimeError("the last session is not alive")
+        if len(port.session_ids()) != count + 1 or not port.has_session(client.session_id):
+            raise RuntimeError(f"expected {count + 1} live sessions, found {len(port.session_ids())}")
     return {
         "sessions": count,
         "rss_before": before,
@@ -257,8 +211,22 @@ async def ours_rss(count: int) -> dict[str, Any]:
 
 
 def serve_ours_http(port_number: int) -> None:
-    """Child process: our server on Streamable HTTP, as a user runs it, until terminated."""
-    build_server().run(transport="http", host="127.0.0.1", port=port_number)
+    """Child process: our server on Streamable HTTP, as a user runs it (``Server.run``), until terminated.
+
+    Until ``Server.run`` can serve HTTP, the same thing by hand: ``start_server`` + ``serve_http``.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("mcpvisor.runtime.server._run") is not None:
+        build_server().run(transport="http", host="127.0.0.1", port=port_number)
+        return
+    from mcpvisor.runtime.transports.http import serve_http
+
+    async def serve() -> None:
+        async with running_port() as port:
+            await serve_http(port, host="127.0.0.1", port_number=port_number)
+
+    trio.run(serve)
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -439,8 +407,12 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
             timeout,
         )
 
-    # HTTP: both servers up, the same load generator against each, alternating.
+    # HTTP: both servers up, the same load generator against each, alternating. Then the floor: a trivial
+    # ASGI app (no MCP) on each side's HTTP server, so the HTTP ratios can be read against what the HTTP
+    # stacks alone can do on this machine.
     if python is not None:
+        load = [str(python), str(BASELINES / "http_load.py")]
+        floor = str(BASELINES / "asgi_floor.py")
         servers: dict[str, ServerProcess] = {}
         try:
             servers["fastmcp"] = ServerProcess(
@@ -450,7 +422,6 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                 servers["ours"] = ServerProcess("ours", lambda p: [*me, "--serve-http", str(p)])
             for s in servers.values():
                 s.wait_ready()
-            load = [str(python), str(BASELINES / "http_load.py")]
             for tool in TOOLS:
                 for k in CONCURRENCY:
                     for side, s in servers.items():
@@ -484,6 +455,26 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                 )
         finally:
             for s in servers.values():
+                s.stop()
+        floors: dict[str, ServerProcess] = {}
+        try:
+            floors["ours"] = ServerProcess(
+                "floor-hypercorn",
+                lambda p: [sys.executable, floor, "--server", "hypercorn", "--port", str(p)],
+            )
+            floors["fastmcp"] = ServerProcess(
+                "floor-uvicorn", lambda p: [str(python), floor, "--server", "uvicorn", "--port", str(p)]
+            )
+            for s in floors.values():
+                s.wait_ready()
+            for k in CONCURRENCY:
+                for side, s in floors.items():
+                    progress(f"http floor ({s.name}, no MCP): {k} session(s), {sizes['calls']} calls x 3")
+                    (fast if side == "fastmcp" else ours)["http"][f"floor/{k}"] = run_json(
+                        [*load, "calls", "--url", s.url, "--sessions", str(k), *call_args(sizes)], timeout
+                    )
+        finally:
+            for s in floors.values():
                 s.stop()
 
     # RSS per idle session, each count in a fresh process.
@@ -523,6 +514,8 @@ def rows(sizes: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
                 out.append((f"{label} p50", (*base, "p50_s"), "us"))
                 out.append((f"{label} p99", (*base, "p99_s"), "us"))
         out.append((f"{where} session open+init+close/s", (where, "sessions", "per_s"), "/s"))
+    for k in CONCURRENCY:
+        out.append((f"HTTP floor {k}s calls/s (hypercorn|uvicorn)", ("http", f"floor/{k}", "per_s"), "/s"))
     for n in sizes["rss"]:
         out.append((f"RSS/idle session @{n:,}", ("rss", str(n), "bytes_per_session"), "B"))
     out.append(
@@ -549,7 +542,7 @@ def report(results: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, An
         r = ratio(a, b)
         ratios[label] = r
         print(f"{label:40} {fmt(a, unit):>12} {fmt(b, unit):>12} {'-' if r is None else f'{r:.2f}x':>13}")
-    throughput = [v for k, v in ratios.items() if k.endswith("calls/s")]
+    throughput = [v for k, v in ratios.items() if k.endswith("calls/s") and v is not None]
     per_session = get(results["ours"], "rss", str(max(sizes["rss"])), "bytes_per_session")
     targets = {
         "inmemory_calls_2x_fastmcp": all(
