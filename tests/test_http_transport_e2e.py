@@ -1,0 +1,217 @@
+"""End to end: the real runtime (`start_server`) behind `serve_http`, driven by the official `mcp` client
+and by raw HTTP for the stateless era."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+import trio
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcpvisor.runtime.server import Context, CrashSession, Server, start_server
+from mcpvisor.runtime.transports.http import serve_http
+
+app = Server("http-e2e", "1.0.0")
+
+
+@app.tool
+async def counter(ctx: Context) -> int:
+    n: int = await ctx.get_state("n", 0) + 1
+    await ctx.set_state("n", n)
+    return n
+
+
+@app.tool
+async def steps(ctx: Context, count: int, pause: float = 0.0) -> int:
+    for i in range(count):
+        await ctx.report_progress(i + 1, count)
+        await trio.sleep(pause)
+    return count
+
+
+@app.tool
+async def crash(ctx: Context) -> str:
+    raise CrashSession("on purpose")
+
+
+@app.tool
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@asynccontextmanager
+async def served(**options: Any) -> AsyncIterator[str]:
+    async with start_server(app) as port, trio.open_nursery() as nursery:
+        bound = await nursery.start(
+            functools.partial(serve_http, port, port_number=0, **options)  # type: ignore[arg-type]
+        )
+        yield f"http://127.0.0.1:{bound}/mcp"
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def sdk_session(url: str) -> AsyncIterator[ClientSession]:
+    async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def structured(result: Any) -> Any:
+    assert not result.is_error, result
+    return result.structured_content["result"]
+
+
+async def test_sdk_client_initializes_lists_calls_and_gets_progress() -> None:
+    with trio.fail_after(20):
+        async with served() as url, sdk_session(url) as session:
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"counter", "steps", "crash", "add"} <= names
+            assert structured(await session.call_tool("add", {"a": 2, "b": 40})) == 42
+            seen: list[float] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                seen.append(progress)
+
+            result = await session.call_tool("steps", {"count": 3}, progress_callback=on_progress)
+            assert structured(result) == 3 and seen == [1, 2, 3]
+            assert [structured(await session.call_tool("counter")) for _ in range(3)] == [1, 2, 3]
+
+
+async def test_two_sessions_are_isolated() -> None:
+    with trio.fail_after(20):
+        async with served() as url, sdk_session(url) as one, sdk_session(url) as two:
+            assert structured(await one.call_tool("counter")) == 1
+            assert structured(await one.call_tool("counter")) == 2
+            assert structured(await two.call_tool("counter")) == 1
+
+
+async def test_crash_restarts_the_session_in_place_and_keeps_its_values() -> None:
+    with trio.fail_after(20):
+        async with served() as url, sdk_session(url) as victim, sdk_session(url) as bystander:
+            assert structured(await victim.call_tool("counter")) == 1
+            assert structured(await victim.call_tool("counter")) == 2
+            assert structured(await bystander.call_tool("counter")) == 1
+            try:
+                crashed = await victim.call_tool("crash")
+            except Exception as exc:  # the runtime answers with a JSON-RPC error; the SDK raises it
+                assert getattr(getattr(exc, "error", None), "code", None) == -32603, repr(exc)
+            else:
+                assert crashed.is_error
+            # Same Mcp-Session-Id (the SDK would fail on a 404), the values written before the crash.
+            assert structured(await victim.call_tool("counter")) == 3
+            assert structured(await bystander.call_tool("counter")) == 2
+
+
+async def test_sdk_client_follows_server_initiated_polling() -> None:
+    # The server cuts each POST stream short; the SDK resumes with GET + Last-Event-ID.
+    with trio.fail_after(20):
+        async with served(sse_poll_after=0.05, retry_ms=10) as url, sdk_session(url) as session:
+            seen: list[float] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                seen.append(progress)
+
+            result = await session.call_tool(
+                "steps", {"count": 3, "pause": 0.1}, progress_callback=on_progress
+            )
+            assert structured(result) == 3 and seen == [1, 2, 3]
+
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+JSON_ONLY = {"accept": "application/json"}
+
+
+async def test_delete_ends_the_session_then_404() -> None:
+    with trio.fail_after(20):
+        async with served() as url, httpx2.AsyncClient() as client:
+            init = await client.post(url, json=INIT, headers=JSON_ONLY)
+            assert init.status_code == 200
+            session = {**JSON_ONLY, "mcp-session-id": init.headers["mcp-session-id"]}
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await client.post(url, json=note, headers=session)).status_code == 202
+            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "counter"}}
+            assert (await client.post(url, json=call, headers=session)).json()["result"][
+                "structuredContent"
+            ] == {"result": 1}
+            assert (await client.delete(url, headers=session)).status_code == 200
+            assert (await client.post(url, json=call, headers=session)).status_code == 404
+            assert (await client.delete(url, headers=session)).status_code == 404
+
+
+def stateless(method: str, params: dict[str, Any], version: str = "2026-07-28") -> dict[str, Any]:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+    }
+    return {"jsonrpc": "2.0", "id": 9, "method": method, "params": {**params, "_meta": meta}}
+
+
+def stateless_headers(method: str, name: str | None = None, version: str = "2026-07-28") -> dict[str, str]:
+    out = {**JSON_ONLY, "mcp-protocol-version": version, "mcp-method": method}
+    if name is not None:
+        out["mcp-name"] = name
+    return out
+
+
+async def test_stateless_requests_over_raw_http() -> None:
+    with trio.fail_after(20):
+        async with served() as url, httpx2.AsyncClient() as client:
+            body = stateless("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
+            ok = await client.post(url, json=body, headers=stateless_headers("tools/call", "add"))
+            assert ok.status_code == 200 and "mcp-session-id" not in ok.headers
+            result = ok.json()["result"]
+            assert result["structuredContent"] == {"result": 3} and result["resultType"] == "complete"
+
+            wrong_name = await client.post(url, json=body, headers=stateless_headers("tools/call", "counter"))
+            assert wrong_name.status_code == 400 and wrong_name.json()["error"]["code"] == -32020
+            no_method = {k: v for k, v in stateless_headers("tools/call", "add").items() if k != "mcp-method"}
+            missing = await client.post(url, json=body, headers=no_method)
+            assert missing.status_code == 400 and missing.json()["error"]["code"] == -32020
+
+            future = stateless("tools/list", {}, version="2099-01-01")
+            unsupported = await client.post(
+                url, json=future, headers=stateless_headers("tools/list", version="2099-01-01")
+            )
+            assert unsupported.status_code == 400
+            error = unsupported.json()["error"]
+            assert error["code"] == -32022 and "2026-07-28" in error["data"]["supported"]
+
+            get = await client.get(
+                url, headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"}
+            )
+            assert get.status_code == 405
+
+            listed = await client.post(
+                url,
+                json=stateless("tools/list", {}),
+                headers={
+                    **stateless_headers("tools/list"),
+                    **{"accept": "application/json, text/event-stream"},
+                },
+            )
+            assert listed.status_code == 200 and listed.headers["content-type"] == "text/event-stream"
+            assert b'"tools"' in listed.content
+
+
+async def test_stateless_state_access_is_an_error_not_a_crash() -> None:
+    with trio.fail_after(20):
+        async with served() as url, httpx2.AsyncClient() as client:
+            body = stateless("tools/call", {"name": "counter", "arguments": {}})
+            response = await client.post(url, json=body, headers=stateless_headers("tools/call", "counter"))
+            assert response.status_code == 200
+            payload = response.json()
+            assert "error" in payload or payload["result"].get("isError") is True
