@@ -1,9 +1,29 @@
 """mcpvisor: an OTP-style supervised runtime on trio for MCP servers.
 
 This module is a thin facade; the code lives in ``mcpvisor.runtime``, ``mcpvisor.supervisors`` and
-``mcpvisor.backends``.
+``mcpvisor.backends``. The names below are imported on first use, so ``import mcpvisor.supervisors``
+alone never loads the MCP runtime.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcpvisor.runtime.server import Context, CrashSession, Server, ToolError, start_server
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Context", "CrashSession", "Server", "ToolError", "__version__", "start_server"]
+
+_LAZY = frozenset({"Context", "CrashSession", "Server", "ToolError", "start_server"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from mcpvisor.runtime import server
+
+    value = getattr(server, name)
+    globals()[name] = value
+    return value

@@ -180,14 +180,14 @@ def test_idle_sessions_expire_and_drop_values() -> None:
     async def main() -> None:
         store = MemorySessionStore()
         async with start_server(app, session_state_store=store, session_idle_timeout=60) as running:
-            short_caps = {"experimental": {"io.mcpvisor/idleTimeout": 10}}
+            short_caps = {"experimental": {"io.mcpvisor/idleTimeout": {"seconds": 10}}}
             async with (
                 open_memory_client(running, capabilities=short_caps, close=False) as short,
                 open_memory_client(running, close=False) as long,
             ):
                 assert short.initialize_result is not None
                 granted = short.initialize_result["capabilities"]["experimental"]["io.mcpvisor/idleTimeout"]
-                assert granted == 10
+                assert granted == {"seconds": 10}
                 await short.call_tool("counter")
                 await long.call_tool("counter")
                 assert short.session_id is not None and long.session_id is not None

@@ -230,7 +230,7 @@ class SessionActor:
         server_caps = dict(result.get("capabilities") or {})
         server_caps["experimental"] = {
             **(server_caps.get("experimental") or {}),
-            IDLE_TIMEOUT_CAPABILITY: idle,
+            IDLE_TIMEOUT_CAPABILITY: {"seconds": idle},
         }
         result["capabilities"] = server_caps
         logger.info("session %s initialized (%s)", self.slot.session_id, start.protocol_version)

@@ -18,8 +18,9 @@ from ..protocol import LOGGING_LEVELS, LoggingLevel
 RESERVED_PREFIX: Final = "__mcpvisor__/"
 #: Where a session's settings live in the SessionStateStore.
 SETTINGS_KEY: Final = RESERVED_PREFIX + "session"
-#: ``initialize`` ``capabilities.experimental`` key: the idle lifetime (seconds) the client asks for.
-#: The server answers the lifetime it grants under the same key of its own capabilities.
+#: ``initialize`` ``capabilities.experimental`` key: the client asks for an idle lifetime with
+#: ``{"seconds": N}`` (experimental capability values must be objects); the server answers the lifetime
+#: it grants, in the same shape, under the same key of its own capabilities.
 IDLE_TIMEOUT_CAPABILITY: Final = "io.mcpvisor/idleTimeout"
 
 
@@ -62,6 +63,8 @@ def negotiate_idle_timeout(server_timeout: float, client_capabilities: Mapping[s
     """The server's lifetime, or the client's if it asked for a shorter positive one."""
     experimental = client_capabilities.get("experimental")
     asked = experimental.get(IDLE_TIMEOUT_CAPABILITY) if isinstance(experimental, Mapping) else None
+    if isinstance(asked, Mapping):
+        asked = asked.get("seconds")
     if isinstance(asked, int | float) and not isinstance(asked, bool) and 0 < asked < server_timeout:
         return float(asked)
     return server_timeout

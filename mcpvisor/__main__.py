@@ -1,0 +1,5 @@
+"""``python -m mcpvisor``: the ``mcpvisor`` command."""
+
+from mcpvisor.cli import main
+
+main()

@@ -1,0 +1,208 @@
+"""The stdio transport: newline-delimited JSON-RPC on stdin/stdout, one session per process.
+
+stdout carries protocol messages only (every log goes to stderr). Each request gets its own replies
+channel and a pump task that forwards its messages to the single writer, so a slow request never holds
+up another's answer. Both eras work: a handshake-era client sends ``initialize`` (which creates the
+session), a 2026-07-28 client sends envelope requests that run stateless. End of input closes the
+session (its requests are answered -32603, its values dropped) and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from typing import Final
+
+import trio
+
+from ..protocol import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    Malformed,
+    Message,
+    Request,
+    Response,
+    allows_batches,
+    encode,
+    error_response,
+    has_stateless_envelope,
+    parse_payload,
+)
+from ..server._port import ServerPort, SessionBusy, UnknownSession
+
+logger = logging.getLogger("mcpvisor.runtime.transports.stdio")
+
+#: A line longer than this is answered with a parse error and skipped.
+MAX_LINE: Final = 16 * 1024 * 1024
+
+
+async def _lines(stream: trio.abc.ReceiveStream, max_line: int) -> AsyncIterator[bytes | None]:
+    """Lines without their newline; None for a line that was too long (and was skipped)."""
+    buffer = bytearray()
+    skipping = False
+    while True:
+        newline = buffer.find(b"\n")
+        if newline >= 0:
+            line = bytes(buffer[:newline])
+            del buffer[: newline + 1]
+            if skipping:
+                skipping = False
+                yield None
+            elif line.strip():
+                yield line
+            continue
+        if len(buffer) > max_line:
+            buffer.clear()
+            skipping = True
+        chunk = await stream.receive_some(1 << 16)
+        if not chunk:
+            if buffer.strip() and not skipping:
+                yield bytes(buffer)
+            return
+        buffer += chunk
+
+
+class _StdioConnection:
+    def __init__(self, port: ServerPort, out: trio.MemorySendChannel[Message], nursery: trio.Nursery) -> None:
+        self.port = port
+        self.out = out
+        self.nursery = nursery
+        self.session_id: str | None = None
+        self.version: str | None = None
+
+    async def _pump(
+        self,
+        replies: trio.MemoryReceiveChannel[Message],
+        out: trio.MemorySendChannel[Message],
+        initialize: bool,
+    ) -> None:
+        async with replies, out:
+            async for message in replies:
+                if initialize and isinstance(message, Response):
+                    version = message.result.get("protocolVersion")
+                    self.version = version if isinstance(version, str) else None
+                await out.send(message)
+
+    async def _pump_standalone(
+        self, stream: trio.MemoryReceiveChannel[Message], out: trio.MemorySendChannel[Message]
+    ) -> None:
+        async with stream, out:
+            async for message in stream:
+                await out.send(message)
+
+    async def _submit(
+        self, target: str | None, message: Message, replies: trio.MemorySendChannel[Message] | None
+    ) -> None:
+        while True:
+            try:
+                await self.port.submit(target, message, replies)
+            except SessionBusy as busy:
+                await trio.sleep(min(busy.retry_after, 0.05))  # a pipe has one client: just wait
+            else:
+                return
+
+    async def handle(self, message: Message) -> None:
+        port = self.port
+        if isinstance(message, Request):
+            initialize = message.method == "initialize"
+            stateless = has_stateless_envelope(message.params)
+            # One session per process: a handshake-era request opens it (its lifecycle then serves
+            # ping before initialize and refuses the rest), and initialize reopens an ended one.
+            if (initialize or (not stateless and self.session_id is None)) and (
+                self.session_id is None or not port.has_session(self.session_id)
+            ):
+                self.session_id = await port.create_session()
+                self.nursery.start_soon(
+                    self._pump_standalone, port.standalone_stream(self.session_id), self.out.clone()
+                )
+            target = self.session_id
+            if target is not None and not port.has_session(target):
+                self.session_id = target = None
+                if not stateless:
+                    await self.out.send(
+                        error_response(
+                            message.id,
+                            INVALID_REQUEST,
+                            "The session has ended (closed, idle or crashed too often): "
+                            "send initialize to start a new one",
+                        )
+                    )
+                    return
+            send, receive = trio.open_memory_channel[Message](math.inf)
+            self.nursery.start_soon(self._pump, receive, self.out.clone(), initialize)
+            try:
+                await self._submit(target, message, send)
+            except UnknownSession:
+                send.close()
+                self.session_id = None
+                await self.out.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
+            return
+        if self.session_id is not None:
+            try:
+                await self._submit(self.session_id, message, None)
+            except UnknownSession:
+                self.session_id = None
+
+
+async def _write(out: trio.MemoryReceiveChannel[Message], stdout: trio.abc.SendStream) -> None:
+    async with out:
+        async for message in out:
+            data = encode(message) + b"\n"
+            # Coalesce whatever else is ready into one write.
+            while True:
+                try:
+                    data += encode(out.receive_nowait()) + b"\n"
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    break
+                if len(data) > 1 << 20:
+                    break
+            await stdout.send_all(data)
+
+
+async def serve_stdio(
+    port: ServerPort,
+    *,
+    stdin: trio.abc.ReceiveStream | None = None,
+    stdout: trio.abc.SendStream | None = None,
+    max_line: int = MAX_LINE,
+) -> None:
+    """Serve one client on ``stdin``/``stdout`` (the process's own by default) until end of input."""
+    own = stdin is None or stdout is None
+    if stdin is None:
+        stdin = trio.lowlevel.FdStream(os.dup(0))
+    if stdout is None:
+        stdout = trio.lowlevel.FdStream(os.dup(1))
+    out_send, out_receive = trio.open_memory_channel[Message](math.inf)
+    try:
+        async with trio.open_nursery() as writer:
+            writer.start_soon(_write, out_receive, stdout)
+            async with out_send, trio.open_nursery() as nursery:
+                conn = _StdioConnection(port, out_send.clone(), nursery)
+                async for line in _lines(stdin, max_line):
+                    if line is None:
+                        await out_send.send(
+                            error_response(
+                                None, PARSE_ERROR, f"Parse error: line longer than {max_line} bytes"
+                            )
+                        )
+                        continue
+                    incoming = parse_payload(line, allow_batch=allows_batches(conn.version))
+                    for item in incoming.items:
+                        if isinstance(item, Malformed):
+                            await out_send.send(item.reply)
+                        else:
+                            await conn.handle(item)
+                logger.info("stdin closed: ending the session")
+                if conn.session_id is not None:
+                    await port.close_session(conn.session_id)
+                await conn.out.aclose()
+                # the pumps end once every replies channel is closed (close_session answered them)
+    finally:
+        if own:
+            with trio.CancelScope(shield=True):
+                await stdin.aclose()
+                await stdout.aclose()
