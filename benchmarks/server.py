@@ -236,6 +236,8 @@ def child_main(args: argparse.Namespace) -> None:
         for tool in args.tools.split(","):
             for k in map(int, args.sessions.split(",")):
                 out[f"{tool}/{k}"] = trio.run(ours_calls, tool, k, args.calls, args.warmup, args.rounds)
+        if args.count:
+            out["sessions"] = trio.run(ours_sessions, args.count, min(args.warmup, 20), args.rounds)
     elif args.child == "sessions":
         out = trio.run(ours_sessions, args.count, min(args.warmup, 20), args.rounds)
     else:
@@ -358,61 +360,46 @@ def held_rss(python: Path, server: ServerProcess, count: int) -> dict[str, Any]:
 # ---- the run -----------------------------------------------------------------------------------------
 
 
-def call_args(sizes: dict[str, Any]) -> list[str]:
-    return [
-        "--calls",
-        str(sizes["calls"]),
-        "--warmup",
-        str(sizes["warmup"]),
-        "--rounds",
-        str(sizes["rounds"]),
-    ]
+def merge_rounds(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure from several single-round runs: every round kept, medians over them."""
+    rounds = [r for part in parts for r in part["rounds"]]
+    return {**{k: v for k, v in parts[0].items() if k != "rounds"}, **medians(rounds)}
 
 
 def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[str, Any]:
-    fast: dict[str, Any] = {"inmemory": {}, "http": {}, "rss": {}}
-    ours: dict[str, Any] = {"inmemory": {}, "http": {}, "rss": {}}
+    """Every figure, as the median of ``sizes["rounds"]`` rounds; the sides take turns round by round
+    (the machine's load drifts over seconds, so a figure and its counterpart are measured close in time)."""
+    sides: dict[str, dict[str, Any]] = {"fastmcp": {}, "ours": {}}
     me = [sys.executable, str(Path(__file__).resolve())]
     inmem = str(BASELINES / "fastmcp_inmemory.py")
     lists = ["--tools", ",".join(TOOLS), "--sessions", ",".join(map(str, CONCURRENCY))]
+    one_round = ["--calls", str(sizes["calls"]), "--warmup", str(sizes["warmup"]), "--rounds", "1"]
+    n_rounds = sizes["rounds"]
     timeout = 300
+    parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
-    # In-memory: each side in its own process with its own client.
+    def keep(side: str, key: str, out: dict[str, Any]) -> None:
+        parts.setdefault((side, key), []).append(out)
+
+    # In-memory: each side in its own process with its own client; one process per side and round.
+    commands: dict[str, list[str]] = {}
     if python is not None:
-        progress(
-            f"fastmcp in-memory: tools/call {TOOLS} x {CONCURRENCY} sessions, {sizes['calls']} calls x 3"
-        )
-        fast["inmemory"]["calls"] = run_json(
-            [str(python), inmem, "calls", *lists, *call_args(sizes)], timeout
-        )
-        progress(f"fastmcp in-memory: {sizes['sessions']} session open+initialize+close x 3")
-        fast["inmemory"]["sessions"] = run_json(
-            [
-                str(python),
-                inmem,
-                "sessions",
-                "--count",
-                str(sizes["sessions"]),
-                "--rounds",
-                str(sizes["rounds"]),
-            ],
-            timeout,
-        )
+        commands["fastmcp"] = [str(python), inmem]
     if ours_ok:
-        progress(f"ours in-memory: tools/call {TOOLS} x {CONCURRENCY} sessions, {sizes['calls']} calls x 3")
-        ours["inmemory"]["calls"] = run_json([*me, "--child", "calls", *lists, *call_args(sizes)], timeout)
-        progress(f"ours in-memory: {sizes['sessions']} session open+initialize+close x 3")
-        ours["inmemory"]["sessions"] = run_json(
-            [*me, "--child", "sessions", "--count", str(sizes["sessions"]), "--rounds", str(sizes["rounds"])],
-            timeout,
-        )
+        commands["ours"] = [*me, "--child"]
+    for r in range(n_rounds):
+        for side, cmd in commands.items():
+            progress(
+                f"{side} in-memory, round {r + 1}/{n_rounds}: tools/call {TOOLS} x {CONCURRENCY} sessions, "
+                f"{sizes['calls']} calls each; {sizes['sessions']} session open+initialize+close"
+            )
+            with_sessions = ["--count", str(sizes["sessions"])]
+            for key, out in run_json([*cmd, "calls", *lists, *one_round, *with_sessions], timeout).items():
+                keep(side, f"inmemory/{key}", out)
 
-    # HTTP: both servers up, the same load generator against each, alternating. Then the floor: a trivial
-    # ASGI app (no MCP) on each side's HTTP server, so the HTTP ratios can be read against what the HTTP
-    # stacks alone can do on this machine.
+    # HTTP: both servers up, the same load generator against each, taking turns.
     if python is not None:
         load = [str(python), str(BASELINES / "http_load.py")]
-        floor = str(BASELINES / "asgi_floor.py")
         servers: dict[str, ServerProcess] = {}
         try:
             servers["fastmcp"] = ServerProcess(
@@ -420,80 +407,79 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
             )
             if ours_ok:
                 servers["ours"] = ServerProcess("ours", lambda p: [*me, "--serve-http", str(p)])
-            for s in servers.values():
-                s.wait_ready()
-            for tool in TOOLS:
-                for k in CONCURRENCY:
-                    for side, s in servers.items():
-                        progress(
-                            f"{side} http: tools/call {tool}, {k} session(s), {sizes['calls']} calls x 3"
-                        )
-                        out = run_json(
-                            [
-                                *load,
-                                "calls",
-                                "--url",
-                                s.url,
-                                "--tool",
-                                tool,
-                                "--sessions",
-                                str(k),
-                                *call_args(sizes),
-                            ],
-                            timeout,
-                        )
-                        (fast if side == "fastmcp" else ours)["http"][f"{tool}/{k}"] = out
-            for side, s in servers.items():
-                progress(f"{side} http: {sizes['sessions']} session open+initialize+close x 3")
-                (fast if side == "fastmcp" else ours)["http"]["sessions"] = run_json(
-                    [*load, "sessions", "--url", s.url, "--count", str(sizes["sessions"])], timeout
+            for server in servers.values():
+                server.wait_ready()
+            for r in range(n_rounds):
+                progress(
+                    f"http, round {r + 1}/{n_rounds}: tools/call {TOOLS} x {CONCURRENCY} sessions, "
+                    f"{sizes['calls']} calls each; {sizes['sessions']} session open+initialize+close"
                 )
-            for side, s in servers.items():
+                for tool in TOOLS:
+                    for k in CONCURRENCY:
+                        for side, server in servers.items():
+                            calls = ["calls", "--url", server.url, "--tool", tool, "--sessions", str(k)]
+                            keep(side, f"http/{tool}/{k}", run_json([*load, *calls, *one_round], timeout))
+                for side, server in servers.items():
+                    sessions = [
+                        "sessions",
+                        "--url",
+                        server.url,
+                        "--count",
+                        str(sizes["sessions"]),
+                        "--rounds",
+                        "1",
+                    ]
+                    keep(side, "http/sessions", run_json([*load, *sessions], timeout))
+            for side, server in servers.items():
                 progress(f"{side} http: server RSS while {sizes['rss_http']} sessions are held")
-                (fast if side == "fastmcp" else ours)["rss"]["http_held"] = held_rss(
-                    python, s, sizes["rss_http"]
+                sides[side]["rss/http_held"] = held_rss(python, server, sizes["rss_http"])
+        finally:
+            for server in servers.values():
+                server.stop()
+
+        # The floor: a trivial ASGI app (no MCP) on each side's HTTP server, so the HTTP ratios can be
+        # read against what the HTTP stacks alone do on this machine.
+        if sizes["floor"]:
+            floor = str(BASELINES / "asgi_floor.py")
+            floors: dict[str, ServerProcess] = {}
+            try:
+                floors["ours"] = ServerProcess(
+                    "floor-hypercorn",
+                    lambda p: [sys.executable, floor, "--server", "hypercorn", "--port", str(p)],
                 )
-        finally:
-            for s in servers.values():
-                s.stop()
-        floors: dict[str, ServerProcess] = {}
-        try:
-            floors["ours"] = ServerProcess(
-                "floor-hypercorn",
-                lambda p: [sys.executable, floor, "--server", "hypercorn", "--port", str(p)],
-            )
-            floors["fastmcp"] = ServerProcess(
-                "floor-uvicorn", lambda p: [str(python), floor, "--server", "uvicorn", "--port", str(p)]
-            )
-            for s in floors.values():
-                s.wait_ready()
-            for k in CONCURRENCY:
-                for side, s in floors.items():
-                    progress(f"http floor ({s.name}, no MCP): {k} session(s), {sizes['calls']} calls x 3")
-                    (fast if side == "fastmcp" else ours)["http"][f"floor/{k}"] = run_json(
-                        [*load, "calls", "--url", s.url, "--sessions", str(k), *call_args(sizes)], timeout
-                    )
-        finally:
-            for s in floors.values():
-                s.stop()
+                floors["fastmcp"] = ServerProcess(
+                    "floor-uvicorn", lambda p: [str(python), floor, "--server", "uvicorn", "--port", str(p)]
+                )
+                for server in floors.values():
+                    server.wait_ready()
+                progress(
+                    f"http floor (trivial ASGI app, no MCP) on hypercorn-trio and uvicorn, {n_rounds} rounds"
+                )
+                for _ in range(n_rounds):
+                    for k in CONCURRENCY:
+                        for side, server in floors.items():
+                            calls = ["calls", "--url", server.url, "--sessions", str(k)]
+                            keep(side, f"http/floor/{k}", run_json([*load, *calls, *one_round], timeout))
+            finally:
+                for server in floors.values():
+                    server.stop()
+
+    for (side, key), runs in parts.items():
+        sides[side][key] = merge_rounds(runs)
 
     # RSS per idle session, each count in a fresh process.
     for n in sizes["rss"]:
         if python is not None:
             progress(f"fastmcp: RSS of {n} idle in-process sessions (fresh process)")
-            fast["rss"][str(n)] = run_json([str(python), inmem, "rss", "--count", str(n)], timeout)
+            sides["fastmcp"][f"rss/{n}"] = run_json([str(python), inmem, "rss", "--count", str(n)], timeout)
         if ours_ok:
             progress(f"ours: RSS of {n} idle in-process sessions (fresh process)")
-            ours["rss"][str(n)] = run_json([*me, "--child", "rss", "--count", str(n)], timeout)
-    return {"fastmcp": fast, "ours": ours}
+            sides["ours"][f"rss/{n}"] = run_json([*me, "--child", "rss", "--count", str(n)], timeout)
+    return sides
 
 
-def get(d: dict[str, Any], *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict) or key not in d:
-            return None
-        d = d[key]
-    return d
+def get(side: dict[str, Any], key: str, field: str) -> Any:
+    return side.get(key, {}).get(field)
 
 
 def ratio(a: Any, b: Any) -> float | None:
@@ -502,25 +488,22 @@ def ratio(a: Any, b: Any) -> float | None:
     return float(a) / float(b)
 
 
-def rows(sizes: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
-    """(label, path into each side's results, unit) for every figure compared."""
-    out: list[tuple[str, tuple[str, ...], str]] = []
+def rows(sizes: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(label, result key, field, unit) for every figure compared."""
+    out: list[tuple[str, str, str, str]] = []
     for where in ("inmemory", "http"):
         for tool in TOOLS:
             for k in CONCURRENCY:
-                base = (where, "calls", f"{tool}/{k}") if where == "inmemory" else (where, f"{tool}/{k}")
-                label = f"{where} {tool} {k}s"
-                out.append((f"{label} calls/s", (*base, "per_s"), "/s"))
-                out.append((f"{label} p50", (*base, "p50_s"), "us"))
-                out.append((f"{label} p99", (*base, "p99_s"), "us"))
-        out.append((f"{where} session open+init+close/s", (where, "sessions", "per_s"), "/s"))
-    for k in CONCURRENCY:
-        out.append((f"HTTP floor {k}s calls/s (hypercorn|uvicorn)", ("http", f"floor/{k}", "per_s"), "/s"))
+                key, label = f"{where}/{tool}/{k}", f"{where} {tool} {k}s"
+                out.append((f"{label} calls/s", key, "per_s", "/s"))
+                out.append((f"{label} p50", key, "p50_s", "us"))
+                out.append((f"{label} p99", key, "p99_s", "us"))
+        out.append((f"{where} session open+init+close/s", f"{where}/sessions", "per_s", "/s"))
+    for k in CONCURRENCY if sizes["floor"] else ():
+        out.append((f"HTTP floor {k}s calls/s (hypercorn|uvicorn)", f"http/floor/{k}", "per_s", "/s"))
     for n in sizes["rss"]:
-        out.append((f"RSS/idle session @{n:,}", ("rss", str(n), "bytes_per_session"), "B"))
-    out.append(
-        (f"RSS/held HTTP session @{sizes['rss_http']:,}", ("rss", "http_held", "bytes_per_session"), "B")
-    )
+        out.append((f"RSS/idle session @{n:,}", f"rss/{n}", "bytes_per_session", "B"))
+    out.append((f"RSS/held HTTP session @{sizes['rss_http']:,}", "rss/http_held", "bytes_per_session", "B"))
     return out
 
 
@@ -537,13 +520,13 @@ def report(results: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, An
     ratios: dict[str, Any] = {}
     print()
     print(f"{'':40} {'mcpvisor':>12} {'FastMCP':>12} {'ours/FastMCP':>13}")
-    for label, path, unit in rows(sizes):
-        a, b = get(results["ours"], *path), get(results["fastmcp"], *path)
+    for label, key, field, unit in rows(sizes):
+        a, b = get(results["ours"], key, field), get(results["fastmcp"], key, field)
         r = ratio(a, b)
         ratios[label] = r
         print(f"{label:40} {fmt(a, unit):>12} {fmt(b, unit):>12} {'-' if r is None else f'{r:.2f}x':>13}")
     throughput = [v for k, v in ratios.items() if k.endswith("calls/s") and v is not None]
-    per_session = get(results["ours"], "rss", str(max(sizes["rss"])), "bytes_per_session")
+    per_session = get(results["ours"], f"rss/{max(sizes['rss'])}", "bytes_per_session")
     targets = {
         "inmemory_calls_2x_fastmcp": all(
             (v or 0) >= 2 for k, v in ratios.items() if k.startswith("inmemory") and k.endswith("calls/s")
@@ -572,7 +555,7 @@ def main() -> None:
     parser.add_argument("--tools", default=",".join(TOOLS), help=argparse.SUPPRESS)
     parser.add_argument("--sessions", default=",".join(map(str, CONCURRENCY)), help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=2000, help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -585,23 +568,11 @@ def main() -> None:
         return
 
     if args.quick:
-        sizes: dict[str, Any] = {
-            "calls": 200,
-            "warmup": 40,
-            "rounds": 3,
-            "sessions": 40,
-            "rss": [200, 1000],
-            "rss_http": 200,
-        }
+        sizes: dict[str, Any] = {"calls": 200, "warmup": 30, "rounds": 3, "sessions": 30}
+        sizes.update({"rss": [1000], "rss_http": 100, "floor": False})
     else:
-        sizes = {
-            "calls": 1500,
-            "warmup": 200,
-            "rounds": 3,
-            "sessions": 200,
-            "rss": [1000, 10000],
-            "rss_http": 1000,
-        }
+        sizes = {"calls": 1500, "warmup": 200, "rounds": 3, "sessions": 200}
+        sizes.update({"rss": [1000, 10000], "rss_http": 1000, "floor": True})
     started = time.perf_counter()
     why_not = ours_available()
     if why_not:

@@ -10,7 +10,7 @@ FastMCP's ``Client`` runs under asyncio only, so this is its own process. The se
   ``mode="auto"`` picks 2026-07-28, whose ``session_id`` is per request, so ``counter`` would never see
   its state); all opened first, then ``client.call_tool(tool, args)`` concurrently; ``--warmup`` calls,
   then ``--rounds`` timed rounds of ``--calls`` calls in all. Per round: calls/s, p50 and p99 latency;
-  the JSON holds each round and the medians.
+  the JSON holds each round and the medians. With ``--count N`` the ``sessions`` figure comes too.
 - ``sessions``: per round, ``--count`` times ``async with Client(mcp, mode="legacy"): pass`` (open,
   initialize, close).
 - ``rss``: RSS growth for ``--count`` idle server-side sessions. Each is what FastMCP's in-memory
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--tools", default="add,counter")
     parser.add_argument("--sessions", default="1,20")
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--count", type=int, default=0, help="sessions/rss: how many; calls: also time")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -177,6 +177,8 @@ def main() -> None:
         for tool in args.tools.split(","):
             for k in map(int, args.sessions.split(",")):
                 out[f"{tool}/{k}"] = asyncio.run(run_calls(tool, k, args.calls, args.warmup, args.rounds))
+        if args.count:
+            out["sessions"] = asyncio.run(run_sessions(args.count, min(args.warmup, 20), args.rounds))
     elif args.mode == "sessions":
         out = asyncio.run(run_sessions(args.count, min(args.warmup, 20), args.rounds))
     else:
