@@ -23,6 +23,7 @@ from mcpvisor.runtime.protocol import (
     TextResourceContents,
 )
 from mcpvisor.runtime.server import (
+    Audio,
     Completion,
     Context,
     CrashSession,
@@ -736,3 +737,27 @@ async def test_lists_are_cached_until_something_is_registered_or_removed() -> No
     server.resource("r://1")(lambda: "")
     server.remove_resource("r://1")
     assert (await call(server, "resources/list"))["resources"] == []
+
+
+async def test_templates_and_resources_get_a_context_and_tool_errors_become_32603() -> None:
+    server = Server("s")
+
+    @server.resource_template("notes://{name}")
+    async def note(ctx: Context, name: str) -> str:
+        return f"{name} for {ctx.session_id}"
+
+    @server.resource("broken://r")
+    async def broken() -> str:
+        raise ToolError("disk is gone")
+
+    read = await call(server, "resources/read", {"uri": "notes://todo"}, FakeEnv(session_id="abc"))
+    assert read["contents"][0]["text"] == "todo for abc"
+    error = await error_of(server, "resources/read", {"uri": "broken://r"})
+    assert error.code == -32603 and error.message == "disk is gone"
+
+
+async def test_audio_content_from_bytes() -> None:
+    server = Server("s")
+    server.tool(name="beep")(lambda: Audio(b"RIFF", mime_type="audio/wav"))
+    (block,) = (await call_tool(server, "beep"))["content"]
+    assert block == {"type": "audio", "data": base64.b64encode(b"RIFF").decode(), "mimeType": "audio/wav"}
