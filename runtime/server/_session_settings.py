@@ -12,7 +12,7 @@ from typing import Any, Final
 import attrs
 from mcpvisor.backends import decode, encode
 
-from ..protocol import LOGGING_LEVELS, LoggingLevel
+from ..protocol import INTERNAL_ERROR, LOGGING_LEVELS, JsonRpcError, LoggingLevel
 
 #: Keys under this prefix belong to the runtime; handlers may not use them.
 RESERVED_PREFIX: Final = "__mcpvisor__/"
@@ -71,5 +71,9 @@ def negotiate_idle_timeout(server_timeout: float, client_capabilities: Mapping[s
 
 
 def check_user_key(key: str) -> None:
+    """A handler's key may not reach into the runtime's own records (a JsonRpcError so that the
+    message, which names the server author's mistake, reaches the client as is)."""
     if key.startswith(RESERVED_PREFIX):
-        raise ValueError(f"state keys starting with {RESERVED_PREFIX!r} are reserved for the runtime")
+        raise JsonRpcError(
+            INTERNAL_ERROR, f"state keys starting with {RESERVED_PREFIX!r} are reserved for the runtime"
+        )

@@ -1,0 +1,200 @@
+"""Runtime features beyond the lifecycle: the state path, server-to-client requests, log levels,
+subscriptions and list_changed, closing, and answers the runtime guarantees."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from _runtime_app import app
+from mcpvisor.backends import MemorySessionStore
+from mcpvisor.runtime.protocol import ErrorResponse, JsonRpcError, Message, Request, Response
+from mcpvisor.runtime.server import Context, Server, SessionBusy, UnknownSession, start_server
+from mcpvisor.runtime.transports.memory import open_memory_client
+
+
+def text_of(result: Mapping[str, Any]) -> str:
+    return str(result["content"][0]["text"])
+
+
+class RecordingStore(MemorySessionStore):
+    """Remembers which task ran each operation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[trio.lowlevel.Task] = []
+
+    async def get(self, session_id: str, key: str) -> bytes | None:
+        self.tasks.append(trio.lowlevel.current_task())
+        return await super().get(session_id, key)
+
+    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.tasks.append(trio.lowlevel.current_task())
+        await super().put(session_id, key, value, ttl=ttl)
+
+
+async def test_every_state_operation_runs_in_the_state_store_server() -> None:
+    store = RecordingStore()
+    async with start_server(app, session_state_store=store) as running:
+        async with open_memory_client(running) as one, open_memory_client(running) as two:
+            before = running.store.operations
+            await one.call_tool("counter")
+            await two.call_tool("counter")
+            await one.call_tool("counter")
+            assert running.store.operations - before == 6  # a get and a put per call
+        actor = running.registry.whereis("state_store")
+        assert actor is not None
+        assert store.tasks and {id(t) for t in store.tasks} == {id(actor._task)}
+
+
+async def test_state_keys_of_the_runtime_are_reserved() -> None:
+    server = Server("reserved")
+
+    @server.tool()
+    async def sneaky(ctx: Context) -> str:
+        return str(await ctx.get_state("__mcpvisor__/session"))
+
+    async with start_server(server) as running, open_memory_client(running) as client:
+        with pytest.raises(JsonRpcError) as info:
+            await client.call_tool("sneaky")
+        assert "reserved for the runtime" in info.value.message
+
+
+async def test_elicitation_round_trip_through_the_session() -> None:
+    async def answer(method: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        assert method == "elicitation/create" and params["message"] == "name?"
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    async with start_server(app) as running:
+        async with open_memory_client(running, capabilities={"elicitation": {}}, on_request=answer) as client:
+            assert text_of(await client.call_tool("ask")) == "Ada"
+        async with open_memory_client(running) as client:
+            with pytest.raises(JsonRpcError) as info:
+                await client.call_tool("ask")
+            assert info.value.code == -32021
+
+
+async def test_log_level_filters_and_survives_a_restart() -> None:
+    async with start_server(app) as running, open_memory_client(running) as client:
+        await client.call_tool("chatty")
+        assert client.notifications == []  # no level set: no log notifications
+        await client.request("logging/setLevel", {"level": "error"})
+        for _ in range(2):
+            client.notifications.clear()
+            await client.call_tool("chatty")
+            levels = [n.params["level"] for n in client.notifications if n.params is not None]
+            assert levels == ["error"]
+            with pytest.raises(JsonRpcError):
+                await client.call_tool("crash")  # the level is persisted: same filter after restart
+
+
+async def test_subscriptions_and_list_changed_reach_the_standalone_stream() -> None:
+    server = Server("events")
+
+    @server.resource("memo://a")
+    async def memo() -> str:
+        return "a"
+
+    async with (
+        start_server(server) as running,
+        open_memory_client(running) as client,
+        open_memory_client(running) as other,
+    ):
+        client.listen()
+        other.listen()
+        await client.request("resources/subscribe", {"uri": "memo://a"})
+        assert await running.notify_resource_updated("memo://a") == 1
+        assert await running.notify_resource_updated("memo://b") == 0
+        await trio.testing.wait_all_tasks_blocked()
+        assert [n.method for n in client.notifications] == ["notifications/resources/updated"]
+        assert other.notifications == []
+
+        @server.tool()
+        async def added() -> str:
+            return "new"
+
+        await trio.testing.wait_all_tasks_blocked()
+        assert client.notifications[-1].method == "notifications/tools/list_changed"
+        assert other.notifications[-1].method == "notifications/tools/list_changed"
+
+
+async def test_close_session_answers_in_flight_and_drops_values() -> None:
+    store = MemorySessionStore()
+    async with (
+        start_server(app, session_state_store=store) as running,
+        open_memory_client(running, close=False) as client,
+    ):
+        sid = client.session_id
+        assert sid is not None
+        await client.call_tool("counter")
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        await running.submit(sid, Request("w", "tools/call", {"name": "wait"}), send)
+        await trio.testing.wait_all_tasks_blocked()
+        await running.close_session(sid)
+        await running.close_session(sid)  # idempotent
+        finals = [m async for m in receive if isinstance(m, Response | ErrorResponse)]
+        assert len(finals) == 1 and isinstance(finals[0], ErrorResponse)
+        assert "session closed" in finals[0].error.message
+        assert not running.has_session(sid)
+        assert await store.keys(sid) == []
+        with pytest.raises(UnknownSession):
+            await client.call_tool("counter")
+
+
+async def test_duplicate_in_flight_request_id_is_refused() -> None:
+    async with start_server(app) as running, open_memory_client(running) as client:
+        assert client.session_id is not None
+        first, _first_rx = trio.open_memory_channel[Message](math.inf)
+        await running.submit(client.session_id, Request(7, "tools/call", {"name": "wait"}), first)
+        second, second_rx = trio.open_memory_channel[Message](math.inf)
+        await running.submit(client.session_id, Request(7, "ping"), second)
+        (reply,) = [m async for m in second_rx]
+        assert isinstance(reply, ErrorResponse) and reply.error.code == -32600
+
+
+async def test_requests_of_one_session_run_concurrently(autojump_clock: trio.testing.MockClock) -> None:
+    async with start_server(app) as running, open_memory_client(running) as client:
+        began = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(client.call_tool, "wait", {"seconds": 10})
+        assert trio.current_time() - began == pytest.approx(10)  # not 30: each request is its own task
+
+
+async def test_shutdown_answers_in_flight_requests() -> None:
+    send, receive = trio.open_memory_channel[Message](math.inf)
+    send2, receive2 = trio.open_memory_channel[Message](math.inf)
+    async with start_server(app) as running, open_memory_client(running, close=False) as client:
+        assert client.session_id is not None
+        await running.submit(client.session_id, Request("w", "tools/call", {"name": "wait"}), send)
+        stateless = {
+            "name": "wait",
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        }
+        await running.submit(None, Request("s", "tools/call", stateless), send2)
+        await trio.testing.wait_all_tasks_blocked()
+    for rx in (receive, receive2):
+        finals = [m async for m in rx if isinstance(m, Response | ErrorResponse)]
+        assert len(finals) == 1 and isinstance(finals[0], ErrorResponse)
+        assert finals[0].error.code == -32603
+
+
+async def test_stateless_overload_is_session_busy() -> None:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    async with start_server(app, max_stateless_requests=1) as running:
+        send, _rx = trio.open_memory_channel[Message](math.inf)
+        await running.submit(None, Request(1, "tools/call", {"name": "wait", "_meta": meta}), send)
+        send2, _rx2 = trio.open_memory_channel[Message](math.inf)
+        with pytest.raises(SessionBusy) as info:
+            await running.submit(None, Request(2, "tools/list", {"_meta": meta}), send2)
+        assert info.value.session_id is None
