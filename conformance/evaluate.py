@@ -110,7 +110,10 @@ def judge(
             why = "did not run" if got is None else "; ".join(got["failures"]) or "no successful check"
             regressions.append(f"{version} {name}: expected pass, {why}")
         elif entry["status"] == NOT_YET and passed:
-            surprises.append(f"{version} {name}: now passes; mark it pass in expected.json and the docs")
+            surprises.append(
+                f"{version} {name}: now passes; mark it pass in expected.json and the docs "
+                "unless its reason says why this pass is hollow"
+            )
     for name in sorted(set(outcomes) - set(expected)):
         surprises.append(f"{version} {name}: ran but is not listed in expected.json")
     return regressions, surprises

@@ -27,8 +27,9 @@ from mcpvisor.runtime.protocol import (
     TextContent,
     TextResourceContents,
 )
+from mcpvisor.runtime.server import Audio, Image
 
-from mcpvisor import Audio, Context, Image, Server, ToolError
+from mcpvisor import Context, Server, ToolError
 
 server = Server("mcpvisor-conformance-server", "0.1.0")
 
