@@ -761,3 +761,24 @@ async def test_audio_content_from_bytes() -> None:
     server.tool(name="beep")(lambda: Audio(b"RIFF", mime_type="audio/wav"))
     (block,) = (await call_tool(server, "beep"))["content"]
     assert block == {"type": "audio", "data": base64.b64encode(b"RIFF").decode(), "mimeType": "audio/wav"}
+
+
+async def test_structured_values_must_match_the_advertised_output_schema(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Server("s")
+
+    @server.tool
+    def total() -> int:
+        return [1, 2]  # type: ignore[return-value]
+
+    @server.tool
+    def point() -> Point:
+        return {"x": "three", "unit": "celsius"}  # type: ignore[return-value]
+
+    with caplog.at_level(logging.ERROR, logger="mcpvisor.server"):
+        assert (await error_of(server, "tools/call", {"name": "total"})).code == -32603
+        assert (await error_of(server, "tools/call", {"name": "point"})).code == -32603
+    problems = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    assert "breaks its output schema at the value: expected integer" in problems[0]
+    assert "['x']: expected integer, got 'three'" in problems[1]

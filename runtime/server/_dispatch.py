@@ -102,7 +102,9 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
         return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
     ctx = Context(env)
     try:
-        result = await invoke(tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap))
+        result = await invoke(
+            tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap, tool.output_check)
+        )
     except ToolError as exc:
         result = error_result(str(exc))
     return to_wire(result)

@@ -18,8 +18,8 @@ import enum
 import inspect
 import json
 import typing
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeAlias
 
 import attrs
 import cattrs
@@ -35,10 +35,12 @@ from ..protocol import (
     Tool,
     ToolSignature,
 )
-from ..protocol._schema import _compile
+from ..protocol._schema import _compile, _Invalid
 from ._context import Context
 from ._handler import Handler
 from ._media import Audio, Image
+
+OutputCheck: TypeAlias = Callable[[Any], Any]
 
 CONTENT_TYPES: Final = (TextContent, ImageContent, AudioContent, EmbeddedResource, ResourceLink)
 
@@ -57,24 +59,26 @@ class RegisteredTool:
     handler: Handler
     #: True/False: wrap structured values in {"result": ...} as the output schema says; None: by value.
     wrap: bool | None
+    #: Checks a structured value against the schema built from the return hint (None: nothing to check).
+    output_check: OutputCheck | None = None
 
 
-def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None]:
-    """(outputSchema, wrap) for a return annotation; (None, None) when it is not structured."""
+def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None, OutputCheck | None]:
+    """(outputSchema, wrap, check) for a return annotation; all None when it is not structured."""
     if hint is inspect.Signature.empty or hint is Any or hint is None:
-        return None, None
+        return None, None, None
     if isinstance(hint, type) and issubclass(hint, _UNSTRUCTURED_HINTS):
-        return None, None
+        return None, None, None
     if _mentions_content(hint):
-        return None, None
+        return None, None, None
     try:
-        schema, _check = _compile(hint, lambda _hint: False)
+        schema, check = _compile(hint, lambda _hint: False)
     except TypeError:
-        return None, None  # not expressible: the tool still works, it just advertises no schema
+        return None, None, None  # not expressible: the tool still works, it just advertises no schema
     if schema.get("type") == "object":
-        return schema, False
+        return schema, False, check
     wrapped = {"type": "object", "properties": {"result": schema}, "required": ["result"]}
-    return wrapped, True
+    return wrapped, True, check
 
 
 def _mentions_content(hint: Any) -> bool:
@@ -97,9 +101,9 @@ def make_tool(
 ) -> RegisteredTool:
     handler = Handler.wrap(fn, f"tool {name!r}")
     signature = ToolSignature.from_function(fn, exclude={Context})
-    schema, wrap = output_schema_for(handler.return_hint)
+    schema, wrap, check = output_schema_for(handler.return_hint)
     if output_schema is not None:
-        schema = dict(output_schema)
+        schema, check = dict(output_schema), None
         wrap = schema.get("type") != "object"
     tool = Tool(
         name=name,
@@ -111,7 +115,7 @@ def make_tool(
         icons=icons,
         meta=meta,
     )
-    return RegisteredTool(tool, signature, handler, wrap)
+    return RegisteredTool(tool, signature, handler, wrap, check)
 
 
 def _as_content(item: Any) -> ContentBlock | None:
@@ -122,8 +126,13 @@ def _as_content(item: Any) -> ContentBlock | None:
     return None
 
 
-def tool_result(value: Any, wrap: bool | None) -> CallToolResult:
-    """The ``CallToolResult`` for what a tool returned (see the module docstring)."""
+def tool_result(value: Any, wrap: bool | None, check: OutputCheck | None = None) -> CallToolResult:
+    """The ``CallToolResult`` for what a tool returned (see the module docstring).
+
+    ``check`` holds the value to the advertised output schema: the spec says structured content MUST
+    conform, and a client that validates would reject the whole result, so a mismatch is the tool's bug
+    (TypeError, answered -32603 and logged with the path that is wrong).
+    """
     if isinstance(value, CallToolResult):
         return value
     if value is None:
@@ -142,6 +151,14 @@ def tool_result(value: Any, wrap: bool | None) -> CallToolResult:
                 [b if b is not None else TextContent(item) for b, item in zip(blocks, value, strict=True)]
             )
     data = _values.unstructure(value)
+    if check is not None:
+        try:
+            check(data)
+        except _Invalid as exc:
+            where = "".join(f"[{part!r}]" for part in exc.path) or "the value"
+            raise TypeError(
+                f"tool returned a value that breaks its output schema at {where}: {exc.problem}"
+            ) from None
     if wrap is None:
         wrap = not isinstance(data, dict)
     structured = {"result": data} if wrap else data
