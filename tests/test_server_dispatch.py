@@ -782,3 +782,20 @@ async def test_structured_values_must_match_the_advertised_output_schema(
     problems = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
     assert "breaks its output schema at the value: expected integer" in problems[0]
     assert "['x']: expected integer, got 'three'" in problems[1]
+
+
+async def test_cancelling_a_stuck_sync_tool_does_not_wait_for_its_thread() -> None:
+    server = Server("s")
+    release, finished = threading.Event(), threading.Event()
+
+    @server.tool
+    def stuck() -> str:
+        release.wait(10)
+        finished.set()
+        return "late"
+
+    with trio.move_on_after(0.05) as scope:
+        await call_tool(server, "stuck")
+    assert scope.cancelled_caught and not finished.is_set()
+    release.set()
+    assert await trio.to_thread.run_sync(finished.wait, 10)

@@ -92,9 +92,10 @@ class Handler:
             arguments[name] = ctx
         if self.is_async:
             return await self.fn(**arguments)
-        # Sync code blocks; a worker thread keeps the session's other requests moving. It cannot be
-        # cancelled midway (trio waits for the thread), which docs/server.md says.
-        return await trio.to_thread.run_sync(functools.partial(self.fn, **arguments))
+        # Sync code blocks; a worker thread keeps the session's other requests moving. A thread cannot
+        # be interrupted, so on cancellation we stop waiting for it (its result is dropped) rather than
+        # let one stuck function hold up notifications/cancelled or a supervisor's shutdown.
+        return await trio.to_thread.run_sync(functools.partial(self.fn, **arguments), abandon_on_cancel=True)
 
 
 async def invoke(
