@@ -3,8 +3,9 @@
 Request methods pick a behaviour: `initialize` (answers; -32602 without params), `echo`, `progress`
 (three progress notifications, then the answer), `ask` (a server-to-client request, answered with what
 the client sent back), `gate` (waits until the test releases it), `vanish` (closes replies with no
-answer), `notify` (pushes a message onto the standalone stream). A session-less (`None`) request is
-answered with `{"stateless": true}`.
+answer), `notify` (pushes a message onto the standalone stream). A session-less (`None`) request gets
+the runtime's envelope check (`extract_request_context`: -32602, -32022, -32601 ...), then
+`{"stateless": true}` (after one progress notification when its `name` is `progress`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mcpvisor.runtime.protocol import (
     Request,
     Response,
     error_response,
+    extract_request_context,
 )
 from mcpvisor.runtime.server import SessionBusy, UnknownSession
 
@@ -84,7 +86,17 @@ class FakePort:
             rid = request.id
             method = request.method
             if session_id is None:
-                await replies.send(Response(rid, {"stateless": True, "method": method}))
+                # What the runtime does first with a session-less request: check its envelope.
+                context = extract_request_context(request)
+                if isinstance(context, ErrorResponse):
+                    await replies.send(context)
+                elif request.params and request.params.get("name") == "progress":
+                    await replies.send(
+                        Notification("notifications/progress", {"progressToken": "t", "progress": 1})
+                    )
+                    await replies.send(Response(rid, {"stateless": True, "method": method}))
+                else:
+                    await replies.send(Response(rid, {"stateless": True, "method": method}))
             elif method == "initialize":
                 if not request.params:
                     await replies.send(error_response(rid, INVALID_PARAMS, "bad initialize"))

@@ -257,12 +257,11 @@ async def test_stateless_request_is_submitted_without_a_session(app: McpHttpApp,
     assert port.sessions == {}
 
 
-async def test_stateless_sse_has_no_event_ids(app: McpHttpApp) -> None:
+async def test_stateless_final_answer_goes_out_as_one_json_body(app: McpHttpApp) -> None:
+    # Nothing is committed before the first reply, so an immediate answer is plain JSON with its status.
     status, headers, body = await request(app, "POST", headers=STATELESS_HEADERS, body=stateless_call(5))
-    assert status == 200 and headers["content-type"] == "text/event-stream"
-    events = parse_sse(body)
-    assert len(events) == 1 and "id" not in events[0]
-    assert json.loads(events[0]["data"])["id"] == 5
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body)["id"] == 5
 
 
 @pytest.mark.parametrize(
@@ -288,14 +287,56 @@ async def test_stateless_missing_headers_and_unserved_version(app: McpHttpApp, p
     missing = {k: v for k, v in STATELESS_HEADERS.items() if k != "mcp-name"}
     status, _, body = await request(app, "POST", headers=missing, body=stateless_call(6))
     assert status == 400 and json.loads(body)["error"]["code"] == -32020
-    meta = {**META, "io.modelcontextprotocol/protocolVersion": "2025-11-25"}
-    body_old = call(7, "tools/call", {"name": "add", "_meta": meta})
-    hdrs = {**STATELESS_HEADERS, "mcp-protocol-version": "2025-11-25"}
-    status, _, body = await request(app, "POST", headers=hdrs, body=body_old)
-    assert status == 400
-    error = json.loads(body)["error"]
-    assert error["code"] == -32022 and error["data"]["requested"] == "2025-11-25"
     assert port.stateless_received == []
+    meta = {**META, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+    body_future = call(7, "tools/call", {"name": "add", "_meta": meta})
+    hdrs = {**STATELESS_HEADERS, "mcp-protocol-version": "2099-01-01"}
+    status, headers, body = await request(app, "POST", headers=hdrs, body=body_future)
+    assert status == 400 and headers["content-type"] == "application/json"
+    reply = json.loads(body)
+    assert reply["id"] == 7 and reply["error"]["code"] == -32022
+    assert reply["error"]["data"]["requested"] == "2099-01-01"
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "status", "code"),
+    [
+        ("ping", {}, 404, -32601),
+        ("initialize", {"protocolVersion": "2026-07-28"}, 404, -32601),
+        ("tools/list", {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}, 400, -32602),
+    ],
+)
+async def test_stateless_errors_carry_their_http_status(
+    app: McpHttpApp, method: str, params: dict[str, Any], status: int, code: int
+) -> None:
+    if "_meta" not in params:
+        params = {**params, "_meta": META}
+    hdrs = {**STATELESS_HEADERS, "mcp-method": method}
+    got, headers, body = await request(app, "POST", headers=hdrs, body=call(8, method, params))
+    reply = json.loads(body)
+    assert (got, reply["error"]["code"], reply["id"]) == (status, code, 8)
+    assert "mcp-session-id" not in headers
+
+
+async def test_stateless_client_without_envelope_is_400_invalid_params(
+    app: McpHttpApp, port: FakePort
+) -> None:
+    hdrs = {**STATELESS_HEADERS, "mcp-method": "tools/list"}
+    status, _, body = await request(app, "POST", headers=hdrs, body=call(3, "tools/list"))
+    assert status == 400 and json.loads(body)["error"]["code"] == -32602
+    assert port.stateless_received == []
+
+
+async def test_stateless_request_that_streams_gets_sse_without_ids(app: McpHttpApp) -> None:
+    hdrs = {**STATELESS_HEADERS, "mcp-name": "progress"}
+    status, headers, body = await request(app, "POST", headers=hdrs, body=stateless_call(4, "progress"))
+    assert status == 200 and headers["content-type"] == "text/event-stream"
+    events = parse_sse(body)
+    assert [json.loads(e["data"]).get("method") for e in events] == ["notifications/progress", None]
+    assert all("id" not in e for e in events)
+    json_only = {**hdrs, "accept": "application/json"}
+    status, headers, body = await request(app, "POST", headers=json_only, body=stateless_call(4, "progress"))
+    assert status == 200 and json.loads(body)["result"]["stateless"] is True
 
 
 async def test_get_and_delete_are_405_for_stateless_clients(app: McpHttpApp) -> None:

@@ -25,9 +25,14 @@ from typing import Any, Final, TypeAlias
 import trio
 
 from ..protocol import (
+    HEADER_MISMATCH,
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
     STATELESS_VERSIONS,
+    UNSUPPORTED_PROTOCOL_VERSION,
     ErrorResponse,
     Malformed,
     Message,
@@ -38,10 +43,10 @@ from ..protocol import (
     check_stateless_headers,
     encode,
     error_response,
+    extract_request_context,
     has_stateless_envelope,
     is_supported,
     parse_payload,
-    unsupported_version_error,
 )
 from ..server._port import ServerPort, SessionBusy, TransportError, UnknownSession
 from ._http_events import ReplayStream, SessionStreams, format_event, format_retry, parse_event_id
@@ -72,6 +77,23 @@ BATCH_VERSION: Final = "2025-03-26"
 """The only revision with JSON-RPC batches, and the one assumed when `MCP-Protocol-Version` is absent."""
 
 
+_STATELESS_ERROR_STATUS: Final[dict[int, int]] = {
+    METHOD_NOT_FOUND: 404,
+    INVALID_REQUEST: 400,
+    INVALID_PARAMS: 400,
+    HEADER_MISMATCH: 400,
+    MISSING_REQUIRED_CLIENT_CAPABILITY: 400,
+    UNSUPPORTED_PROTOCOL_VERSION: 400,
+}
+"""2026-07-28 over HTTP: the status that goes with a JSON-RPC error answering the whole request."""
+
+
+def _stateless_status(final: Response | ErrorResponse) -> int:
+    if isinstance(final, Response):
+        return 200
+    return _STATELESS_ERROR_STATUS.get(final.error.code, 200)
+
+
 class _Disconnected(Exception):
     """The client went away while we were writing; the request itself carries on."""
 
@@ -97,6 +119,7 @@ class _Exchange:
         self.receive = receive
         self._send = send
         self.started = False
+        self.json_ok = True  # the client accepts application/json (POST)
 
     async def start(self, status: int, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.started = True
@@ -285,7 +308,8 @@ class McpHttpApp:
     async def _post(self, ex: _Exchange, headers: dict[str, str]) -> None:
         types = accepted_types(headers.get("accept"))
         wants_sse = not self.json_response and accepts(types, SSE)
-        if not (accepts(types, JSON) or wants_sse):
+        ex.json_ok = accepts(types, JSON)
+        if not (ex.json_ok or wants_sse):
             await ex.error(
                 406,
                 INVALID_REQUEST,
@@ -311,15 +335,18 @@ class McpHttpApp:
             status = 400
             await ex.respond(status, encode(item.reply))
             return
-        if isinstance(item, Request) and item.method == "initialize" and session_id is None:
-            await self._initialize(ex, item, wants_sse)
-        elif isinstance(item, Request) and has_stateless_envelope(item.params):
+        if isinstance(item, Request) and has_stateless_envelope(item.params):
+            # Before the initialize check: `initialize` in the envelope is a 2026-07-28 client calling
+            # a method its revision lacks (-32601, 404), not a handshake.
             await self._stateless_request(ex, headers, item, wants_sse)
+        elif isinstance(item, Request) and item.method == "initialize" and session_id is None:
+            await self._initialize(ex, item, wants_sse)
         elif self._stateless_client(headers):
-            # A 2026-07-28 client's notification / response, or a request lacking its envelope: the
-            # runtime answers the latter with the precise -32602.
+            # A 2026-07-28 client's notification / response, or a request lacking its envelope.
             if isinstance(item, Request):
-                await self._request(ex, None, item, wants_sse, None)
+                missing = extract_request_context(item)
+                assert isinstance(missing, ErrorResponse)  # no envelope: always -32602
+                await ex.respond(400, encode(missing))
             else:
                 await self._accept(ex, None, item)
         else:
@@ -355,10 +382,6 @@ class McpHttpApp:
         mismatch = check_stateless_headers(request, headers)
         if mismatch is not None:
             await ex.respond(400, encode(mismatch))
-            return
-        version = headers[VERSION_HEADER]  # present: the check above compared it with the body
-        if version not in STATELESS_VERSIONS:
-            await ex.respond(400, encode(unsupported_version_error(request.id, version)))
             return
         await self._request(ex, None, request, wants_sse, None)
 
@@ -440,18 +463,57 @@ class McpHttpApp:
             send_replies.close()
             await self._transport_error(ex, exc)
             return
+        if session_id is None:
+            await self._stateless_answer(ex, request, replies, wants_sse)
+            return
         if not wants_sse:
             final = await self._final_reply(replies, session_id, request.id)
             await ex.respond(200, encode(final))
             return
-        # Stateless requests have no session to resume in (no GET), so their events carry no ids.
-        stream = (
-            streams.open() if streams is not None else ReplayStream(0, max_events=self.max_events_per_stream)
-        )
-        resumable = streams is not None
+        stream = streams.open() if streams is not None else self._session_streams(session_id).open()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump_replies, replies, stream, [request.id])
-            await self._write_stream(ex, stream, after=0, resumable=resumable, prime=True, poll=True)
+            await self._write_stream(ex, stream, after=0, resumable=True, prime=True, poll=True)
+
+    async def _stateless_answer(
+        self,
+        ex: _Exchange,
+        request: Request,
+        replies: trio.MemoryReceiveChannel[Message],
+        wants_sse: bool,
+    ) -> None:
+        """A 2026-07-28 request: the HTTP status must say what the JSON-RPC error says.
+
+        That revision maps its errors onto statuses (-32601 is 404; bad `_meta`, a missing capability,
+        an unserved version are 400), so nothing is committed until the first reply is in. When that is
+        already the final answer (the common case) it goes out as one JSON body with its status; only a
+        request that streams first (progress, logs) gets an SSE stream, whose status is 200. There is
+        no session to resume in, so its events carry no ids.
+        """
+        try:
+            first: Message = await replies.receive()
+        except trio.EndOfChannel:
+            first = error_response(request.id, INTERNAL_ERROR, "Internal error")
+        if isinstance(first, Response | ErrorResponse) and first.id == request.id:
+            replies.close()
+            status = _stateless_status(first)
+            if status != 200 or not wants_sse or ex.json_ok:
+                await ex.respond(status, encode(first))
+                return
+            stream = ReplayStream(0)
+            stream.append(encode(first))
+            stream.finish()
+            await self._write_stream(ex, stream, after=0, resumable=False, prime=False)
+            return
+        if not wants_sse:
+            final = await self._final_reply(replies, None, request.id)
+            await ex.respond(_stateless_status(final), encode(final))
+            return
+        stream = ReplayStream(0, max_events=self.max_events_per_stream)
+        stream.append(encode(first))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump_replies, replies, stream, [request.id])
+            await self._write_stream(ex, stream, after=0, resumable=False, prime=False)
 
     async def _pump_replies(
         self,
