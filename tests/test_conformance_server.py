@@ -117,16 +117,16 @@ async def test_content_tools_resources_and_prompts(example: ModuleType) -> None:
 
 
 async def test_progress_logs_and_client_requests(example: ModuleType) -> None:
-    capabilities = {"sampling": {}, "elicitation": {}}
+    capabilities: dict[str, Any] = {"sampling": {}, "elicitation": {}}
     async with (
         start_server(example.server) as running,
         open_memory_client(running, capabilities=capabilities, on_request=_client_answers) as client,
     ):
         await client.request("logging/setLevel", {"level": "debug"})
         await client.call_tool("test_tool_with_progress", progress_token="p-1")
-        progress = [n.params for n in client.notifications if n.method == "notifications/progress"]
+        progress = [n.params or {} for n in client.notifications if n.method == "notifications/progress"]
         await client.call_tool("test_tool_with_logging")
-        logs = [n.params for n in client.notifications if n.method == "notifications/message"]
+        logs = [n.params or {} for n in client.notifications if n.method == "notifications/message"]
         sampled = await client.call_tool("test_sampling", {"prompt": "hello"})
         elicited = await client.call_tool("test_elicitation", {"message": "who?"})
     assert [p["progress"] for p in progress] == [0, 50, 100]
