@@ -63,40 +63,52 @@ class ChildCounts:
     workers: int
 
 
-class _Status:
-    """Wraps the nursery's task_status so the child task knows whether its start completed."""
-
-    __slots__ = ("_inner", "done")
-
-    def __init__(self, inner: trio.TaskStatus[Any]) -> None:
-        self._inner = inner
-        self.done = False
-
-    def started(self, value: Any = None) -> None:
-        self.done = True
-        self._inner.started(value)
+_STARTING, _RUNNING, _EXITED = 0, 1, 2
 
 
-class _Child:
-    """One incarnation of a child: a new one per (re)start, so stale exit notices are recognisable."""
+class _Child(ChildContext):
+    """One incarnation of a child: a new one per (re)start, so stale exit notices are recognisable.
 
-    __slots__ = ("ctx", "exited", "handle", "key", "reason", "scope", "settled", "spec")
+    It is also the child's ``ChildContext`` and the ``task_status`` its start function gets, so a child
+    costs one small object besides its task; the exit event exists only while someone waits for it.
+    """
+
+    __slots__ = ("_task_status", "handle", "key", "reason", "scope", "settled", "spec", "state", "waiter")
 
     def __init__(self, spec: ChildSpec, key: Hashable) -> None:
+        super().__init__(spec.id)
         self.spec = spec
         #: its place among the supervisor's children: the spec id in a static supervisor; in a dynamic
         #: one a number, since one spec (one id) may be started many times (OTP keys those by pid)
         self.key = key
         self.handle: Any = None
         self.scope: trio.CancelScope | None = None
-        self.ctx: ChildContext | None = None
-        self.exited: trio.Event | None = None  # set when the task is running; None before/after
+        self.state = _STARTING
+        self.waiter: trio.Event | None = None  # made by the first task that waits for the exit
         self.reason: ExitReason = NORMAL
         self.settled = False  # its exit has been (or is being) dealt with
+        self._task_status: trio.TaskStatus[Any] | None = None
 
     @property
     def running(self) -> bool:
-        return self.exited is not None and not self.exited.is_set()
+        return self.state == _RUNNING
+
+    def started(self, value: Any = None) -> None:
+        """The child's ``task_status.started``: forward, then let go of trio's start machinery (its
+        temporary nursery would otherwise live, ~1 KB, as long as the child)."""
+        status = self._task_status
+        if status is None:
+            raise RuntimeError(f"child {self.spec.id!r} called task_status.started() twice")
+        self._task_status = None
+        self.state = _RUNNING
+        status.started(value)
+
+    async def wait_exited(self) -> None:
+        if self.state == _EXITED:
+            return
+        if self.waiter is None:
+            self.waiter = trio.Event()
+        await self.waiter.wait()
 
 
 _STOP = object()
@@ -146,28 +158,29 @@ class _Run:
     # ---- child tasks ----------------------------------------------------------------------------
 
     async def _child_task(self, child: _Child, task_status: trio.TaskStatus[Any]) -> None:
-        status = _Status(task_status)
+        child._task_status = task_status
+        del task_status
         reason: ExitReason = NORMAL
-        exited = trio.Event()
         with trio.CancelScope() as scope:
             child.scope = scope
-            child.ctx = ctx = enter_child_context(child.spec.id)
-            child.exited = exited
+            enter_child_context(child)
             try:
-                await child.spec.start(task_status=status)
+                await child.spec.start(task_status=child)
             except Exception as exc:
-                if not status.done:
-                    child.exited = None
+                if child.state == _STARTING:
+                    child._task_status = None
                     raise
                 reason = exc
-        if scope.cancelled_caught or (reason is NORMAL and ctx.stop.is_set()):
-            reason = SHUTDOWN
-        if not status.done:
-            child.exited = None
+        if child.state == _STARTING:
+            child._task_status = None
             return  # nursery.start raises "exited without calling started"
+        if scope.cancelled_caught or (reason is NORMAL and child.stop_asked):
+            reason = SHUTDOWN
         child.reason = reason
+        child.state = _EXITED
         self.active -= 1
-        exited.set()
+        if child.waiter is not None:
+            child.waiter.set()
         if not child.settled:
             self.send.send_nowait(child)
 
@@ -178,7 +191,8 @@ class _Run:
             key = next(self._keys) if self.dynamic else spec.id
         child = _Child(spec, key)
         try:
-            child.handle = await self.nursery.start(self._child_task, child)
+            # the spec id names the task: trio would otherwise build a name string per child
+            child.handle = await self.nursery.start(self._child_task, child, name=spec.id)
         except Exception as exc:
             emit(self.on_event, ChildStartFailed(self.name, spec.id, exc))
             raise ChildStartError(spec.id, exc) from exc
@@ -200,25 +214,24 @@ class _Run:
         """OTP's shutdown: ask, wait ``shutdown`` seconds, then cancel (BRUTAL_KILL cancels at once)."""
         already = child.settled
         child.settled = True
-        exited = child.exited
-        if exited is None:
+        if child.state == _STARTING:
             return
-        if exited.is_set():
+        if child.state == _EXITED:
             if not already and self.children.get(child.key) is child:
                 # it exited by itself and its notice is still queued: report it here, the notice
                 # will be recognised as stale (OTP: the 'DOWN' of a dead pid carries its real reason)
                 emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
             return
-        assert child.scope is not None and child.ctx is not None
+        assert child.scope is not None
         grace = child.spec.shutdown
         if grace <= 0:
             child.scope.cancel()
         else:
-            child.ctx.stop.set()
+            child._ask_stop()
             with trio.move_on_after(grace):
-                await exited.wait()
+                await child.wait_exited()
             child.scope.cancel()
-        await exited.wait()
+        await child.wait_exited()
         emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
 
     async def _stop_all(self) -> None:

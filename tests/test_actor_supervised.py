@@ -29,14 +29,11 @@ class Worker:
 async def _as_child(
     behaviour: object,
     returned: list[str],
-    stop_event: object = None,
     *,
     task_status: trio.TaskStatus[tuple[ActorRef, Any]],
 ) -> None:
     """What a supervisor does for a child: a child context in the child's own task, then its start."""
     ctx = enter_child_context("worker")
-    if stop_event is not None:
-        ctx.stop = stop_event  # type: ignore[assignment]
     async with trio.open_nursery() as nursery:
         ref = await nursery.start(run_actor, behaviour)
         task_status.started((ref, ctx))
@@ -50,7 +47,7 @@ async def test_idle_supervised_actor_stops_on_the_stop_request_with_shutdown() -
         ref, ctx = await nursery.start(_as_child, Worker(log), returned)
         assert await ref.call(1) == 1
         await trio.testing.wait_all_tasks_blocked()
-        ctx.stop.set()
+        ctx._ask_stop()
         assert await ref.wait_exit() is SHUTDOWN
     assert log == [1, ("terminate", SHUTDOWN)]
     assert returned == ["returned"]  # SHUTDOWN is an orderly exit: the task returns
@@ -70,7 +67,7 @@ async def test_busy_supervised_actor_finishes_its_message_then_stops(
 
         nursery.start_soon(slow_call)
         await trio.testing.wait_all_tasks_blocked()
-        ctx.stop.set()
+        ctx._ask_stop()
         assert await ref.wait_exit() is SHUTDOWN
     assert replies == ["slow"]
     assert log == ["slow", ("terminate", SHUTDOWN)]
@@ -83,7 +80,7 @@ async def test_messages_after_a_stop_request_still_wake_the_actor_safely() -> No
     async with trio.open_nursery() as nursery:
         ref, ctx = await nursery.start(_as_child, Worker(log), returned)
         await trio.testing.wait_all_tasks_blocked()
-        ctx.stop.set()  # reschedules the parked actor...
+        ctx._ask_stop()  # reschedules the parked actor...
         ref.send_nowait("late")  # ...and this send, before it runs, must not wake it again
         assert await ref.wait_exit() is SHUTDOWN
     assert log == [("terminate", SHUTDOWN)]
@@ -100,35 +97,44 @@ async def test_unsupervised_actor_has_no_child_context() -> None:
         await ref.stop()
 
 
-class _OpaqueEvent:
-    """An event whose waiters the actor cannot join: forces the watcher-task fallback."""
-
-    __slots__ = ("_inner",)
-
-    def __init__(self) -> None:
-        self._inner = trio.Event()
-
-    def set(self) -> None:
-        self._inner.set()
-
-    def is_set(self) -> bool:
-        return self._inner.is_set()
-
-    async def wait(self) -> None:
-        await self._inner.wait()
+class SlowInit(Worker):
+    async def init(self) -> None:
+        await trio.sleep(1)
 
 
-async def test_stop_request_through_the_watcher_fallback() -> None:
+async def test_stop_requested_while_init_runs_stops_the_actor_once_started(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        ctx = None
+
+        async def child(*, task_status: trio.TaskStatus[ActorRef]) -> None:
+            nonlocal ctx
+            ctx = enter_child_context("worker")
+            nursery.start_soon(ask_soon)
+            await run_actor(SlowInit(log), task_status=task_status)
+
+        async def ask_soon() -> None:
+            await trio.sleep(0.5)  # init is still running
+            assert ctx is not None
+            ctx._ask_stop()
+
+        ref = await nursery.start(child)
+        assert await ref.wait_exit() is SHUTDOWN
+    assert log == [("terminate", SHUTDOWN)]
+
+
+async def test_a_supervised_actor_costs_no_stop_event() -> None:
+    """The stop request reaches an actor through ``request_stop``, never through a per-actor event."""
     log: list[Any] = []
     returned: list[str] = []
     async with trio.open_nursery() as nursery:
-        ref, ctx = await nursery.start(_as_child, Worker(log), returned, _OpaqueEvent())
-        assert ref._stop_tasks is None
-        assert await ref.call(1) == 1
-        await trio.testing.wait_all_tasks_blocked()
-        ctx.stop.set()
+        ref, ctx = await nursery.start(_as_child, Worker(log), returned)
+        assert ctx._stop is None  # nobody made the event
+        ctx._ask_stop()
         assert await ref.wait_exit() is SHUTDOWN
-    assert log == [1, ("terminate", SHUTDOWN)]
+        assert ctx.stop.is_set()  # made on demand, already set
     assert returned == ["returned"]
 
 

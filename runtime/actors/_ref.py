@@ -125,8 +125,6 @@ class ActorRef:
         "_reason",
         "_room",
         "_signal",
-        "_stop",
-        "_stop_tasks",
         "_task",
         "trap_exits",
     )
@@ -145,8 +143,6 @@ class ActorRef:
         self._done = False
         self._signal: ExitReason | None = None  # a pending stop (or kill) request
         self._kill_scope: trio.CancelScope | None = None
-        self._stop: trio.Event | None = None  # the supervisor's stop request, when supervised
-        self._stop_tasks: set[Task] | None = None
         self._room: ParkingLot | None = None
         self._deferred: set[Caller] | None = None
         self._names: list[tuple[Registry, str]] | None = None
@@ -288,19 +284,11 @@ class ActorRef:
 
     def _wake(self) -> None:
         if self._parked:
-            stop_tasks = self._stop_tasks
-            if stop_tasks is not None:
-                assert self._stop is not None
-                if self._stop.is_set():
-                    return  # the stop event has already woken the actor
-                stop_tasks.discard(self._task)
             self._parked = False
             reschedule(self._task)  # type: ignore[arg-type]
 
     def _abort_park(self, _raise_cancel: object) -> Abort:
         self._parked = False
-        if self._stop_tasks is not None:
-            self._stop_tasks.discard(self._task)
         return Abort.SUCCEEDED
 
     def _forget_deferred(self, caller: Caller) -> None:

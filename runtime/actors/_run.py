@@ -3,8 +3,8 @@
 One actor is one trio task and nothing else. An idle actor is a parked task with one coroutine frame, a
 short list and a small ``ActorRef``: ``run_actor`` is a plain function returning that single coroutine,
 and the loop parks inline, because every extra frame or object is multiplied by the ten thousand
-sessions a server may hold. Under a supervisor the same park also waits for the supervisor's stop event
-(see ``_park``), again without a second task.
+sessions a server may hold. Under a supervisor the stop request arrives as ``request_stop(SHUTDOWN)``
+(``ChildContext._notify_on_stop``), so the same park serves it, again without a second task or event.
 
 How an actor ends, and what its task does then (what a supervisor sees):
 
@@ -82,33 +82,10 @@ def run_actor(
     ref = ActorRef(label, mailbox_size)
     child = current_child()
     if child is not None:
-        ref._stop = child.stop
-        tasks = getattr(child.stop, "_tasks", None)
-        if isinstance(tasks, set):
-            ref._stop_tasks = tasks
-        else:  # a trio whose Event keeps its waiters elsewhere: fall back to a watcher task
-            return _actor_watched(ref, behaviour, name, registry, task_status)
+        # The supervisor's stop request becomes ``ref.request_stop(SHUTDOWN)``: the parked actor is
+        # woken like any mailbox delivery, with no stop event or watcher task per actor.
+        child._notify_on_stop(ref)
     return _actor(ref, behaviour, name, registry, task_status)
-
-
-async def _actor_watched(
-    ref: ActorRef,
-    behaviour: object,
-    name: str | None,
-    registry: Registry | None,
-    task_status: trio.TaskStatus[ActorRef],
-) -> None:
-    async def watch() -> None:
-        assert ref._stop is not None
-        await ref._stop.wait()
-        ref.request_stop(SHUTDOWN)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch)
-        try:
-            await _actor(ref, behaviour, name, registry, task_status)
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 async def _dispatch(ref: ActorRef, item: Any, handlers: tuple[Any, Any, Any]) -> StopActor | None:
@@ -140,7 +117,7 @@ async def _actor(
     registry: Registry | None,
     task_status: trio.TaskStatus[ActorRef],
 ) -> None:
-    task = ref._task = current_task()
+    ref._task = current_task()
     if registry is not None and name is not None:
         registry.register(name, ref)
     _current_actor.set(ref)
@@ -161,7 +138,6 @@ async def _actor(
         getattr(behaviour, "handle_cast", None) or _ignore,
         getattr(behaviour, "handle_info", None) or _ignore,
     )
-    stop = ref._stop
     reason = NORMAL
     current: Caller | None = None
     batch = 0
@@ -171,18 +147,10 @@ async def _actor(
             if signal is not None:
                 reason = signal
                 break
-            if stop is not None and stop.is_set():
-                reason = SHUTDOWN
-                break
             queue = ref._queue
             if not queue:
-                # Park until a sender, a stop request or the supervisor's stop event wakes us. The stop
-                # event reschedules the tasks in its waiter set; joining that set lets one parked task
-                # wait for both the mailbox and the event, with no watcher task per actor.
+                # Park until a sender or a stop request (the supervisor's included) wakes us.
                 batch = 0
-                stop_tasks = ref._stop_tasks
-                if stop_tasks is not None:
-                    stop_tasks.add(task)
                 ref._parked = True
                 try:
                     await wait_task_rescheduled(ref._abort_park)
