@@ -799,3 +799,15 @@ async def test_cancelling_a_stuck_sync_tool_does_not_wait_for_its_thread() -> No
     assert scope.cancelled_caught and not finished.is_set()
     release.set()
     assert await trio.to_thread.run_sync(finished.wait, 10)
+
+
+async def test_a_plain_callable_returning_a_coroutine_is_awaited() -> None:
+    server = Server("s")
+
+    async def later(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return n * 2
+
+    server.tool(name="twice")(lambda n: later(n))
+    # (a lambda has no hints, so `n` takes any JSON value)
+    assert (await call_tool(server, "twice", n=4))["structuredContent"] == {"result": 8}

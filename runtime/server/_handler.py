@@ -95,7 +95,16 @@ class Handler:
         # Sync code blocks; a worker thread keeps the session's other requests moving. A thread cannot
         # be interrupted, so on cancellation we stop waiting for it (its result is dropped) rather than
         # let one stuck function hold up notifications/cancelled or a supervisor's shutdown.
-        return await trio.to_thread.run_sync(functools.partial(self.fn, **arguments), abandon_on_cancel=True)
+        # Boxed: trio refuses a thread result that is a coroutine, and a plain callable may return one
+        # (a lambda around an async function); it is awaited here, in trio.
+        (result,) = await trio.to_thread.run_sync(_boxed, self.fn, arguments, abandon_on_cancel=True)
+        if inspect.iscoroutine(result):
+            result = await result
+        return result
+
+
+def _boxed(fn: Callable[..., Any], arguments: dict[str, Any]) -> tuple[Any]:
+    return (fn(**arguments),)
 
 
 async def invoke(
@@ -115,8 +124,10 @@ async def invoke(
         raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
     except Exception as exc:
         if isinstance(exc, ExceptionGroup):
-            crash = exc.subgroup(CrashSession)
+            crash: BaseException | None = exc.subgroup(CrashSession)
+            while isinstance(crash, BaseExceptionGroup):
+                crash = crash.exceptions[0]
             if crash is not None:
-                raise crash.exceptions[0] from exc
+                raise crash from exc
         logger.exception("%s raised", handler.label)
         raise JsonRpcError(INTERNAL_ERROR, "Internal error") from exc
