@@ -206,7 +206,7 @@ class RunningServer:
             shutdown=INFINITY,
         )
         try:
-            await sessions.start_child(spec)
+            slot.tree = await sessions.start_child(spec)
         except BaseException:
             self._slots.pop(session_id, None)
             raise
@@ -333,7 +333,8 @@ class RunningServer:
         sessions = self._child("sessions")
         if sessions is not None:
             with suppress(ChildNotFound, SupervisorNotRunning):
-                await sessions.terminate_child(session_id)
+                # by handle, not id: a dynamic supervisor finds a handle without a scan
+                await sessions.terminate_child(slot.tree if slot.tree is not None else session_id)
         await slot.done.wait()
 
     # ---- one session's subtree ----------------------------------------------------------------------

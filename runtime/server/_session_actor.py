@@ -106,7 +106,8 @@ class SessionActor:
     async def init(self) -> None:
         self.ref = current_actor()
         sid = self.slot.session_id
-        data = await self.deps.store.get(sid, SETTINGS_KEY)
+        # A brand-new session has nothing stored yet: skip the round trip to the store.
+        data = await self.deps.store.get(sid, SETTINGS_KEY) if self.slot.incarnations else None
         if data is not None:
             # A restarted incarnation: carry on where the last one was, handshake done.
             self.settings = settings = SessionSettings.from_bytes(data)

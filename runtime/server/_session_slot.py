@@ -10,6 +10,7 @@ running or still queued in its mailbox, is answered -32603 from this table.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import attrs
 import trio
@@ -47,6 +48,8 @@ class SessionSlot:
     #: Set once the session's whole supervision subtree has ended.
     done: trio.Event = attrs.field(factory=trio.Event)
     incarnations: int = 0
+    #: The per-session supervisor's handle in the SessionSupervisor (what terminate_child takes).
+    tree: Any = None
     _changed: trio.Event = attrs.field(factory=trio.Event)
 
     def touch(self) -> None:
