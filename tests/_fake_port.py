@@ -45,6 +45,7 @@ class FakePort:
     closed: list[str] = attrs.field(factory=list)
     stateless_received: list[Message] = attrs.field(factory=list)
     busy: bool = False
+    broken: bool = False
     gate: trio.Event = attrs.field(factory=trio.Event)
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
 
@@ -66,6 +67,8 @@ class FakePort:
             raise UnknownSession(session_id)
         if self.busy:
             raise SessionBusy(session_id, 1.5)
+        if self.broken:
+            raise RuntimeError("secret internals")
         if isinstance(message, Request) and replies is None:
             raise TypeError("a Request needs a replies channel")
         if session_id is None:

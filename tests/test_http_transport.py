@@ -514,3 +514,29 @@ async def test_lifespan_protocol_is_acknowledged(app: McpHttpApp) -> None:
 
     await app({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_a_failing_port_gets_500_with_a_jsonrpc_body_not_a_dropped_connection(
+    app: McpHttpApp, port: FakePort, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = await init_session(app)
+    port.broken = True
+    status, _, body = await request(app, "POST", headers=session_headers(sid), body=call(2, "echo"))
+    assert status == 500
+    assert json.loads(body)["error"] == {"code": -32603, "message": "Internal error"}
+    assert b"secret" not in body and "secret internals" in caplog.text
+
+
+async def test_last_event_id_never_crosses_sessions(port: FakePort) -> None:
+    app = mcp_asgi_app(port, sse_poll_after=0)
+    one, two = await init_session(app), await init_session(app)
+    async with open_request(app, "POST", headers=session_headers(one), body=call(11, "gate")) as live:
+        events = parse_sse(await live.read_all())
+        port.gate.set()
+        resume = {"accept": "text/event-stream", "mcp-session-id": two, "last-event-id": events[0]["id"]}
+        async with open_request(app, "GET", headers=resume) as other:
+            priming = await other.next_event()
+            assert priming is not None and priming["data"] == ""
+            with trio.move_on_after(0.2):
+                leaked = await other.next_event()
+                raise AssertionError(f"session two saw {leaked}")

@@ -35,10 +35,14 @@ def format_retry(retry_ms: int) -> bytes:
     return b"retry: " + str(retry_ms).encode() + b"\n\n"
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone admits "²", which int() refuses
+
+
 def parse_event_id(value: str) -> tuple[int, int] | None:
     """`"<stream>-<seq>"` -> (stream, seq); None for ids we never issued."""
     stream, sep, seq = value.strip().partition("-")
-    if not sep or not stream.isdigit() or not seq.isdigit():
+    if not sep or not _is_number(stream) or not _is_number(seq):
         return None
     return int(stream), int(seq)
 

@@ -211,6 +211,12 @@ class McpHttpApp:
             await self._dispatch(scope, ex)
         except _Disconnected:
             logger.debug("client disconnected before the response was written")
+        except Exception:
+            # A bug behind the port must not cost the client its answer: a 500 with a JSON-RPC body
+            # when nothing was sent yet; the traceback stays in the log, never on the wire.
+            logger.exception("Streamable HTTP request failed")
+            if not ex.started:
+                await ex.error(500, INTERNAL_ERROR, "Internal error")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
