@@ -1,0 +1,29 @@
+"""The runnable examples of the runtime's sections of docs/server.md run and their assertions hold."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "server.md"
+OURS = ("Running a server", "Supervision and crash recovery")
+
+
+def _our_sections(text: str) -> str:
+    sections = re.split(r"^## ", text, flags=re.M)
+    return "\n".join(s for s in sections if s.startswith(OURS))
+
+
+BLOCKS = re.findall(r"```python\n(.*?)```", _our_sections(DOC.read_text(encoding="utf-8")), re.S)
+
+
+def test_the_sections_have_examples() -> None:
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_example_runs(index: int) -> None:
+    namespace: dict[str, object] = {"__name__": f"server_runtime_doc_example_{index}"}
+    exec(compile(BLOCKS[index], f"docs/server.md#runtime-example{index}", "exec"), namespace)
