@@ -22,12 +22,12 @@ Results go to benchmarks/results/actors.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +46,7 @@ from mcpvisor.runtime.actors import (
     current_actor,
     spawn,
 )
-from mcpvisor.supervisors import Restart
+from mcpvisor.supervisors import Restart, open_dynamic_supervisor, open_supervisor
 
 HERE = Path(__file__).resolve().parent
 TRIOTP_VENV = HERE / ".venv-triotp"
@@ -151,8 +151,6 @@ async def bench_calls_and_casts(n_calls: int, n_casts: int) -> dict[str, float]:
 
 
 async def bench_spawn_exit(n: int) -> float:
-    from mcpvisor.supervisors import open_dynamic_supervisor
-
     refs: list[ActorRef] = []
     spec = actor_child_spec("worker", lambda: Tracked(refs), restart=Restart.TEMPORARY)
     async with open_dynamic_supervisor(max_children=n + 10) as sup:
@@ -165,8 +163,6 @@ async def bench_spawn_exit(n: int) -> float:
 
 
 async def bench_restart(n: int) -> dict[str, float]:
-    from mcpvisor.supervisors import open_supervisor
-
     started: list[float] = []
     event_box = [trio.Event()]
     registry = Registry()
@@ -198,43 +194,21 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def supervisors_available() -> bool:
-    import mcpvisor.supervisors as sup
-
-    return hasattr(sup, "open_dynamic_supervisor") and hasattr(sup, "open_supervisor")
-
-
 async def bench_rss(n: int) -> dict[str, Any]:
-    """Runs in a fresh subprocess: RSS growth for ``n`` idle actors under one DynamicSupervisor.
-
-    Without the supervisors (while they are being written) the actors run in a plain nursery instead,
-    and the result says so.
-    """
+    """Runs in a fresh subprocess: RSS growth for ``n`` idle actors under ONE DynamicSupervisor, all
+    started from one shared child spec (OTP's simple_one_for_one)."""
     refs: list[ActorRef] = []
     spec = actor_child_spec("idle", lambda: Tracked(refs))
-    async with contextlib.AsyncExitStack() as stack:
-        if supervisors_available():
-            from mcpvisor.supervisors import open_dynamic_supervisor
-
-            sup = await stack.enter_async_context(open_dynamic_supervisor(max_children=n + 10))
-            under = "DynamicSupervisor"
-
-            async def start() -> None:
-                await sup.start_child(spec)
-        else:
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            under = "plain nursery (supervisors not available)"
-
-            async def start() -> None:
-                await spawn(nursery, Tracked(refs))
-
-        await start()
+    under = "DynamicSupervisor"
+    async with open_dynamic_supervisor(max_children=n + 10) as sup:
+        await sup.start_child(spec)
         await refs[0].call("warm")
         gc.collect()
         before = rss_bytes()
         for _ in range(n):
-            await start()
+            await sup.start_child(spec)
         assert len(refs) == n + 1
+        assert sup.count_children().active == n + 1
         assert await refs[-1].call("alive?") == "alive?"
         await trio.testing.wait_all_tasks_blocked()
         gc.collect()
@@ -258,11 +232,12 @@ def ensure_triotp_venv() -> Path | None:
     python = TRIOTP_VENV / "bin" / "python"
     if python.exists():
         return python
-    if not TRIOTP_PYTHON_BUILD.exists():
-        progress(f"no Python 3.13 at {TRIOTP_PYTHON_BUILD}: triotp side skipped")
+    build = TRIOTP_PYTHON_BUILD if TRIOTP_PYTHON_BUILD.exists() else shutil.which("python3.13")
+    if build is None:
+        progress(f"no Python 3.13 (neither {TRIOTP_PYTHON_BUILD} nor python3.13 on PATH): triotp skipped")
         return None
-    progress(f"creating {TRIOTP_VENV} (Python 3.13) with triotp==0.3.1")
-    subprocess.run([str(TRIOTP_PYTHON_BUILD), "-m", "venv", str(TRIOTP_VENV)], check=True)
+    progress(f"creating {TRIOTP_VENV} ({build}) with triotp==0.3.1")
+    subprocess.run([str(build), "-m", "venv", str(TRIOTP_VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "triotp==0.3.1"], check=True)
     return python
 
@@ -288,13 +263,6 @@ async def measure_ours(sizes: dict[str, int]) -> dict[str, Any]:
     ours["floor_call_per_s"] = await bench_floor(sizes["calls"])
     progress(f"ours: {sizes['calls']} calls, {sizes['casts']} casts")
     ours.update(await bench_calls_and_casts(sizes["calls"], sizes["casts"]))
-    if not supervisors_available():
-        progress(
-            "mcpvisor.supervisors has no open_supervisor/open_dynamic_supervisor yet: "
-            "spawn+exit and restart skipped"
-        )
-        ours.update({"spawn_exit_per_s": None, "restart_median_s": None, "restart_p99_s": None})
-        return ours
     progress(f"ours: {sizes['spawns']} spawn+exit under a DynamicSupervisor")
     ours["spawn_exit_per_s"] = await bench_spawn_exit(sizes["spawns"])
     progress(f"ours: {sizes['restarts']} crash->restart cycles under a Supervisor")
@@ -337,7 +305,7 @@ def main() -> None:
     triotp: dict[str, Any] = {}
     python = ensure_triotp_venv()
     if python is not None:
-        progress("triotp: calls, casts, spawn+exit, restarts (subprocess, Python 3.13)")
+        progress("triotp: calls, casts, spawn+exit, restarts (subprocess, its own venv)")
         triotp = run_json(
             [
                 str(python),
@@ -353,9 +321,9 @@ def main() -> None:
             ],
             timeout=120,
         )
-        # triotp starts children through its supervisor's mailbox slowly; 10,000 take ~15 s, so its RSS
-        # figure uses at most 3,000 actors (bytes per actor is what we compare).
-        n_rss = min(sizes["rss"], 3000)
+        # triotp starts children through its supervisor's mailbox, slowly (10,000 take ~15 s), but the
+        # comparison is only fair at the same count: per-actor overheads amortise differently.
+        n_rss = sizes["rss"]
         progress(f"triotp: RSS of {n_rss} idle gen_servers under one dynamic supervisor (subprocess)")
         t_rss = run_json([str(python), str(TRIOTP_SCRIPT), "--rss", str(n_rss)], timeout=120)
         triotp.update({"rss_actors": t_rss["actors"], "rss_bytes_per_actor": t_rss["bytes_per_actor"]})
@@ -413,8 +381,9 @@ def report(
         ("crash->restart p99", ours["restart_p99_s"], triotp.get("restart_p99_s"), "us"),
         ("RSS bytes per idle actor", ours["rss_bytes_per_actor"], triotp.get("rss_bytes_per_actor"), ""),
     ]
+    baseline = "triotp " + str(triotp.get("triotp_version", "")) if triotp else "triotp"
     print()
-    print(f"{'':32} {'mcpvisor':>14} {'triotp':>14}")
+    print(f"{'':32} {'mcpvisor':>14} {baseline:>14}")
     for label, a, b, unit in rows:
         print(f"{label:32} {fmt(a, unit):>14} {fmt(b, unit):>14}")
     print()

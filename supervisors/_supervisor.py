@@ -114,6 +114,29 @@ class _Child(ChildContext):
 _STOP = object()
 
 
+class _Serial:
+    """The supervisor's lock, taken without yielding when free.
+
+    ``async with trio.Lock()`` always yields, even uncontended; the main loop and every handle
+    operation already yield (on the exit queue, in ``nursery.start``), so the extra pass through the
+    scheduler only cost a spawn+exit cycle about a third of its speed.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
 class _Run:
     """One running supervisor instance (a restarted supervisor is a fresh ``_Run``)."""
 
@@ -147,7 +170,7 @@ class _Run:
         self._keys = itertools.count()
         self.active = 0
         self.restarts: list[tuple[float, object]] = []
-        self.lock = trio.Lock()
+        self.lock = _Serial()
         self.send, self.receive = trio.open_memory_channel[object](math.inf)
         self.nursery: trio.Nursery | None = None
         self.running = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import statistics
 import sys
@@ -178,6 +179,7 @@ async def main(args: argparse.Namespace) -> None:
         result["spawn_exit_per_s"] = await bench_spawn_exit(args.spawns)
         result.update(await bench_restart(args.restarts))
     result["python"] = sys.version.split()[0]
+    result["triotp_version"] = importlib.metadata.version("triotp")
     result["trio"] = trio.__version__
     print(json.dumps(result))
 
