@@ -401,6 +401,34 @@ async def test_wrapping_follows_the_declared_output_schema() -> None:
     assert (await call_tool(server, "count"))["structuredContent"] == {"result": 4}
     assert tools["maybe_map"]["outputSchema"]["required"] == ["result"]
     assert (await call_tool(server, "maybe_map", empty=False))["structuredContent"] == {"result": {"a": 1}}
+    # With a schema advertised, None and strings are structured too: clients reject a result without it.
+    assert (await call_tool(server, "maybe_map", empty=True))["structuredContent"] == {"result": None}
+
+    @server.tool
+    def label(n: int) -> str | int:
+        return "many" if n > 2 else n
+
+    assert await call_tool(server, "label", n=5) == {
+        "content": [{"type": "text", "text": "many"}],
+        "structuredContent": {"result": "many"},
+        "isError": False,
+    }
+
+
+async def test_untyped_sequences_may_be_content_so_they_advertise_no_schema() -> None:
+    server = Server("s")
+
+    @server.tool
+    def mixed() -> list[object]:
+        return ["see:", Image(b"x", mime_type="image/png")]
+
+    @server.tool
+    def data() -> dict[str, Any]:
+        return {"k": [1]}
+
+    tools = {t["name"]: t for t in (await call(server, "tools/list"))["tools"]}
+    assert "outputSchema" not in tools["mixed"] and tools["data"]["outputSchema"]["type"] == "object"
+    assert [b["type"] for b in (await call_tool(server, "mixed"))["content"]] == ["text", "image"]
 
 
 async def test_a_value_that_is_not_json_is_an_internal_error() -> None:

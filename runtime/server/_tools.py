@@ -3,7 +3,8 @@
 What a tool returns decides what the client gets:
 
 - ``str`` -> one text block; a content block, ``Image``/``Audio``, or a list of those (strings allowed)
-  -> that content; ``CallToolResult`` -> as is; ``None`` -> no content;
+  -> that content; ``CallToolResult`` -> as is; ``None`` -> no content (unless an output schema is
+  advertised: then ``str`` and ``None`` are structured like any other value);
 - anything structured (dict, list, number, bool, attrs instance) -> ``structuredContent`` plus the same
   JSON as text, for clients that do not read structured content. ``structuredContent`` must be an
   object, so anything else is wrapped as ``{"result": value}``.
@@ -17,8 +18,9 @@ from __future__ import annotations
 import enum
 import inspect
 import json
+import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -65,7 +67,7 @@ class RegisteredTool:
 
 def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None, OutputCheck | None]:
     """(outputSchema, wrap, check) for a return annotation; all None when it is not structured."""
-    if hint is inspect.Signature.empty or hint is Any or hint is None:
+    if hint is inspect.Signature.empty or hint is None:
         return None, None, None
     if isinstance(hint, type) and issubclass(hint, _UNSTRUCTURED_HINTS):
         return None, None, None
@@ -82,10 +84,30 @@ def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None, Ou
 
 
 def _mentions_content(hint: Any) -> bool:
-    """``list[TextContent]``, ``TextContent | Image``...: content, not data, at any depth."""
+    """Whether a return hint may stand for content rather than data: ``TextContent``,
+    ``list[TextContent | Image]``, and untyped ones (``Any``, ``list``, ``list[object]``).
+
+    A schema promising structured content the tool then does not send makes clients reject the
+    whole result, so all of these get no output schema. (``dict[str, Any]`` is data: a dict is never
+    content.)
+    """
+    if hint is Any or hint is object or hint in (list, tuple):
+        return True
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _mentions_content(args[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_mentions_content(arg) for arg in args)
+    if origin in (list, tuple, Sequence):
+        return any(arg is Any or arg is object or _names_content(arg) for arg in args)
+    return _names_content(hint)
+
+
+def _names_content(hint: Any) -> bool:
     if isinstance(hint, type):
         return issubclass(hint, _CONTENT_HINTS)
-    return any(_mentions_content(arg) for arg in typing.get_args(hint))
+    return any(_names_content(arg) for arg in typing.get_args(hint))
 
 
 def make_tool(
@@ -135,10 +157,13 @@ def tool_result(value: Any, wrap: bool | None, check: OutputCheck | None = None)
     """
     if isinstance(value, CallToolResult):
         return value
-    if value is None:
-        return CallToolResult()
-    if isinstance(value, str):
-        return CallToolResult([TextContent(value)])
+    if wrap is None:
+        # No output schema: a string is text and None is nothing. With a schema (``-> str | int``,
+        # ``-> list[str] | None``) they are structured like any value, or clients reject the result.
+        if value is None:
+            return CallToolResult()
+        if isinstance(value, str):
+            return CallToolResult([TextContent(value)])
     single = _as_content(value)
     if single is not None:
         return CallToolResult([single])
@@ -164,7 +189,7 @@ def tool_result(value: Any, wrap: bool | None, check: OutputCheck | None = None)
     structured = {"result": data} if wrap else data
     if not isinstance(structured, dict):
         raise TypeError(f"a tool declared to return an object returned {type(value).__qualname__}")
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult([TextContent(text)], structured_content=structured)
 
 
