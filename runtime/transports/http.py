@@ -571,8 +571,7 @@ class McpHttpApp:
                 *extra_headers,
             ],
         )
-        if prime and resumable:
-            await ex.body(format_event(b"", stream.event_id(0), self.retry_ms), more=True)
+        head = format_event(b"", stream.event_id(0), self.retry_ms) if prime and resumable else b""
         poll_after = self.sse_poll_after if resumable and poll else None
         deadline = math.inf if poll_after is None else trio.current_time() + poll_after
         seq = after
@@ -584,19 +583,27 @@ class McpHttpApp:
 
             nursery.start_soon(watch)
             try:
-                with trio.move_on_at(deadline) as poll_scope:
-                    while True:
-                        for s, data in stream.since(seq):
-                            await ex.body(
-                                format_event(data, stream.event_id(s) if resumable else None), more=True
-                            )
-                            seq = s
-                        if stream.finished and seq >= stream.last_seq:
-                            break
+                while True:
+                    # Everything already logged goes out as one chunk (the priming event included), and
+                    # the last chunk carries the end of the body: fewer writes per request.
+                    parts = [head]
+                    head = b""
+                    for s, data in stream.since(seq):
+                        parts.append(format_event(data, stream.event_id(s) if resumable else None))
+                        seq = s
+                    chunk = b"".join(parts)
+                    if stream.finished and seq >= stream.last_seq:
+                        await ex.body(chunk)
+                        break
+                    if chunk:
+                        await ex.body(chunk, more=True)
+                    # Only the wait is bounded by the poll deadline, never a write: a write cut in
+                    # half would corrupt the stream.
+                    with trio.move_on_at(deadline) as waited:
                         await stream.wait_after(seq)
-                if poll_scope.cancelled_caught:
-                    await ex.body(format_retry(self.retry_ms), more=True)
-                await ex.body(b"")
+                    if waited.cancelled_caught:
+                        await ex.body(format_retry(self.retry_ms))
+                        break
             except _Disconnected:
                 pass
             nursery.cancel_scope.cancel()
