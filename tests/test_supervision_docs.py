@@ -21,3 +21,19 @@ def test_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(BLOCKS[index], f"docs/supervision.md#example{index}", "exec"), namespace)
     out = capsys.readouterr().out
     assert "Traceback" not in out
+
+
+def test_every_public_name_is_documented() -> None:
+    import mcpvisor.supervisors as sup
+
+    text = DOC.read_text(encoding="utf-8")
+    missing = [name for name in sup.__all__ if f"`{name}" not in text and f"{name}(" not in text]
+    assert missing == []
+
+
+def test_the_index_links_every_docs_page() -> None:
+    docs = DOC.parent
+    index = (docs / "index.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in docs.glob("*.md") if p.name != "index.md")
+    assert "supervision.md" in pages
+    assert [p for p in pages if f"({p})" not in index] == []
