@@ -78,7 +78,7 @@ class Context:
         data = await self._env.load_value(key)
         return default if data is None else decode(data)
 
-    async def set_state(self, key: str, value: Any, *, serializable: bool = True) -> None:
+    async def set_state(self, key: str, value: Any, serializable: bool = True) -> None:
         """Store ``value`` for this session (it outlives the request and a restarted session actor).
 
         ``serializable=False`` keeps it in this request only and never touches the store. A value the
