@@ -1,22 +1,19 @@
-"""The ``mcpvisor`` command line: target loading and its errors."""
+"""The ``mcpvisor`` command line: target loading, its errors, stdio EOF and the HTTP demo."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mcpvisor.cli import TargetError, load_target
+from mcpvisor.cli import TargetError, load_target, main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mcpvisor", *args], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
 
 
 @pytest.mark.parametrize(
@@ -28,11 +25,26 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         ("no_such_module_xyz:server", "cannot import module"),
     ],
 )
-def test_bad_target_is_a_clear_error_and_exit_2(target: str, expected: str) -> None:
-    done = _run("run", target)
-    assert done.returncode == 2
-    assert expected in done.stderr and "bad target" in done.stderr
-    assert done.stdout == ""
+def test_bad_target_is_a_clear_error_and_exit_2(
+    target: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", target])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert expected in captured.err and "mcpvisor: error: bad target" in captured.err
+    assert captured.out == ""
+
+
+def test_bad_target_exit_status_of_the_real_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mcpvisor", "run", "nowhere.py:server"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2 and "no such file" in done.stderr and done.stdout == ""
 
 
 def test_load_target_from_file_and_module(tmp_path: Path) -> None:
@@ -48,9 +60,10 @@ def test_load_target_from_file_and_module(tmp_path: Path) -> None:
         load_target(f"{broken}:server")
 
 
-def test_bad_backend_url_exits_2() -> None:
-    done = _run("run", "mcpvisor.runtime.server.demo:server", "--state-store", "nosuch://x")
-    assert done.returncode == 2 and "unknown scheme" in done.stderr
+def test_bad_backend_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "mcpvisor.runtime.server.demo:server", "--state-store", "nosuch://x"])
+    assert info.value.code == 2 and "unknown scheme" in capsys.readouterr().err
 
 
 def test_stdio_eof_exits_0() -> None:
@@ -64,3 +77,46 @@ def test_stdio_eof_exits_0() -> None:
     )
     assert done.returncode == 0
     assert done.stdout == '{"jsonrpc":"2.0","id":1,"result":{}}\n'  # ping is served before initialize
+
+
+def test_http_demo_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpvisor", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        for _ in range(200):
+            line = proc.stderr.readline()
+            if "mcpvisor: serving" in line:
+                url = line.rsplit(" ", 1)[1].strip()
+                break
+        assert url is not None and url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json", "accept": "application/json, text/event-stream"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.headers["mcp-session-id"]
+            assert b'"serverInfo":{"name":"mcpvisor-demo"' in response.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -95,5 +95,5 @@ def run_server(
                 **options,
             )
         )
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # bare, or inside the groups of the nurseries it crossed
         logging.getLogger("mcpvisor.runtime.server").info("interrupted: stopped")
