@@ -540,3 +540,12 @@ async def test_last_event_id_never_crosses_sessions(port: FakePort) -> None:
             with trio.move_on_after(0.2):
                 leaked = await other.next_event()
                 raise AssertionError(f"session two saw {leaked}")
+
+
+async def test_a_refused_submit_after_create_session_leaves_no_session(
+    app: McpHttpApp, port: FakePort
+) -> None:
+    port.busy = True
+    status, headers, _ = await request(app, "POST", headers={"accept": "application/json"}, body=INIT)
+    assert status == 429 and "mcp-session-id" not in headers
+    assert port.sessions == {} and len(port.closed) == 1

@@ -194,6 +194,7 @@ class McpHttpApp:
         self.max_streams_per_session = max_streams_per_session
         self.reply_buffer = reply_buffer
         self._streams: dict[str, SessionStreams] = {}
+        self._initializes = 0
 
     # -- ASGI entry ---------------------------------------------------------------------------------
 
@@ -270,7 +271,13 @@ class McpHttpApp:
         self._streams.pop(session_id, None)
 
     def _sweep(self) -> None:
-        """Drop the replay logs of sessions that ended without a DELETE (expired, crashed for good)."""
+        """Drop the replay logs of sessions that ended without a DELETE (expired, crashed for good).
+
+        Runs on every 64th `initialize`, so its cost (one `has_session` per logged session) is spread.
+        """
+        self._initializes += 1
+        if self._initializes % 64:
+            return
         for session_id in [sid for sid in self._streams if not self.port.has_session(sid)]:
             del self._streams[session_id]
 
@@ -338,8 +345,7 @@ class McpHttpApp:
             return
         item = incoming.items[0]
         if isinstance(item, Malformed):
-            status = 400
-            await ex.respond(status, encode(item.reply))
+            await ex.respond(400, encode(item.reply))
             return
         if isinstance(item, Request) and has_stateless_envelope(item.params):
             # Before the initialize check: `initialize` in the envelope is a 2026-07-28 client calling
@@ -349,10 +355,11 @@ class McpHttpApp:
             await self._initialize(ex, item, wants_sse)
         elif self._stateless_client(headers):
             # A 2026-07-28 client's notification / response, or a request lacking its envelope.
-            if isinstance(item, Request):
-                missing = extract_request_context(item)
-                assert isinstance(missing, ErrorResponse)  # no envelope: always -32602
-                await ex.respond(400, encode(missing))
+            context = extract_request_context(item) if isinstance(item, Request) else None
+            if isinstance(context, ErrorResponse):  # no envelope: -32602 naming the missing keys
+                await ex.respond(400, encode(context))
+            elif isinstance(item, Request):
+                await self._request(ex, None, item, wants_sse, None)
             else:
                 await self._accept(ex, None, item)
         else:
@@ -403,6 +410,7 @@ class McpHttpApp:
             await self.port.submit(session_id, request, send_replies)
         except TransportError as exc:
             send_replies.close()
+            await self.port.close_session(session_id)
             await self._transport_error(ex, exc)
             return
         # The answer decides whether the session exists at all, so wait for it before any header goes
@@ -419,10 +427,10 @@ class McpHttpApp:
         stream = self._session_streams(session_id).open() if extra else None
         await ex.start(200, [("content-type", SSE), ("cache-control", "no-cache"), *extra])
         if stream is not None:
-            await ex.body(format_event(b"", stream.event_id(0), self.retry_ms), more=True)
             seq = stream.append(encode(final))
             stream.finish()
-            await ex.body(format_event(encode(final), stream.event_id(seq)))
+            priming = format_event(b"", stream.event_id(0), self.retry_ms)
+            await ex.body(priming + format_event(encode(final), stream.event_id(seq)))
         else:
             await ex.body(format_event(encode(final)))
 
