@@ -121,6 +121,43 @@ async def test_sdk_client_follows_server_initiated_polling() -> None:
             assert structured(result) == 3 and seen == [1, 2, 3]
 
 
+async def test_list_changed_reaches_the_sdk_over_the_get_stream() -> None:
+    grower = Server("grower", "1.0.0")
+
+    def extra() -> str:
+        return "extra"
+
+    @grower.tool
+    async def grow() -> str:
+        grower.tool(name="extra")(extra)
+        return "grown"
+
+    seen: list[str] = []
+    changed = trio.Event()
+
+    async def on_message(message: Any) -> None:
+        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+        if method is not None:
+            seen.append(method)
+        if method == "notifications/tools/list_changed":
+            changed.set()
+
+    with trio.fail_after(20):
+        async with start_server(grower) as port, trio.open_nursery() as nursery:
+            bound = await nursery.start(functools.partial(serve_http, port, port_number=0))
+            url = f"http://127.0.0.1:{bound}/mcp"
+            async with (
+                streamable_http_client(url) as (read, write),
+                ClientSession(read, write, message_handler=on_message) as session,
+            ):
+                await session.initialize()
+                assert {t.name for t in (await session.list_tools()).tools} == {"grow"}
+                await session.call_tool("grow")
+                await changed.wait()  # not tied to the call: it came on the standalone GET stream
+                assert {t.name for t in (await session.list_tools()).tools} == {"grow", "extra"}
+            nursery.cancel_scope.cancel()
+
+
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
