@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
+import mcp_types
 import trio
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -36,6 +37,12 @@ async def steps(ctx: Context, count: int, pause: float = 0.0) -> int:
 @app.tool
 async def crash(ctx: Context) -> str:
     raise CrashSession("on purpose")
+
+
+@app.tool
+async def ask_name(ctx: Context) -> str:
+    answer = await ctx.elicit("Your name?", {"type": "object", "properties": {"name": {"type": "string"}}})
+    return f"hello {answer['content']['name']}"
 
 
 @app.tool
@@ -79,6 +86,25 @@ async def test_sdk_client_initializes_lists_calls_and_gets_progress() -> None:
             result = await session.call_tool("steps", {"count": 3}, progress_callback=on_progress)
             assert structured(result) == 3 and seen == [1, 2, 3]
             assert [structured(await session.call_tool("counter")) for _ in range(3)] == [1, 2, 3]
+
+
+async def test_server_to_client_request_rides_the_post_stream() -> None:
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        asked.append(params.message)
+        return mcp_types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    with trio.fail_after(20):
+        async with (
+            served() as url,
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write, elicitation_callback=on_elicit) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("ask_name")
+            assert not result.is_error and result.content[0].text == "hello Ada"  # type: ignore[union-attr]
+            assert asked == ["Your name?"]
 
 
 async def test_two_sessions_are_isolated() -> None:
