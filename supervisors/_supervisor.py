@@ -184,20 +184,23 @@ class _Run:
         child._task_status = task_status
         del task_status
         reason: ExitReason = NORMAL
-        with trio.CancelScope() as scope:
-            child.scope = scope
-            enter_child_context(child)
-            try:
+        scope = child.scope = trio.CancelScope()
+        enter_child_context(child)
+        try:
+            # The try is outside the scope: a child that fails while cancelled (its nursery raising an
+            # error next to the Cancelled) leaves the scope with the error alone, and that is a crash
+            # of this child, not of its supervisor.
+            with scope:
                 await child.spec.start(task_status=child)
-            except Exception as exc:
-                if child.state == _STARTING:
-                    child._task_status = None
-                    raise
-                reason = exc
+        except Exception as exc:
+            if child.state == _STARTING:
+                child._task_status = None
+                raise
+            reason = exc
         if child.state == _STARTING:
             child._task_status = None
             return  # nursery.start raises "exited without calling started"
-        if scope.cancelled_caught or (reason is NORMAL and child.stop_asked):
+        if reason is NORMAL and (scope.cancelled_caught or child.stop_asked):
             reason = SHUTDOWN
         child.reason = reason
         child.state = _EXITED

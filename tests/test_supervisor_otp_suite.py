@@ -9,6 +9,7 @@ import pytest
 import trio
 from _sup_children import Children, Crash, StartFailed, autojump_clock, settle
 from mcpvisor.supervisors import (
+    BRUTAL_KILL,
     INFINITY,
     NORMAL,
     SHUTDOWN,
@@ -323,3 +324,39 @@ async def test_nested_start_failure_aborts_the_parent_start(autojump_clock: Mock
     assert isinstance(inner.__cause__, StartFailed)
     assert kids.entries("start") == ["a", "x"]
     assert kids.entries("stop") == ["x", "a"]
+
+
+# ---- a child that fails while it is being stopped ---------------------------------------------------
+
+
+async def _fails_when_cancelled(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    """A child whose own nursery raises an error while it is cancelled: trio then hands its scope an
+    exception group of that error and the Cancelled, which must stay this child's business."""
+
+    async def cleanup_fails() -> None:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            raise ValueError("cleanup failed") from None
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cleanup_fails)
+        nursery.start_soon(trio.sleep_forever)
+        task_status.started()
+
+
+@pytest.mark.parametrize("shutdown", [BRUTAL_KILL, 1.0])
+async def test_a_child_failing_while_it_is_killed_does_not_take_the_supervisor_down(
+    autojump_clock: MockClock, shutdown: float
+) -> None:
+    kids = Children()
+    events: list[object] = []
+    specs = [kids.spec("a"), ChildSpec("c", _fails_when_cancelled, shutdown=shutdown)]
+    async with open_supervisor(specs, on_event=events.append) as sup:
+        await sup.terminate_child("c")
+        assert [(r.id, r.running) for r in sup.which_children()] == [("a", True), ("c", False)]
+        (exit,) = [e for e in events if isinstance(e, ChildExited) and e.child_id == "c"]
+        assert isinstance(exit.reason, ExceptionGroup)  # the real reason, not SHUTDOWN
+        assert exit.reason.subgroup(ValueError) is not None
+        assert kids.entries("start") == ["a"]  # terminated: not restarted, and a is untouched
+    assert kids.entries("stop") == ["a"]
