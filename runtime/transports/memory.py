@@ -222,3 +222,51 @@ async def open_memory_client(
         lone = group.exceptions[0]
     if lone is not None:
         raise lone
+
+
+@asynccontextmanager
+async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
+    """``(read_stream, write_stream)`` for the official SDK's ``ClientSession``, served in-process.
+
+    Needs the ``mcp`` package (the ``dev`` extra). One session, as over stdio; leaving the block ends
+    it::
+
+        async with open_sdk_streams(running) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+    """
+    import anyio
+    from mcp import types
+    from mcp.shared.message import SessionMessage
+
+    from ..protocol import Malformed, encode, parse_message
+    from ._connection import SingleClientConnection
+
+    to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
+    client_writes, from_client = anyio.create_memory_object_stream[SessionMessage](math.inf)
+    out_send, out_receive = trio.open_memory_channel[Message](math.inf)
+
+    async def read_client(conn: SingleClientConnection) -> None:
+        async with from_client:
+            async for item in from_client:
+                parsed = parse_message(item.message.model_dump_json(by_alias=True, exclude_unset=True))
+                if isinstance(parsed, Malformed):
+                    await conn.out.send(parsed.reply)
+                else:
+                    await conn.handle(parsed)
+        await conn.finish()
+
+    async def write_client() -> None:
+        async with to_client, out_receive:
+            async for message in out_receive:
+                wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
+                await to_client.send(SessionMessage(wire))
+
+    async with trio.open_nursery() as nursery:
+        async with out_send:
+            conn = SingleClientConnection(port, out_send.clone(), nursery)
+        nursery.start_soon(read_client, conn)
+        nursery.start_soon(write_client)
+        try:
+            yield client_reads, client_writes
+        finally:
+            await client_writes.aclose()

@@ -18,19 +18,16 @@ from typing import Final
 import trio
 
 from ..protocol import (
-    INVALID_REQUEST,
     PARSE_ERROR,
     Malformed,
     Message,
-    Request,
-    Response,
     allows_batches,
     encode,
     error_response,
-    has_stateless_envelope,
     parse_payload,
 )
-from ..server._port import ServerPort, SessionBusy, UnknownSession
+from ..server._port import ServerPort
+from ._connection import SingleClientConnection
 
 logger = logging.getLogger("mcpvisor.runtime.transports.stdio")
 
@@ -62,88 +59,6 @@ async def _lines(stream: trio.abc.ReceiveStream, max_line: int) -> AsyncIterator
                 yield bytes(buffer)
             return
         buffer += chunk
-
-
-class _StdioConnection:
-    def __init__(self, port: ServerPort, out: trio.MemorySendChannel[Message], nursery: trio.Nursery) -> None:
-        self.port = port
-        self.out = out
-        self.nursery = nursery
-        self.session_id: str | None = None
-        self.version: str | None = None
-
-    async def _pump(
-        self,
-        replies: trio.MemoryReceiveChannel[Message],
-        out: trio.MemorySendChannel[Message],
-        initialize: bool,
-    ) -> None:
-        async with replies, out:
-            async for message in replies:
-                if initialize and isinstance(message, Response):
-                    version = message.result.get("protocolVersion")
-                    self.version = version if isinstance(version, str) else None
-                await out.send(message)
-
-    async def _pump_standalone(
-        self, stream: trio.MemoryReceiveChannel[Message], out: trio.MemorySendChannel[Message]
-    ) -> None:
-        async with stream, out:
-            async for message in stream:
-                await out.send(message)
-
-    async def _submit(
-        self, target: str | None, message: Message, replies: trio.MemorySendChannel[Message] | None
-    ) -> None:
-        while True:
-            try:
-                await self.port.submit(target, message, replies)
-            except SessionBusy as busy:
-                await trio.sleep(min(busy.retry_after, 0.05))  # a pipe has one client: just wait
-            else:
-                return
-
-    async def handle(self, message: Message) -> None:
-        port = self.port
-        if isinstance(message, Request):
-            initialize = message.method == "initialize"
-            stateless = has_stateless_envelope(message.params)
-            # One session per process: a handshake-era request opens it (its lifecycle then serves
-            # ping before initialize and refuses the rest), and initialize reopens an ended one.
-            if (initialize or (not stateless and self.session_id is None)) and (
-                self.session_id is None or not port.has_session(self.session_id)
-            ):
-                self.session_id = await port.create_session()
-                self.nursery.start_soon(
-                    self._pump_standalone, port.standalone_stream(self.session_id), self.out.clone()
-                )
-            target = self.session_id
-            if target is not None and not port.has_session(target):
-                self.session_id = target = None
-                if not stateless:
-                    await self.out.send(
-                        error_response(
-                            message.id,
-                            INVALID_REQUEST,
-                            "The session has ended (closed, idle or crashed too often): "
-                            "send initialize to start a new one",
-                        )
-                    )
-                    return
-            send, receive = trio.open_memory_channel[Message](math.inf)
-            self.nursery.start_soon(self._pump, receive, self.out.clone(), initialize)
-            try:
-                await self._submit(target, message, send)
-            except UnknownSession:
-                send.close()
-                self.session_id = None
-                await self.out.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
-            return
-        if self.session_id is not None:
-            try:
-                await self._submit(self.session_id, message, None)
-            except UnknownSession:
-                self.session_id = None
 
 
 async def _write(out: trio.MemoryReceiveChannel[Message], stdout: trio.abc.SendStream) -> None:
@@ -181,7 +96,7 @@ async def serve_stdio(
         async with trio.open_nursery() as writer:
             writer.start_soon(_write, out_receive, stdout)
             async with out_send, trio.open_nursery() as nursery:
-                conn = _StdioConnection(port, out_send.clone(), nursery)
+                conn = SingleClientConnection(port, out_send.clone(), nursery)
                 async for line in _lines(stdin, max_line):
                     if line is None:
                         await out_send.send(
@@ -197,9 +112,7 @@ async def serve_stdio(
                         else:
                             await conn.handle(item)
                 logger.info("stdin closed: ending the session")
-                if conn.session_id is not None:
-                    await port.close_session(conn.session_id)
-                await conn.out.aclose()
+                await conn.finish()
                 # the pumps end once every replies channel is closed (close_session answered them)
     finally:
         if own:
