@@ -549,3 +549,21 @@ async def test_a_refused_submit_after_create_session_leaves_no_session(
     status, headers, _ = await request(app, "POST", headers={"accept": "application/json"}, body=INIT)
     assert status == 429 and "mcp-session-id" not in headers
     assert port.sessions == {} and len(port.closed) == 1
+
+
+async def test_allowed_browser_origins_get_cors_headers_and_preflight(app: McpHttpApp) -> None:
+    origin = {"origin": "http://localhost:6274"}
+    status, headers, _ = await request(app, "OPTIONS", headers=origin)
+    assert status == 204
+    assert headers["access-control-allow-origin"] == "http://localhost:6274"
+    assert "mcp-session-id" in headers["access-control-allow-headers"]
+    assert "POST" in headers["access-control-allow-methods"]
+    status, headers, _ = await request(
+        app, "POST", headers={"accept": "application/json", **origin}, body=INIT
+    )
+    assert status == 200 and headers["access-control-allow-origin"] == "http://localhost:6274"
+    assert "mcp-session-id" in headers["access-control-expose-headers"]
+    status, headers, _ = await request(app, "OPTIONS", headers={"origin": "http://evil.example"})
+    assert status == 403 and "access-control-allow-origin" not in headers
+    status, headers, _ = await request(app, "POST", headers={"accept": "application/json"}, body=INIT)
+    assert "access-control-allow-origin" not in headers  # no Origin: not a browser, no CORS

@@ -73,6 +73,11 @@ Send: TypeAlias = Callable[[ASGIMessage], Awaitable[None]]
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
 LAST_EVENT_ID_HEADER: Final = "last-event-id"
+_EXPOSED_HEADERS: Final = "mcp-session-id, mcp-protocol-version"
+_ALLOWED_REQUEST_HEADERS: Final = (
+    "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, "
+    "last-event-id"
+)
 BATCH_VERSION: Final = "2025-03-26"
 """The only revision with JSON-RPC batches, and the one assumed when `MCP-Protocol-Version` is absent."""
 
@@ -120,6 +125,7 @@ class _Exchange:
         self._send = send
         self.started = False
         self.json_ok = True  # the client accepts application/json (POST)
+        self.cors: list[tuple[str, str]] = []  # added to every response for an allowed browser origin
 
     async def start(self, status: int, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.started = True
@@ -127,7 +133,7 @@ class _Exchange:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in [*headers, *self.cors]],
             }
         )
 
@@ -245,6 +251,14 @@ class McpHttpApp:
         if origin is not None and not self.origins.allows_origin(origin):
             await ex.error(403, INVALID_REQUEST, "Forbidden: Origin not allowed")
             return
+        if origin is not None:
+            # An allowed browser page may read our answers and the session id (CORS); the allow-list
+            # above is the whole trust decision, this only lets the browser act on it.
+            ex.cors = [
+                ("access-control-allow-origin", origin),
+                ("access-control-expose-headers", _EXPOSED_HEADERS),
+                ("vary", "origin"),
+            ]
         if not self._path_matches(scope):
             await ex.error(404, INVALID_REQUEST, "Not Found: the MCP endpoint is elsewhere")
             return
@@ -255,6 +269,15 @@ class McpHttpApp:
             await self._get(ex, headers)
         elif method == "DELETE":
             await self._delete(ex, headers)
+        elif method == "OPTIONS" and origin is not None:
+            await ex.respond(
+                204,
+                headers=[
+                    ("access-control-allow-methods", "GET, POST, DELETE"),
+                    ("access-control-allow-headers", _ALLOWED_REQUEST_HEADERS),
+                    ("access-control-max-age", "600"),
+                ],
+            )
         else:
             await ex.error(405, INVALID_REQUEST, "Method Not Allowed", [("allow", "GET, POST, DELETE")])
 
