@@ -402,7 +402,10 @@ class _Run:
                     escalation = await self._main_loop()
                 finally:
                     self.running = False
-                    await self._stop_all()
+                    # under the lock: a start_child in flight finishes first, and its child is
+                    # stopped in order with the rest instead of being cancelled unasked
+                    async with self.lock:
+                        await self._stop_all()
                     if escalation is not None:
                         emit(self.on_event, SupervisorEscalated(self.name, escalation))
                     elif self.auto_stopped_by is not None:
@@ -484,6 +487,7 @@ class SupervisorHandle:
         run = self._run
         run._check()
         async with run.lock:
+            run._check()  # it may have stopped while we waited for the lock
             existing = None if run.dynamic else run.children.get(spec.id)
             if existing is not None:
                 if existing.running:
@@ -509,6 +513,7 @@ class SupervisorHandle:
         run = self._run
         run._check()
         async with run.lock:
+            run._check()  # it may have stopped while we waited for the lock
             child = run.find(child_id)
             await run._terminate(child)
             if child.spec.restart is Restart.TEMPORARY or run.dynamic:
@@ -518,6 +523,7 @@ class SupervisorHandle:
         run = self._run
         run._check()
         async with run.lock:
+            run._check()  # it may have stopped while we waited for the lock
             child = run.find(child_id)
             if child.running:
                 raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
@@ -527,6 +533,7 @@ class SupervisorHandle:
         run = self._run
         run._check()
         async with run.lock:
+            run._check()  # it may have stopped while we waited for the lock
             child = run.find(child_id)
             if child.running:
                 raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")

@@ -9,15 +9,19 @@ import pytest
 import trio
 from _sup_children import Children, autojump_clock, settle
 from mcpvisor.supervisors import (
+    SHUTDOWN,
     AmbiguousChildId,
     ChildAlreadyPresent,
+    ChildExited,
     ChildNotFound,
     ChildRestarted,
     ChildSpec,
     ChildStarted,
+    DynamicSupervisor,
     MaxChildrenReached,
     Restart,
     Supervisor,
+    SupervisorNotRunning,
     open_dynamic_supervisor,
     open_supervisor,
     stop_requested,
@@ -164,3 +168,37 @@ async def test_a_dynamic_child_stays_small(autojump_clock: MockClock) -> None:
         finally:
             tracemalloc.stop()
     assert per_child < 3600, f"{per_child:.0f} bytes per dynamic child"
+
+
+async def test_a_child_starting_while_the_supervisor_stops_is_stopped_in_order(
+    autojump_clock: MockClock,
+) -> None:
+    """A start_child in flight when the supervisor is told to stop completes, and its child then gets
+    the stop request like the others (it used to be cancelled unasked, with no ChildExited)."""
+    log: list[object] = []
+    events: list[object] = []
+
+    async def slow(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.sleep(1)
+        task_status.started("slow")
+        try:
+            await stop_requested().wait()
+            log.append("stopped when asked")
+        except trio.Cancelled:
+            log.append("cancelled unasked")
+            raise
+
+    async with trio.open_nursery() as nursery:
+        sup = await nursery.start(DynamicSupervisor(on_event=events.append))
+
+        async def starter() -> None:
+            log.append(await sup.start_child(ChildSpec("slow", slow)))
+
+        nursery.start_soon(starter)
+        await trio.sleep(0.5)
+        sup.stop()
+        assert await sup.wait_stopped() is SHUTDOWN
+    assert log == ["slow", "stopped when asked"]
+    assert ChildExited("dynamic_supervisor", "slow", SHUTDOWN) in events
+    with pytest.raises(SupervisorNotRunning):
+        await sup.start_child(ChildSpec("late", slow))
