@@ -198,3 +198,34 @@ async def test_stateless_overload_is_session_busy() -> None:
         with pytest.raises(SessionBusy) as info:
             await running.submit(None, Request(2, "tools/list", {"_meta": meta}), send2)
         assert info.value.session_id is None
+
+
+class ExpiryCountingStore(MemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__(default_ttl=10, clock=trio.current_time)
+        self.removed: list[int] = []
+
+    async def expire(self) -> int:
+        removed = await super().expire()
+        self.removed.append(removed)
+        return removed
+
+
+async def test_janitor_sweeps_expired_values(autojump_clock: trio.testing.MockClock) -> None:
+    store = ExpiryCountingStore()
+    async with (
+        start_server(app, session_state_store=store, expire_interval=5) as running,
+        open_memory_client(running, close=False) as client,
+    ):
+        await client.call_tool("counter")
+        await trio.sleep(16)
+        # the value and the session's settings were past their 10 s TTL and swept
+        assert sum(store.removed) == 2 and len(store.removed) == 3
+
+
+async def test_max_sessions_is_session_busy() -> None:
+    async with start_server(app, max_sessions=1) as running:
+        await running.create_session()
+        with pytest.raises(SessionBusy):
+            await running.create_session()
+        assert len(running.session_ids()) == 1

@@ -6,6 +6,7 @@ stream, as Streamable HTTP requires), and every state operation is a call to the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,13 @@ def _log_allowed(notification: Notification, threshold: LoggingLevel | None) -> 
         return True
     level = notification.params.get("level") if notification.params is not None else None
     return isinstance(level, str) and is_level_enabled(level, threshold)  # type: ignore[arg-type]
+
+
+async def _send_related(replies: trio.MemorySendChannel[Message], notification: Notification) -> None:
+    """A notification nobody can receive any more (the transport let go of the stream) is dropped:
+    the request itself carries on, as Streamable HTTP lets a request outlive its connection."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await replies.send(notification)
 
 
 @attrs.define(eq=False)
@@ -113,7 +121,7 @@ class SessionRequestEnv:
 
     async def send_related(self, notification: Notification) -> None:
         if _log_allowed(notification, self.log_level):
-            await self._replies.send(notification)
+            await _send_related(self._replies, notification)
 
     async def request_client(
         self, method: str, params: Mapping[str, Any], timeout: float | None = None
@@ -173,7 +181,7 @@ class StatelessRequestEnv:
 
     async def send_related(self, notification: Notification) -> None:
         if _log_allowed(notification, self.log_level):
-            await self._replies.send(notification)
+            await _send_related(self._replies, notification)
 
     async def request_client(
         self, method: str, params: Mapping[str, Any], timeout: float | None = None

@@ -9,7 +9,8 @@
     ├── SessionSupervisor    DynamicSupervisor; one temporary child per session:
     │   └── session <id>     Supervisor(one_for_one, intensity, period, auto_shutdown=any_significant)
     │       └── actor        the SessionActor, transient and significant
-    └── RequestSupervisor    stateless (2026-07-28) requests
+    ├── RequestSupervisor    stateless (2026-07-28) requests
+    └── Janitor              periodic expire() of both backends
 
 Why a small supervisor per session: restart intensity must be counted *per session*. A session that
 crashes too often exceeds its own supervisor's intensity, which ends that session (with a clear log
@@ -38,6 +39,7 @@ from mcpvisor.supervisors import (
     ChildSpec,
     ChildType,
     DynamicSupervisor,
+    MaxChildrenReached,
     Restart,
     RestartIntensityExceeded,
     Strategy,
@@ -67,6 +69,7 @@ from ._event_bus import (
     UnsubscribeAll,
     resource_topic,
 )
+from ._janitor import Janitor
 from ._port import SessionBusy, UnknownSession
 from ._session_actor import HandleRequest, Incoming, SessionDeps, incarnation_start
 from ._session_slot import InFlight, SessionSlot
@@ -207,6 +210,9 @@ class RunningServer:
         )
         try:
             slot.tree = await sessions.start_child(spec)
+        except MaxChildrenReached:
+            self._slots.pop(session_id, None)
+            raise SessionBusy(None, self._retry_after) from None
         except BaseException:
             self._slots.pop(session_id, None)
             raise
@@ -406,6 +412,7 @@ async def start_server(
     max_stateless_requests: int = 1024,
     shutdown_grace: float = 5.0,
     busy_retry_after: float = 1.0,
+    expire_interval: float = 60.0,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
 ) -> AsyncIterator[RunningServer]:
@@ -416,7 +423,8 @@ async def start_server(
     session's mailbox (``SessionBusy`` when full); ``session_idle_timeout`` is the longest a session may
     stay idle (a client may negotiate a shorter one); a session crashing more than
     ``session_restart_intensity`` times within ``session_restart_period`` seconds is closed.
-    ``handle_request`` replaces the MCP dispatcher (tests, custom protocols).
+    ``handle_request`` replaces the MCP dispatcher (tests, custom protocols). Every
+    ``expire_interval`` seconds the janitor has both backends drop what is past its TTL.
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -456,6 +464,7 @@ async def start_server(
             shutdown=INFINITY,
         ),
         ChildSpec("requests", requests, shutdown=shutdown_grace),
+        ChildSpec("janitor", Janitor(client, registry, expire_interval), shutdown=shutdown_grace),
     ]
     remove_listener = None
     on_list_changed = getattr(server, "on_list_changed", None)

@@ -29,18 +29,25 @@ class GetTask:
     task_id: str
 
 
+@attrs.frozen
+class ExpireTasks:
+    pass
+
+
 class TaskRuntime:
     """Behaviour: one TaskBackend operation per call; a backend error is replied, not a crash."""
 
     def __init__(self, backend: TaskBackend) -> None:
         self.backend = backend
 
-    async def handle_call(self, msg: CreateTask | GetTask, _caller: Caller) -> Any:
+    async def handle_call(self, msg: CreateTask | GetTask | ExpireTasks, _caller: Caller) -> Any:
         try:
             if type(msg) is CreateTask:
                 return await self.backend.create(msg.record)
             if type(msg) is GetTask:
                 return await self.backend.get(msg.task_id)
+            if type(msg) is ExpireTasks:
+                return await self.backend.expire()
         except Exception as exc:
             return StoreFailed(exc)
         raise TypeError(f"TaskRuntime got an unknown message {msg!r}")
