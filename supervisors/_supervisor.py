@@ -238,31 +238,51 @@ class _Run:
 
     async def _terminate(self, child: _Child) -> None:
         """OTP's shutdown: ask, wait ``shutdown`` seconds, then cancel (BRUTAL_KILL cancels at once)."""
+        if self._ask(child):
+            await self._reap(child, trio.current_time() + child.spec.shutdown)
+
+    def _ask(self, child: _Child) -> bool:
+        """First half of a stop: ask the child (or cancel it at once). False when there is nothing to
+        wait for, because the child never started or has already exited."""
         already = child.settled
         child.settled = True
         if child.state == _STARTING:
-            return
+            return False
         if child.state == _EXITED:
             if not already and self.children.get(child.key) is child:
                 # it exited by itself and its notice is still queued: report it here, the notice
                 # will be recognised as stale (OTP: the 'DOWN' of a dead pid carries its real reason)
                 emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
-            return
+            return False
         assert child.scope is not None
-        grace = child.spec.shutdown
-        if grace <= 0:
+        if child.spec.shutdown <= 0:
             child.scope.cancel()
         else:
             child._ask_stop()
-            with trio.move_on_after(grace):
-                await child.wait_exited()
-            child.scope.cancel()
+        return True
+
+    async def _reap(self, child: _Child, deadline: float) -> None:
+        """Second half: wait for the exit until ``deadline``, then cancel and wait for good."""
+        assert child.scope is not None
+        with trio.move_on_at(deadline):
+            await child.wait_exited()
+        child.scope.cancel()
         await child.wait_exited()
         emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
 
     async def _stop_all(self) -> None:
-        for child in reversed(list(self.children.values())):
-            await self._terminate(child)
+        children = list(reversed(self.children.values()))
+        if not self.dynamic:
+            for child in children:  # one at a time, in reverse start order
+                await self._terminate(child)
+            return
+        # A dynamic supervisor's children are peers with no order to respect, and may be thousands:
+        # as OTP's simple_one_for_one, ask them all at once and give each its grace period from now,
+        # so a stop takes the longest grace period, not the sum of them.
+        now = trio.current_time()
+        asked = [child for child in children if self._ask(child)]
+        for child in asked:
+            await self._reap(child, now + child.spec.shutdown)
 
     # ---- restart intensity --------------------------------------------------------------------
 
