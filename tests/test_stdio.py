@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _runtime_app import app
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcpvisor.runtime.server import start_server
+from mcpvisor.runtime.transports.stdio import serve_stdio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +58,61 @@ async def test_sdk_client_over_stdio_state_progress_and_crash_restart(tmp_path: 
     log = errlog.read()
     assert "ChildRestarted(supervisor='session " in log
     assert "resumed" in log
+
+
+async def test_serve_stdio_in_process_both_eras_and_bad_lines() -> None:
+
+    import trio.testing
+
+    stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+    stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    lines = [
+        {"jsonrpc": "2.0", "id": "s1", "method": "tools/list", "params": {"_meta": meta}},
+        "{not json",
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},  # handshake era, before initialize
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2024-11-05",
+                "capabilities": {},
+                "clientInfo": {"name": "c", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "counter", "arguments": {}}},
+    ]
+    payload = b"".join((x if isinstance(x, str) else json.dumps(x)).encode() + b"\n" for x in lines)
+    answers: dict[object, dict[str, object]] = {}
+
+    async def read_all() -> None:
+        buffer = b""
+        while len(answers) < 5:
+            chunk = await stdout_receive.receive_some()
+            assert chunk, "stdout closed early"
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                message = json.loads(line)
+                answers[message.get("id")] = message
+
+    with trio.fail_after(10):
+        async with start_server(app) as running:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
+                )
+                await stdin_send.send_all(payload)
+                await read_all()
+                await stdin_send.aclose()  # EOF: the session closes, serve_stdio returns
+            assert running.session_ids() == []
+    assert answers["s1"]["result"]["resultType"] == "complete"  # type: ignore[index]
+    assert answers[None]["error"]["code"] == -32700  # type: ignore[index]
+    assert answers[1]["error"]["code"] == -32600  # type: ignore[index]
+    assert answers[2]["result"]["protocolVersion"] == "2024-11-05"  # type: ignore[index]
+    assert answers[3]["result"]["content"][0]["text"] == "1"  # type: ignore[index]
