@@ -375,12 +375,12 @@ class _Run:
     async def _restart(self, failed: Hashable) -> None:
         """Restart per strategy; a start that fails counts as another restart and is retried."""
         while True:
-            keys = list(self.children)
             if self.strategy is Strategy.ONE_FOR_ONE:
-                group = [failed]
+                group = [failed]  # no copy of the key list: a dynamic supervisor may hold thousands
             elif self.strategy is Strategy.ONE_FOR_ALL:
-                group = keys
+                group = list(self.children)
             else:
+                keys = list(self.children)
                 group = keys[keys.index(failed) :]
             for key in reversed(group):
                 if key != failed:
