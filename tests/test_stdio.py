@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 from _runtime_app import app
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -62,8 +64,6 @@ async def test_sdk_client_over_stdio_state_progress_and_crash_restart(tmp_path: 
 
 async def test_serve_stdio_in_process_both_eras_and_bad_lines() -> None:
 
-    import trio.testing
-
     stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
     stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
     meta = {
@@ -116,3 +116,54 @@ async def test_serve_stdio_in_process_both_eras_and_bad_lines() -> None:
     assert answers[1]["error"]["code"] == -32600  # type: ignore[index]
     assert answers[2]["result"]["protocolVersion"] == "2024-11-05"  # type: ignore[index]
     assert answers[3]["result"]["content"][0]["text"] == "1"  # type: ignore[index]
+
+
+async def _stdio_exchange(lines: list[Any], answers_expected: int) -> list[Any]:
+    """Feed ``lines`` to serve_stdio in process; return the first ``answers_expected`` output lines."""
+    stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+    stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+    payload = b"".join((x if isinstance(x, str) else json.dumps(x)).encode() + b"\n" for x in lines)
+    out: list[Any] = []
+    with trio.fail_after(10):
+        async with start_server(app) as running, trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
+            )
+            await stdin_send.send_all(payload)
+            buffer = b""
+            while len(out) < answers_expected:
+                chunk = await stdout_receive.receive_some()
+                assert chunk
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                out.extend(json.loads(line) for line in complete)
+            await stdin_send.aclose()
+    return out
+
+
+async def test_stdio_batches_for_2025_03_26_answer_as_one_array() -> None:
+    init = {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    out = await _stdio_exchange(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            [
+                {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                {
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "tools/call",
+                    "params": {"name": "counter", "arguments": {}},
+                },
+                {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"},
+                {"jsonrpc": "2.0", "id": None, "method": "bad"},
+            ],
+        ],
+        2,
+    )
+    assert out[0]["result"]["protocolVersion"] == "2025-03-26"
+    batch = out[1]
+    assert isinstance(batch, list) and len(batch) == 3
+    by_id = {item.get("id"): item for item in batch}
+    assert by_id[2]["result"] == {} and by_id[3]["result"]["content"][0]["text"] == "1"
+    assert by_id[None]["error"]["code"] == -32600

@@ -12,8 +12,39 @@ import math
 
 import trio
 
-from ..protocol import INVALID_REQUEST, Message, Request, Response, error_response, has_stateless_envelope
+from ..protocol import (
+    INVALID_REQUEST,
+    ErrorResponse,
+    Malformed,
+    Message,
+    Request,
+    Response,
+    error_response,
+    has_stateless_envelope,
+    negotiate_version,
+)
 from ..server._port import ServerPort, SessionBusy, UnknownSession
+
+#: What goes to the client: one message, or the answers to a batch (2025-03-26), sent as one array.
+Outgoing = Message | tuple[Message, ...]
+
+
+class _Batch:
+    """Collects the final answers of one batch's requests; the last one sends them as one array."""
+
+    def __init__(self, out: trio.MemorySendChannel[Outgoing], expected: int) -> None:
+        self.out = out
+        self.expected = expected
+        self.answers: list[Message] = []
+
+    async def done_one(self, answer: Message | None) -> None:
+        if answer is not None:
+            self.answers.append(answer)
+        self.expected -= 1
+        if self.expected == 0:
+            async with self.out:
+                if self.answers:  # a batch of only cancelled requests answers nothing
+                    await self.out.send(tuple(self.answers))
 
 
 class SingleClientConnection:
@@ -23,7 +54,9 @@ class SingleClientConnection:
     sees the end once ``finish`` ran and every request and the standalone stream are done.
     """
 
-    def __init__(self, port: ServerPort, out: trio.MemorySendChannel[Message], nursery: trio.Nursery) -> None:
+    def __init__(
+        self, port: ServerPort, out: trio.MemorySendChannel[Outgoing], nursery: trio.Nursery
+    ) -> None:
         self.port = port
         self.out = out
         self.nursery = nursery
@@ -33,18 +66,41 @@ class SingleClientConnection:
     async def _pump(
         self,
         replies: trio.MemoryReceiveChannel[Message],
-        out: trio.MemorySendChannel[Message],
-        initialize: bool,
+        out: trio.MemorySendChannel[Outgoing],
+        batch: _Batch | None,
     ) -> None:
+        final: Message | None = None
         async with replies, out:
             async for message in replies:
-                if initialize and isinstance(message, Response):
-                    version = message.result.get("protocolVersion")
-                    self.version = version if isinstance(version, str) else None
-                await out.send(message)
+                if batch is not None and isinstance(message, Response | ErrorResponse):
+                    final = message
+                else:
+                    await out.send(message)
+        if batch is not None:
+            await batch.done_one(final)
+
+    async def _answer(self, message: Message, batch: _Batch | None) -> None:
+        if batch is None:
+            await self.out.send(message)
+        else:
+            await batch.done_one(message)
+
+    async def handle_batch(self, items: tuple[Message | Malformed, ...]) -> None:
+        """A 2025-03-26 JSON-RPC batch: each item handled as if alone, the answers sent as one array."""
+        answers = [item.reply for item in items if isinstance(item, Malformed)]
+        requests = [item for item in items if isinstance(item, Request)]
+        batch = _Batch(self.out.clone(), len(answers) + len(requests)) if answers or requests else None
+        for answer in answers:
+            assert batch is not None
+            await batch.done_one(answer)
+        for item in items:
+            if isinstance(item, Request):
+                await self.handle(item, batch)
+            elif not isinstance(item, Malformed):
+                await self.handle(item)  # notifications and responses get no answer
 
     async def _pump_standalone(
-        self, stream: trio.MemoryReceiveChannel[Message], out: trio.MemorySendChannel[Message]
+        self, stream: trio.MemoryReceiveChannel[Message], out: trio.MemorySendChannel[Outgoing]
     ) -> None:
         async with stream, out:
             async for message in stream:
@@ -61,7 +117,7 @@ class SingleClientConnection:
             else:
                 return
 
-    async def handle(self, message: Message) -> None:
+    async def handle(self, message: Message, batch: _Batch | None = None) -> None:
         port = self.port
         if isinstance(message, Request):
             initialize = message.method == "initialize"
@@ -72,30 +128,37 @@ class SingleClientConnection:
                 self.session_id is None or not port.has_session(self.session_id)
             ):
                 self.session_id = await port.create_session()
+                self.version = None
                 self.nursery.start_soon(
                     self._pump_standalone, port.standalone_stream(self.session_id), self.out.clone()
                 )
+                if initialize:
+                    # The version this initialize settles on, known now, so a batch pipelined right
+                    # behind it is parsed by the negotiated revision's rules.
+                    params = message.params if message.params is not None else {}
+                    self.version = negotiate_version(params.get("protocolVersion"))
             target = self.session_id
             if target is not None and not port.has_session(target):
                 self.session_id = target = None
                 if not stateless:
-                    await self.out.send(
+                    await self._answer(
                         error_response(
                             message.id,
                             INVALID_REQUEST,
                             "The session has ended (closed, idle or crashed too often): "
                             "send initialize to start a new one",
-                        )
+                        ),
+                        batch,
                     )
                     return
             send, receive = trio.open_memory_channel[Message](math.inf)
-            self.nursery.start_soon(self._pump, receive, self.out.clone(), initialize)
+            self.nursery.start_soon(self._pump, receive, self.out.clone(), batch)
             try:
                 await self._submit(target, message, send)
             except UnknownSession:
-                send.close()
                 self.session_id = None
-                await self.out.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
+                await send.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
+                send.close()
             return
         if self.session_id is not None:
             try:

@@ -239,11 +239,11 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
     from mcp.shared.message import SessionMessage
 
     from ..protocol import Malformed, encode, parse_message
-    from ._connection import SingleClientConnection
+    from ._connection import Outgoing, SingleClientConnection
 
     to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
     client_writes, from_client = anyio.create_memory_object_stream[SessionMessage](math.inf)
-    out_send, out_receive = trio.open_memory_channel[Message](math.inf)
+    out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
 
     async def read_client(conn: SingleClientConnection) -> None:
         async with from_client:
@@ -257,9 +257,10 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
 
     async def write_client() -> None:
         async with to_client, out_receive:
-            async for message in out_receive:
-                wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
-                await to_client.send(SessionMessage(wire))
+            async for outgoing in out_receive:
+                for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
+                    wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
+                    await to_client.send(SessionMessage(wire))
 
     async with trio.open_nursery() as nursery:
         async with out_send:

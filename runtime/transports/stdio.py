@@ -20,14 +20,13 @@ import trio
 from ..protocol import (
     PARSE_ERROR,
     Malformed,
-    Message,
     allows_batches,
     encode,
     error_response,
     parse_payload,
 )
 from ..server._port import ServerPort
-from ._connection import SingleClientConnection
+from ._connection import Outgoing, SingleClientConnection
 
 logger = logging.getLogger("mcpvisor.runtime.transports.stdio")
 
@@ -61,7 +60,7 @@ async def _lines(stream: trio.abc.ReceiveStream, max_line: int) -> AsyncIterator
         buffer += chunk
 
 
-async def _write(out: trio.MemoryReceiveChannel[Message], stdout: trio.abc.SendStream) -> None:
+async def _write(out: trio.MemoryReceiveChannel[Outgoing], stdout: trio.abc.SendStream) -> None:
     async with out:
         async for message in out:
             data = encode(message) + b"\n"
@@ -91,7 +90,7 @@ async def serve_stdio(
         stdin = trio.lowlevel.FdStream(os.dup(0))
     if stdout is None:
         stdout = trio.lowlevel.FdStream(os.dup(1))
-    out_send, out_receive = trio.open_memory_channel[Message](math.inf)
+    out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
     try:
         async with trio.open_nursery() as writer:
             writer.start_soon(_write, out_receive, stdout)
@@ -106,6 +105,9 @@ async def serve_stdio(
                         )
                         continue
                     incoming = parse_payload(line, allow_batch=allows_batches(conn.version))
+                    if incoming.batch:
+                        await conn.handle_batch(incoming.items)
+                        continue
                     for item in incoming.items:
                         if isinstance(item, Malformed):
                             await out_send.send(item.reply)
