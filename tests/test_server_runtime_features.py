@@ -12,6 +12,7 @@ import trio
 import trio.testing
 from _runtime_app import app
 from mcpvisor.backends import MemorySessionStore
+from mcpvisor.runtime.actors import ActorExited
 from mcpvisor.runtime.protocol import ErrorResponse, JsonRpcError, Message, Request, Response
 from mcpvisor.runtime.server import Context, Server, SessionBusy, UnknownSession, start_server
 from mcpvisor.runtime.transports.memory import open_memory_client
@@ -229,3 +230,24 @@ async def test_max_sessions_is_session_busy() -> None:
         with pytest.raises(SessionBusy):
             await running.create_session()
         assert len(running.session_ids()) == 1
+
+
+async def test_a_state_store_server_crash_restarts_the_rest_of_the_tree() -> None:
+    store = MemorySessionStore()
+    async with start_server(app, session_state_store=store) as running:
+        async with open_memory_client(running, close=False) as old:
+            await old.call_tool("counter")
+            sid = old.session_id
+            assert sid is not None
+            actor = running.registry.whereis("state_store")
+            assert actor is not None
+            with pytest.raises(ActorExited):
+                await actor.call("not a store operation")  # crashes the StateStoreServer
+            await trio.testing.wait_all_tasks_blocked()
+            assert running.tree_ready()
+            assert running.registry.whereis("state_store") not in (None, actor)
+            # rest_for_one: the sessions were restarted away (clients re-initialize), values stay stored
+            assert not running.has_session(sid)
+            assert await store.get(sid, "n") is not None
+        async with open_memory_client(running) as fresh:
+            assert text_of(await fresh.call_tool("counter")) == "1"

@@ -147,6 +147,10 @@ class RunningServer:
             raise UnknownSession(session_id)
         return slot.incarnations
 
+    def tree_ready(self) -> bool:
+        """Every child of the server's tree is running (false while a part of it restarts)."""
+        return self._tree is not None and all(row.running for row in self._tree.which_children())
+
     @property
     def tree(self) -> SupervisorHandle:
         assert self._tree is not None, "the server is not running"
