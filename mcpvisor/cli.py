@@ -16,6 +16,15 @@ from typing import Any, NoReturn
 
 DEFAULT_ATTRIBUTE = "server"
 
+_DEMO_HINT = {
+    "http": (
+        "mcpvisor demo: tools counter, slow and crash. Connect an MCP client to the URL printed below, e.g.\n"
+        "  npx @modelcontextprotocol/inspector   (transport: Streamable HTTP)\n"
+        "then call counter twice, crash, and counter again: the session restarts and the count survives."
+    ),
+    "stdio": "mcpvisor demo: tools counter, slow and crash, over stdio (one session; logs on stderr).",
+}
+
 
 class TargetError(Exception):
     """The ``path:attr`` / ``module:attr`` target could not be loaded."""
@@ -93,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = parser.parse_args(argv)
     if args.command == "demo":
         from mcpvisor.runtime.server.demo import server
+
+        print(_DEMO_HINT[args.transport], file=sys.stderr, flush=True)
     else:
         try:
             server = load_target(args.target)
