@@ -567,3 +567,27 @@ async def test_allowed_browser_origins_get_cors_headers_and_preflight(app: McpHt
     assert status == 403 and "access-control-allow-origin" not in headers
     status, headers, _ = await request(app, "POST", headers={"accept": "application/json"}, body=INIT)
     assert "access-control-allow-origin" not in headers  # no Origin: not a browser, no CORS
+
+
+async def test_the_poll_deadline_runs_on_trio_time(
+    port: FakePort, autojump_clock: trio.testing.MockClock
+) -> None:
+    app = mcp_asgi_app(port, sse_poll_after=5, retry_ms=700)
+    sid = await init_session(app)
+    start = trio.current_time()
+    async with open_request(app, "POST", headers=session_headers(sid), body=call(13, "gate")) as live:
+        events = parse_sse(await live.read_all())
+        assert trio.current_time() - start == pytest.approx(5)
+        assert [e.get("data", "")[:20] for e in events[:2]] == ["", '{"jsonrpc":"2.0","me']
+        assert events[-1] == {"retry": "700"}
+        port.gate.set()
+    # Without the option the same request's connection stays until its answer, however long.
+    patient = mcp_asgi_app(port)
+    port.gate = trio.Event()
+    async with open_request(patient, "POST", headers=session_headers(sid), body=call(14, "gate")) as live:
+        await live.next_event()
+        await live.next_event()
+        await trio.sleep(3600)
+        port.gate.set()
+        rest = await live.read_all()
+        assert json.loads(parse_sse(rest)[-1]["data"])["result"] == {"released": True}
