@@ -84,7 +84,7 @@ class Incoming:
 
 def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
     """-32603 with no details, except for errors whose message is meant for the client."""
-    if isinstance(exc, NoSessionState | ValueError) and not isinstance(exc, UnicodeError):
+    if isinstance(exc, NoSessionState):
         return error_response(request_id, INTERNAL_ERROR, str(exc))
     return error_for_exception(request_id, exc)
 
@@ -286,7 +286,7 @@ class SessionActor:
                 self.ref.request_stop(exc)
                 return  # the entry stays in flight: the dying incarnation answers it -32603
             except Exception as exc:
-                if not isinstance(exc, NoSessionState | ValueError | JsonRpcError):
+                if not isinstance(exc, NoSessionState | JsonRpcError):
                     logger.exception(
                         "session %s: %s (id %r) failed", self.slot.session_id, request.method, request.id
                     )

@@ -120,7 +120,7 @@ class RequestSupervisor:
                     "the handler crashed its session, but stateless requests have none",
                 )
             except Exception as exc:
-                if not isinstance(exc, NoSessionState | ValueError | JsonRpcError):
+                if not isinstance(exc, NoSessionState | JsonRpcError):
                     logger.exception("stateless %s (id %r) failed", request.method, request.id)
                 final = error_for(request.id, exc)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
