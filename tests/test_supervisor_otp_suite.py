@@ -25,6 +25,7 @@ from mcpvisor.supervisors import (
     Strategy,
     Supervisor,
     SupervisorEscalated,
+    open_dynamic_supervisor,
     open_supervisor,
 )
 from trio.testing import MockClock
@@ -360,3 +361,51 @@ async def test_a_child_failing_while_it_is_killed_does_not_take_the_supervisor_d
         assert exit.reason.subgroup(ValueError) is not None
         assert kids.entries("start") == ["a"]  # terminated: not restarted, and a is untouched
     assert kids.entries("stop") == ["a"]
+
+
+# ---- restarts whose starts fail (one_for_all_other_child_fails_restart, ...) -----------------------
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+async def test_another_child_failing_to_restart_is_retried_and_counted(
+    autojump_clock: MockClock, strategy: Strategy
+) -> None:
+    kids = Children()
+    async with open_supervisor([kids.spec("a"), kids.spec("b"), kids.spec("c")], strategy=strategy) as sup:
+        kids.fail_starts["c"] = 1
+        kids.crash("b")
+        await settle()
+        assert kids.entries("failed") == ["c"]
+        assert all(r.running for r in sup.which_children())
+        assert len(sup._run.restarts) == 2  # the crash and the failed start
+        assert kids.starts["c"] == 2
+
+
+async def test_another_child_failing_to_restart_forever_escalates(autojump_clock: MockClock) -> None:
+    kids = Children()
+    with pytest.raises(RestartIntensityExceeded) as info:
+        async with open_supervisor(
+            [kids.spec("a"), kids.spec("b"), kids.spec("c")], strategy=Strategy.ONE_FOR_ALL, intensity=3
+        ):
+            kids.fail_starts["c"] = 100
+            kids.crash("b")
+            await trio.sleep_forever()
+    assert kids.entries("failed") == ["c"] * 3
+    assert isinstance(info.value.reasons[0], Crash) and isinstance(info.value.reasons[-1], StartFailed)
+    # the crash stops c and a; each failed group start stops what it started (b, a) before retrying,
+    # and the escalation after the third failure stops the last b and a
+    assert kids.entries("stop") == ["c", "a"] + ["b", "a"] * 3
+
+
+async def test_dynamic_supervisor_escalates(autojump_clock: MockClock) -> None:
+    kids = Children()
+    with pytest.raises(RestartIntensityExceeded):
+        async with open_dynamic_supervisor(intensity=1) as sup:
+            await sup.start_child(kids.spec("x"))
+            await sup.start_child(kids.spec("y"))
+            kids.crash("x")
+            await settle()
+            kids.crash("y")
+            await trio.sleep_forever()
+    assert kids.entries("start") == ["x", "y", "x"]
+    assert kids.entries("stop") == ["x"]
