@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final, TypeAlias
+from collections.abc import Sequence
+from typing import Any, Final
 
 import trio
 
@@ -49,7 +49,8 @@ from ..protocol import (
     parse_payload,
 )
 from ..server._port import ServerPort, SessionBusy, TransportError, UnknownSession
-from ._http_events import ReplayStream, SessionStreams, format_event, format_retry, parse_event_id
+from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
+from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
     DEFAULT_ALLOWED_HOSTS,
     DEFAULT_ALLOWED_ORIGINS,
@@ -60,15 +61,11 @@ from ._http_guard import (
     accepted_types,
     accepts,
 )
+from ._http_streaming import pump_replies, pump_standalone, write_stream
 
 __all__ = ["McpHttpApp", "mcp_asgi_app", "serve_http"]
 
 logger = logging.getLogger("mcpvisor.runtime.transports.http")
-
-Scope: TypeAlias = MutableMapping[str, Any]
-ASGIMessage: TypeAlias = MutableMapping[str, Any]
-Receive: TypeAlias = Callable[[], Awaitable[ASGIMessage]]
-Send: TypeAlias = Callable[[ASGIMessage], Awaitable[None]]
 
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
@@ -97,75 +94,6 @@ def _stateless_status(final: Response | ErrorResponse) -> int:
     if isinstance(final, Response):
         return 200
     return _STATELESS_ERROR_STATUS.get(final.error.code, 200)
-
-
-class _Disconnected(Exception):
-    """The client went away while we were writing; the request itself carries on."""
-
-
-def _headers_of(scope: Scope) -> dict[str, str]:
-    # HTTP field values are compared after trimming optional whitespace (RFC 9110 section 5.5).
-    out: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = bytes(raw_name).decode("latin-1").lower()
-        value = bytes(raw_value).decode("latin-1").strip()
-        out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
-
-
-def _error_body(code: int, message: str, request_id: RequestId | None = None) -> bytes:
-    return encode(error_response(request_id, code, message))
-
-
-class _Exchange:
-    """One HTTP request/response: the ASGI callables plus whether the response has started."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self.receive = receive
-        self._send = send
-        self.started = False
-        self.json_ok = True  # the client accepts application/json (POST)
-        self.cors: list[tuple[str, str]] = []  # added to every response for an allowed browser origin
-
-    async def start(self, status: int, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.started = True
-        await self._send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in [*headers, *self.cors]],
-            }
-        )
-
-    async def body(self, data: bytes, *, more: bool = False) -> None:
-        try:
-            await self._send({"type": "http.response.body", "body": data, "more_body": more})
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _Disconnected from exc
-
-    async def respond(self, status: int, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> None:
-        all_headers = list(headers)
-        if body:
-            all_headers.append(("content-type", JSON))
-        all_headers.append(("content-length", str(len(body))))
-        await self.start(status, all_headers)
-        await self.body(body)
-
-    async def error(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        headers: Sequence[tuple[str, str]] = (),
-        request_id: RequestId | None = None,
-    ) -> None:
-        await self.respond(status, _error_body(code, message, request_id), headers)
-
-    async def wait_disconnect(self) -> None:
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                return
 
 
 class McpHttpApp:
@@ -213,10 +141,10 @@ class McpHttpApp:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1003})
             return
-        ex = _Exchange(receive, send)
+        ex = Exchange(receive, send)
         try:
             await self._dispatch(scope, ex)
-        except _Disconnected:
+        except Disconnected:
             logger.debug("client disconnected before the response was written")
         except Exception:
             # A bug behind the port must not cost the client its answer: a 500 with a JSON-RPC body
@@ -241,8 +169,8 @@ class McpHttpApp:
         root = str(scope.get("root_path", "")).rstrip("/")
         return path in (self.path, root + self.path)
 
-    async def _dispatch(self, scope: Scope, ex: _Exchange) -> None:
-        headers = _headers_of(scope)
+    async def _dispatch(self, scope: Scope, ex: Exchange) -> None:
+        headers = headers_of(scope)
         host = headers.get("host")
         if host is not None and not self.hosts.allows_host(host):
             await ex.error(403, INVALID_REQUEST, "Forbidden: Host header not allowed")
@@ -304,11 +232,11 @@ class McpHttpApp:
         for session_id in [sid for sid in self._streams if not self.port.has_session(sid)]:
             del self._streams[session_id]
 
-    async def _unknown_session(self, ex: _Exchange, session_id: str) -> None:
+    async def _unknown_session(self, ex: Exchange, session_id: str) -> None:
         self._forget(session_id)
         await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
 
-    async def _transport_error(self, ex: _Exchange, exc: TransportError) -> None:
+    async def _transport_error(self, ex: Exchange, exc: TransportError) -> None:
         if isinstance(exc, UnknownSession):
             await self._unknown_session(ex, exc.session_id)
         elif isinstance(exc, SessionBusy):
@@ -325,13 +253,13 @@ class McpHttpApp:
 
     # -- POST ---------------------------------------------------------------------------------------
 
-    async def _read_body(self, ex: _Exchange) -> bytes | None:
+    async def _read_body(self, ex: Exchange) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await ex.receive()
             if message["type"] == "http.disconnect":
-                raise _Disconnected
+                raise Disconnected
             chunk = bytes(message.get("body", b""))
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -341,7 +269,7 @@ class McpHttpApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _post(self, ex: _Exchange, headers: dict[str, str]) -> None:
+    async def _post(self, ex: Exchange, headers: dict[str, str]) -> None:
         types = accepted_types(headers.get("accept"))
         wants_sse = not self.json_response and accepts(types, SSE)
         ex.json_ok = accepts(types, JSON)
@@ -403,7 +331,7 @@ class McpHttpApp:
                 await self._accept(ex, session_id, item)
 
     async def _accept(
-        self, ex: _Exchange, session_id: str | None, message: Notification | Response | ErrorResponse
+        self, ex: Exchange, session_id: str | None, message: Notification | Response | ErrorResponse
     ) -> None:
         try:
             await self.port.submit(session_id, message)
@@ -413,7 +341,7 @@ class McpHttpApp:
         await ex.respond(202)
 
     async def _stateless_request(
-        self, ex: _Exchange, headers: dict[str, str], request: Request, wants_sse: bool
+        self, ex: Exchange, headers: dict[str, str], request: Request, wants_sse: bool
     ) -> None:
         mismatch = check_stateless_headers(request, headers)
         if mismatch is not None:
@@ -421,7 +349,7 @@ class McpHttpApp:
             return
         await self._request(ex, None, request, wants_sse, None)
 
-    async def _initialize(self, ex: _Exchange, request: Request, wants_sse: bool) -> None:
+    async def _initialize(self, ex: Exchange, request: Request, wants_sse: bool) -> None:
         self._sweep()
         try:
             session_id = await self.port.create_session()
@@ -487,7 +415,7 @@ class McpHttpApp:
 
     async def _request(
         self,
-        ex: _Exchange,
+        ex: Exchange,
         session_id: str | None,
         request: Request,
         wants_sse: bool,
@@ -509,12 +437,20 @@ class McpHttpApp:
             return
         stream = streams.open() if streams is not None else self._session_streams(session_id).open()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump_replies, replies, stream, [request.id])
-            await self._write_stream(ex, stream, after=0, resumable=True, prime=True, poll=True)
+            nursery.start_soon(pump_replies, replies, stream, [request.id])
+            await write_stream(
+                ex,
+                stream,
+                after=0,
+                resumable=True,
+                prime=True,
+                retry_ms=self.retry_ms,
+                poll_after=self.sse_poll_after,
+            )
 
     async def _stateless_answer(
         self,
-        ex: _Exchange,
+        ex: Exchange,
         request: Request,
         replies: trio.MemoryReceiveChannel[Message],
         wants_sse: bool,
@@ -540,7 +476,7 @@ class McpHttpApp:
             stream = ReplayStream(0)
             stream.append(encode(first))
             stream.finish()
-            await self._write_stream(ex, stream, after=0, resumable=False, prime=False)
+            await write_stream(ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms)
             return
         if not wants_sse:
             final = await self._final_reply(replies, None, request.id)
@@ -549,99 +485,12 @@ class McpHttpApp:
         stream = ReplayStream(0, max_events=self.max_events_per_stream)
         stream.append(encode(first))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump_replies, replies, stream, [request.id])
-            await self._write_stream(ex, stream, after=0, resumable=False, prime=False)
-
-    async def _pump_replies(
-        self,
-        replies: trio.MemoryReceiveChannel[Message],
-        stream: ReplayStream,
-        pending: list[RequestId],
-        *,
-        finish: bool = True,
-    ) -> None:
-        """Move a request's replies into its replay log, whatever happens to the connection."""
-        waiting = set(pending)
-        async with replies:
-            async for message in replies:
-                stream.append(encode(message))
-                if isinstance(message, Response | ErrorResponse) and message.id in waiting:
-                    waiting.discard(message.id)
-                    if not waiting:
-                        break
-        for request_id in pending:
-            if request_id in waiting:  # the runtime closed replies without an answer
-                stream.append(encode(error_response(request_id, INTERNAL_ERROR, "Internal error")))
-        if finish:
-            stream.finish()
-
-    async def _write_stream(
-        self,
-        ex: _Exchange,
-        stream: ReplayStream,
-        *,
-        after: int,
-        resumable: bool,
-        prime: bool,
-        poll: bool = False,
-        extra_headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
-
-        The priming event (an id and empty data) lets a client that loses the connection before the
-        first real event resume anyway. With `sse_poll_after`, the connection is closed early (after a
-        `retry:` hint) and the client comes back with GET + `Last-Event-ID`; the log keeps filling
-        meanwhile. Only a POST's first connection is cut short: a resuming GET follows to the end.
-        """
-        await ex.start(
-            200,
-            [
-                ("content-type", SSE),
-                ("cache-control", "no-cache"),
-                ("x-accel-buffering", "no"),
-                *extra_headers,
-            ],
-        )
-        head = format_event(b"", stream.event_id(0), self.retry_ms) if prime and resumable else b""
-        poll_after = self.sse_poll_after if resumable and poll else None
-        deadline = math.inf if poll_after is None else trio.current_time() + poll_after
-        seq = after
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                await ex.wait_disconnect()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            try:
-                while True:
-                    # Everything already logged goes out as one chunk (the priming event included), and
-                    # the last chunk carries the end of the body: fewer writes per request.
-                    parts = [head]
-                    head = b""
-                    for s, data in stream.since(seq):
-                        parts.append(format_event(data, stream.event_id(s) if resumable else None))
-                        seq = s
-                    chunk = b"".join(parts)
-                    if stream.finished and seq >= stream.last_seq:
-                        await ex.body(chunk)
-                        break
-                    if chunk:
-                        await ex.body(chunk, more=True)
-                    # Only the wait is bounded by the poll deadline, never a write: a write cut in
-                    # half would corrupt the stream.
-                    with trio.move_on_at(deadline) as waited:
-                        await stream.wait_after(seq)
-                    if waited.cancelled_caught:
-                        await ex.body(format_retry(self.retry_ms))
-                        break
-            except _Disconnected:
-                pass
-            nursery.cancel_scope.cancel()
+            nursery.start_soon(pump_replies, replies, stream, [request.id])
+            await write_stream(ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms)
 
     async def _post_batch(
         self,
-        ex: _Exchange,
+        ex: Exchange,
         headers: dict[str, str],
         session_id: str | None,
         items: Sequence[Message | Malformed],
@@ -695,16 +544,24 @@ class McpHttpApp:
                 async with trio.open_nursery() as inner:
                     for request_id, replies in channels:
                         inner.start_soon(
-                            functools.partial(self._pump_replies, replies, stream, [request_id], finish=False)
+                            functools.partial(pump_replies, replies, stream, [request_id], finish=False)
                         )
                 stream.finish()
 
             nursery.start_soon(pump_all)
-            await self._write_stream(ex, stream, after=0, resumable=True, prime=True, poll=True)
+            await write_stream(
+                ex,
+                stream,
+                after=0,
+                resumable=True,
+                prime=True,
+                retry_ms=self.retry_ms,
+                poll_after=self.sse_poll_after,
+            )
 
     # -- GET ----------------------------------------------------------------------------------------
 
-    async def _get(self, ex: _Exchange, headers: dict[str, str]) -> None:
+    async def _get(self, ex: Exchange, headers: dict[str, str]) -> None:
         session_id = headers.get(SESSION_HEADER)
         if self._stateless_client(headers):
             await ex.error(
@@ -727,7 +584,9 @@ class McpHttpApp:
         previous = streams.get(resume[0]) if resume is not None else None
         if previous is not None and resume is not None and not previous.standalone:
             # Resuming a POST's stream: the rest of that request's events, then its response.
-            await self._write_stream(ex, previous, after=resume[1], resumable=True, prime=False)
+            await write_stream(
+                ex, previous, after=resume[1], resumable=True, prime=False, retry_ms=self.retry_ms
+            )
             return
         try:
             channel = self.port.standalone_stream(session_id)
@@ -740,33 +599,18 @@ class McpHttpApp:
             # are per stream, and this is a new stream).
             backlog = list(previous.since(resume[1]))
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pump_standalone, channel, stream, backlog)
-                await self._write_stream(ex, stream, after=0, resumable=True, prime=True)
+                nursery.start_soon(pump_standalone, channel, stream, backlog)
+                await write_stream(ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms)
                 nursery.cancel_scope.cancel()
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump_standalone, channel, stream, [])
-            await self._write_stream(ex, stream, after=0, resumable=True, prime=True)
+            nursery.start_soon(pump_standalone, channel, stream, [])
+            await write_stream(ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms)
             nursery.cancel_scope.cancel()
-
-    async def _pump_standalone(
-        self,
-        channel: trio.MemoryReceiveChannel[Message],
-        stream: ReplayStream,
-        backlog: list[tuple[int, bytes]],
-    ) -> None:
-        for _, data in backlog:
-            stream.append(data)
-        try:
-            async with channel:
-                async for message in channel:
-                    stream.append(encode(message))
-        finally:
-            stream.finish()
 
     # -- DELETE -------------------------------------------------------------------------------------
 
-    async def _delete(self, ex: _Exchange, headers: dict[str, str]) -> None:
+    async def _delete(self, ex: Exchange, headers: dict[str, str]) -> None:
         session_id = headers.get(SESSION_HEADER)
         if self._stateless_client(headers):
             await ex.error(

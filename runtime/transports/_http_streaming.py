@@ -1,0 +1,121 @@
+"""SSE streams over an `Exchange`: pumps that fill a replay log, and the writer that follows one.
+
+Pumps and writers are separate on purpose: a pump belongs to the request (it runs until the runtime's
+final answer, whatever happens to the connection), a writer to one connection (it stops when the
+client leaves, or early when the server makes the client poll).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import trio
+
+from ..protocol import INTERNAL_ERROR, ErrorResponse, Message, RequestId, Response, encode, error_response
+from ._http_events import ReplayStream, format_event, format_retry
+from ._http_exchange import Disconnected, Exchange
+from ._http_guard import SSE
+
+
+async def pump_replies(
+    replies: trio.MemoryReceiveChannel[Message],
+    stream: ReplayStream,
+    pending: list[RequestId],
+    *,
+    finish: bool = True,
+) -> None:
+    """Move a request's replies into its replay log, whatever happens to the connection."""
+    waiting = set(pending)
+    async with replies:
+        async for message in replies:
+            stream.append(encode(message))
+            if isinstance(message, Response | ErrorResponse) and message.id in waiting:
+                waiting.discard(message.id)
+                if not waiting:
+                    break
+    for request_id in pending:
+        if request_id in waiting:  # the runtime closed replies without an answer
+            stream.append(encode(error_response(request_id, INTERNAL_ERROR, "Internal error")))
+    if finish:
+        stream.finish()
+
+
+async def write_stream(
+    ex: Exchange,
+    stream: ReplayStream,
+    *,
+    after: int,
+    resumable: bool,
+    prime: bool,
+    retry_ms: int,
+    poll_after: float | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
+
+    The priming event (an id and empty data) lets a client that loses the connection before the
+    first real event resume anyway. With `poll_after` (seconds), the connection is closed early (after a
+    `retry:` hint) and the client comes back with GET + `Last-Event-ID`; the log keeps filling
+    meanwhile. Callers pass it only for a POST's first connection: a resuming GET follows to the end.
+    """
+    await ex.start(
+        200,
+        [
+            ("content-type", SSE),
+            ("cache-control", "no-cache"),
+            ("x-accel-buffering", "no"),
+            *extra_headers,
+        ],
+    )
+    head = format_event(b"", stream.event_id(0), retry_ms) if prime and resumable else b""
+    deadline = math.inf if poll_after is None else trio.current_time() + poll_after
+    seq = after
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            await ex.wait_disconnect()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        try:
+            while True:
+                # Everything already logged goes out as one chunk (the priming event included), and
+                # the last chunk carries the end of the body: fewer writes per request.
+                parts = [head]
+                head = b""
+                for s, data in stream.since(seq):
+                    parts.append(format_event(data, stream.event_id(s) if resumable else None))
+                    seq = s
+                chunk = b"".join(parts)
+                if stream.finished and seq >= stream.last_seq:
+                    await ex.body(chunk)
+                    break
+                if chunk:
+                    await ex.body(chunk, more=True)
+                # Only the wait is bounded by the poll deadline, never a write: a write cut in
+                # half would corrupt the stream.
+                with trio.move_on_at(deadline) as waited:
+                    await stream.wait_after(seq)
+                if waited.cancelled_caught:
+                    await ex.body(format_retry(retry_ms))
+                    break
+        except Disconnected:
+            pass
+        nursery.cancel_scope.cancel()
+
+
+async def pump_standalone(
+    channel: trio.MemoryReceiveChannel[Message],
+    stream: ReplayStream,
+    backlog: list[tuple[int, bytes]],
+) -> None:
+    """Move the standalone stream's messages into its log (after a replayed backlog), until it ends."""
+    for _, data in backlog:
+        stream.append(data)
+    try:
+        async with channel:
+            async for message in channel:
+                stream.append(encode(message))
+    finally:
+        stream.finish()
