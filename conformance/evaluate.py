@@ -5,7 +5,8 @@ says only "something failed". CI needs a narrower question answered: did a scena
 stop passing? ``conformance/expected.json`` holds the claims (and docs/conformance.md mirrors it), so a
 scenario still listed as "not yet" may fail without failing CI, and one we claim must pass.
 
-Usage: ``python conformance/evaluate.py RAW_DIR VERSION SUMMARY_JSON`` (``.ci/conformance`` calls it);
+Usage: ``python conformance/evaluate.py RAW_DIR VERSION SUMMARY_JSON [SCENARIO]`` (``.ci/conformance``
+calls it; SCENARIO judges that scenario alone);
 ``python conformance/evaluate.py --table`` prints the docs tables from expected.json.
 Exit status: 0 when every expected-pass scenario passed, 1 otherwise, 2 for bad input.
 """
@@ -133,7 +134,7 @@ def main(argv: Sequence[str], expected_file: Path = EXPECTED_FILE) -> int:
         for version, scenarios in load_expected(expected_file).items():
             print(f"### {version}\n\n{markdown_table(scenarios)}\n")
         return 0
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     raw_dir, version, summary_path = Path(argv[0]), argv[1], Path(argv[2])
@@ -141,7 +142,11 @@ def main(argv: Sequence[str], expected_file: Path = EXPECTED_FILE) -> int:
     if expected is None:
         print(f"evaluate: no expectations for spec version {version}", file=sys.stderr)
         return 2
+    if len(argv) == 4:  # one scenario was run on purpose: the others are not missing
+        expected = {name: entry for name, entry in expected.items() if name == argv[3]}
     outcomes = read_raw(raw_dir)
+    if len(argv) == 4:
+        outcomes = {name: outcome for name, outcome in outcomes.items() if name == argv[3]}
     regressions, surprises = judge(version, outcomes, expected)
     summary = {
         "version": version,

@@ -121,3 +121,6 @@ def test_main_exit_status_follows_regressions(evaluate: ModuleType, tmp_path: Pa
     assert evaluate.main([str(raw), "v", str(summary)], expected_file) == 1
     assert json.loads(summary.read_text(encoding="utf-8"))["regressions"] == ["v a: expected pass, a: a"]
     assert evaluate.main([str(raw), "unknown-version", str(summary)], expected_file) == 2
+    # Judging one scenario on purpose: the failing claimed one is still caught, the others are not missing.
+    assert evaluate.main([str(raw), "v", str(summary), "a"], expected_file) == 1
+    assert evaluate.main([str(raw), "v", str(summary), "b"], expected_file) == 0
