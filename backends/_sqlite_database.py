@@ -9,6 +9,14 @@ calls sequentially and 7-14x faster with 50 concurrent trio tasks, while a ``tri
   trip to the worker however many statements it runs.
 - The worker drains everything queued since it last woke, runs it in order, and wakes trio once
   for the whole batch; under concurrency many operations share one pair of thread wake-ups.
+- A batch of several operations is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), each
+  operation in a savepoint of its own: an operation that raises is rolled back alone and the others
+  still commit, and the batch pays for one commit instead of one per operation (measured ~1.7x more
+  operations/s with 50 concurrent trio tasks). Nobody is answered before the commit, so an
+  acknowledged write is a committed write; if the commit itself fails, every operation of the batch
+  gets the error. ``IMMEDIATE`` takes the write lock up front: a deferred transaction that read first
+  could not upgrade to a write after another process committed (WAL's ``SQLITE_BUSY_SNAPSHOT``).
+  Operations therefore must not open or end transactions themselves.
 - One thread means one writer and one user of the connection, with no lock and no busy-retries in
   this process (other processes on the same file are waited for by SQLite's busy timeout).
   Reads share the connection; WAL mode lets other connections read while we write.
@@ -28,6 +36,7 @@ single-machine store for a server process, at a fraction of FULL's cost (one ``f
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import queue
 import sqlite3
@@ -96,6 +105,9 @@ class Schema:
         )
 
 
+#: Operations per batch transaction at most, so another process never waits long for the write lock.
+_MAX_BATCH: Final = 256
+
 _Job = tuple[Callable[[sqlite3.Connection], Any], trio.lowlevel.Task, trio.lowlevel.TrioToken]
 #: Put on the queue to make the worker close the connection and exit.
 _STOP: Final = None
@@ -118,7 +130,12 @@ class Database:
         return self._path
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` in the worker thread (opening the file first if needed)."""
+        """Run ``fn(connection)`` in the worker thread (opening the file first if needed).
+
+        ``fn`` must not begin or end transactions. Run alone, each of its statements commits as it
+        runs; run in a batch, it is rolled back as a whole if it raises. So an operation writes with
+        one statement, or does not raise after writing (all of ours do).
+        """
         if self._closed:
             raise BackendClosed(f"{self._owner} for {self._path!r} was used after aclose()")
         jobs = self._jobs
@@ -171,34 +188,81 @@ def _work(path: str, schema: Schema, jobs: queue.SimpleQueue[_Job | None]) -> No
     try:
         while True:
             batch = [jobs.get()]
-            while True:
+            while len(batch) < _MAX_BATCH:
                 try:
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
+            todo = [job for job in batch if job is not None]
+            # aclose() queues nothing after the stop; finalizer: nobody waits.
+            stop = len(todo) != len(batch)
+            done: list[tuple[_Job, outcome.Outcome[Any]]] = []
+            if todo and conn is None:
+                try:
+                    conn = _open(path, schema)
+                except BaseException as exc:
+                    done = _all_failed(todo, exc)
+                    todo = []
+            if len(todo) == 1:
+                assert conn is not None
+                done = [(todo[0], outcome.capture(todo[0][0], conn))]
+            elif todo:
+                assert conn is not None
+                done = _run_batch(conn, todo)
             results: dict[trio.lowlevel.TrioToken, list[tuple[trio.lowlevel.Task, outcome.Outcome[Any]]]] = {}
-            stop = False
-            for job in batch:
-                if job is None:
-                    stop = True  # aclose() queues nothing after the stop; finalizer: nobody waits
-                    continue
-                fn, task, token = job
-                if conn is None:
-                    try:
-                        conn = _open(path, schema)
-                    except BaseException as exc:
-                        results.setdefault(token, []).append((task, outcome.Error(exc)))
-                        continue
-                results.setdefault(token, []).append((task, outcome.capture(fn, conn)))
-            for token, done in results.items():
+            for (_, task, token), result in done:
+                results.setdefault(token, []).append((task, result))
+            for token, answers in results.items():
                 # A waiting task keeps its run alive, so the run cannot have finished; belt and braces.
                 with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(_deliver, done)
+                    token.run_sync_soon(_deliver, answers)
             if stop:
                 return
     finally:
         if conn is not None:
             conn.close()
+
+
+def _run_batch(conn: sqlite3.Connection, todo: list[_Job]) -> list[tuple[_Job, outcome.Outcome[Any]]]:
+    """Several operations in one transaction, each in its own savepoint; see the module docstring."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:
+        return _all_failed(todo, exc)
+    done: list[tuple[_Job, outcome.Outcome[Any]]] = []
+    try:
+        for job in todo:
+            conn.execute("SAVEPOINT mcpvisor_op")
+            result = outcome.capture(job[0], conn)
+            if isinstance(result, outcome.Error):
+                conn.execute("ROLLBACK TO mcpvisor_op")
+            conn.execute("RELEASE mcpvisor_op")
+            done.append((job, result))
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        # The transaction did not commit: nothing of it happened, so every operation failed.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        return _all_failed(todo, exc)
+    return done
+
+
+def _all_failed(todo: list[_Job], exc: BaseException) -> list[tuple[_Job, outcome.Outcome[Any]]]:
+    """Every operation fails with the same error, as it would have alone (``sqlite3.Error`` mostly).
+
+    Each caller gets its own copy (chained to the original): one exception object raised in many
+    tasks at once would collect all their tracebacks.
+    """
+    failed: list[tuple[_Job, outcome.Outcome[Any]]] = []
+    for job in todo:
+        try:
+            own = copy.copy(exc)
+        except Exception:  # an exception that cannot be copied is shared instead
+            own = exc
+        else:
+            own.__cause__ = exc
+        failed.append((job, outcome.Error(own)))
+    return failed
 
 
 def _deliver(done: list[tuple[trio.lowlevel.Task, outcome.Outcome[Any]]]) -> None:
