@@ -591,3 +591,16 @@ async def test_the_poll_deadline_runs_on_trio_time(
         port.gate.set()
         rest = await live.read_all()
         assert json.loads(parse_sse(rest)[-1]["data"])["result"] == {"released": True}
+
+
+async def test_a_stream_delivered_in_full_is_not_kept_for_replay(app: McpHttpApp) -> None:
+    sid = await init_session(app)
+    _, _, body = await request(app, "POST", headers=session_headers(sid), body=call(15, "progress"))
+    first_id = parse_sse(body)[0]["id"]
+    resume = {"accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": first_id}
+    async with open_request(app, "GET", headers=resume) as live:
+        priming = await live.next_event()
+        # Not a replay of the finished stream: a fresh standalone stream under a new stream key.
+        assert priming is not None and priming["data"] == ""
+        assert priming["id"].split("-")[0] != first_id.split("-")[0]
+    assert sum(len(streams) for streams in app._streams.values()) <= 1  # at most the GET's own

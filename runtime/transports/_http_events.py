@@ -113,6 +113,10 @@ class SessionStreams:
     def get(self, key: int) -> ReplayStream | None:
         return self._streams.get(key)
 
+    def discard(self, key: int) -> None:
+        """Forget a stream delivered in full; its key is never reused."""
+        self._streams.pop(key, None)
+
     def _evict(self) -> None:
         # Drop the oldest finished streams first; unfinished ones only when nothing else is left.
         excess = len(self._streams) - self.max_streams

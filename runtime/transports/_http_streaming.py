@@ -51,8 +51,11 @@ async def write_stream(
     retry_ms: int,
     poll_after: float | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
-) -> None:
+) -> bool:
     """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
+
+    Returns True when the end of the stream was written, so the caller can drop its log: a stream
+    delivered in full is never resumed.
 
     The priming event (an id and empty data) lets a client that loses the connection before the
     first real event resume anyway. With `poll_after` (seconds), the connection is closed early (after a
@@ -71,6 +74,7 @@ async def write_stream(
     head = format_event(b"", stream.event_id(0), retry_ms) if prime and resumable else b""
     deadline = math.inf if poll_after is None else trio.current_time() + poll_after
     seq = after
+    delivered = False
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:
@@ -90,6 +94,7 @@ async def write_stream(
                 chunk = b"".join(parts)
                 if stream.finished and seq >= stream.last_seq:
                     await ex.body(chunk)
+                    delivered = True
                     break
                 if chunk:
                     await ex.body(chunk, more=True)
@@ -103,6 +108,7 @@ async def write_stream(
         except Disconnected:
             pass
         nursery.cancel_scope.cancel()
+    return delivered
 
 
 async def pump_standalone(

@@ -375,11 +375,14 @@ class McpHttpApp:
         if not wants_sse:
             await ex.respond(200, encode(final), extra)
             return
-        stream = self._session_streams(session_id).open() if extra else None
         await ex.start(200, [("content-type", SSE), ("cache-control", "no-cache"), *extra])
-        if stream is not None:
+        if extra:
+            # Ids from the session's counter keep every event id unique in the session; the stream is
+            # delivered in this one write, so nothing is kept for resumption.
+            streams = self._session_streams(session_id)
+            stream = streams.open()
+            streams.discard(stream.key)
             seq = stream.append(encode(final))
-            stream.finish()
             priming = format_event(b"", stream.event_id(0), self.retry_ms)
             await ex.body(priming + format_event(encode(final), stream.event_id(seq)))
         else:
@@ -435,10 +438,12 @@ class McpHttpApp:
             final = await self._final_reply(replies, session_id, request.id)
             await ex.respond(200, encode(final))
             return
-        stream = streams.open() if streams is not None else self._session_streams(session_id).open()
+        if streams is None:
+            streams = self._session_streams(session_id)
+        stream = streams.open()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
-            await write_stream(
+            delivered = await write_stream(
                 ex,
                 stream,
                 after=0,
@@ -447,6 +452,8 @@ class McpHttpApp:
                 retry_ms=self.retry_ms,
                 poll_after=self.sse_poll_after,
             )
+        if delivered:
+            streams.discard(stream.key)
 
     async def _stateless_answer(
         self,
@@ -535,7 +542,8 @@ class McpHttpApp:
                 answers.append(await self._final_reply(replies, session_id, request_id))
             await ex.respond(200, encode(answers))
             return
-        stream = self._session_streams(session_id).open()
+        streams = self._session_streams(session_id)
+        stream = streams.open()
         for message in early:
             stream.append(encode(message))
         async with trio.open_nursery() as nursery:
@@ -549,7 +557,7 @@ class McpHttpApp:
                 stream.finish()
 
             nursery.start_soon(pump_all)
-            await write_stream(
+            delivered = await write_stream(
                 ex,
                 stream,
                 after=0,
@@ -558,6 +566,8 @@ class McpHttpApp:
                 retry_ms=self.retry_ms,
                 poll_after=self.sse_poll_after,
             )
+        if delivered:
+            streams.discard(stream.key)
 
     # -- GET ----------------------------------------------------------------------------------------
 
@@ -584,9 +594,10 @@ class McpHttpApp:
         previous = streams.get(resume[0]) if resume is not None else None
         if previous is not None and resume is not None and not previous.standalone:
             # Resuming a POST's stream: the rest of that request's events, then its response.
-            await write_stream(
+            if await write_stream(
                 ex, previous, after=resume[1], resumable=True, prime=False, retry_ms=self.retry_ms
-            )
+            ):
+                streams.discard(previous.key)
             return
         try:
             channel = self.port.standalone_stream(session_id)
@@ -600,13 +611,21 @@ class McpHttpApp:
             backlog = list(previous.since(resume[1]))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(pump_standalone, channel, stream, backlog)
-                await write_stream(ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms)
+                delivered = await write_stream(
+                    ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms
+                )
                 nursery.cancel_scope.cancel()
+            if delivered:
+                streams.discard(stream.key)
             return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_standalone, channel, stream, [])
-            await write_stream(ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms)
+            delivered = await write_stream(
+                ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms
+            )
             nursery.cancel_scope.cancel()
+        if delivered:
+            streams.discard(stream.key)
 
     # -- DELETE -------------------------------------------------------------------------------------
 
