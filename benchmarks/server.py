@@ -61,8 +61,11 @@ TOOLS = ("add", "counter")
 CONCURRENCY = (1, 20)
 
 
+_T0 = time.monotonic()
+
+
 def progress(msg: str) -> None:
-    print(f"[server] {msg}", file=sys.stderr, flush=True)
+    print(f"[server +{time.monotonic() - _T0:3.0f}s] {msg}", file=sys.stderr, flush=True)
 
 
 # ---- our server --------------------------------------------------------------------------------------
@@ -283,6 +286,28 @@ def run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
+def run_json_parallel(
+    jobs: dict[tuple[str, str], list[str]], timeout: float
+) -> dict[tuple[str, str], dict[str, Any]]:
+    procs = {
+        key: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for key, cmd in jobs.items()
+    }
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        for key, proc in procs.items():
+            out, err = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(jobs[key][:4])} ... failed:\n{err[-3000:]}")
+            results[key] = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -467,14 +492,19 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
     for (side, key), runs in parts.items():
         sides[side][key] = merge_rounds(runs)
 
-    # RSS per idle session, each count in a fresh process.
+    # RSS per idle session, each count in a fresh process. Memory does not depend on CPU time, so these
+    # processes run side by side (FastMCP's 10,000 sessions alone take about a minute to open).
+    rss_jobs: dict[tuple[str, str], list[str]] = {}
     for n in sizes["rss"]:
         if python is not None:
-            progress(f"fastmcp: RSS of {n} idle in-process sessions (fresh process)")
-            sides["fastmcp"][f"rss/{n}"] = run_json([str(python), inmem, "rss", "--count", str(n)], timeout)
+            rss_jobs[("fastmcp", f"rss/{n}")] = [str(python), inmem, "rss", "--count", str(n)]
         if ours_ok:
-            progress(f"ours: RSS of {n} idle in-process sessions (fresh process)")
-            sides["ours"][f"rss/{n}"] = run_json([*me, "--child", "rss", "--count", str(n)], timeout)
+            rss_jobs[("ours", f"rss/{n}")] = [*me, "--child", "rss", "--count", str(n)]
+    progress(
+        f"RSS of {' and '.join(map(str, sizes['rss']))} idle in-process sessions, each in a fresh process"
+    )
+    for (side, key), out in run_json_parallel(rss_jobs, timeout).items():
+        sides[side][key] = out
     return sides
 
 
@@ -571,7 +601,7 @@ def main() -> None:
         sizes: dict[str, Any] = {"calls": 200, "warmup": 30, "rounds": 3, "sessions": 30}
         sizes.update({"rss": [1000], "rss_http": 100, "floor": False})
     else:
-        sizes = {"calls": 1500, "warmup": 200, "rounds": 3, "sessions": 200}
+        sizes = {"calls": 1000, "warmup": 200, "rounds": 3, "sessions": 150}
         sizes.update({"rss": [1000, 10000], "rss_http": 1000, "floor": True})
     started = time.perf_counter()
     why_not = ours_available()
