@@ -324,19 +324,19 @@ class _Run:
     def find(self, child: object) -> _Child:
         """The child a handle operation names: its id, or (dynamic) the handle its start returned."""
         if self.dynamic:
+            # an id wins over a handle that happens to be an equal string, as ids did before handles
+            keys = self.by_id.get(child) if isinstance(child, str) else None
+            if isinstance(keys, list):
+                raise AmbiguousChildId(
+                    f"{len(keys)} children of {self.name!r} share the id {child!r}: pass the handle "
+                    "start_child returned for the one you mean"
+                )
+            if keys is not None:
+                return self.children[keys]
             if child is not None:
                 key = self.by_handle.get(id(child))
                 if key is not None and self.children[key].handle is child:
                     return self.children[key]
-            if isinstance(child, str):
-                keys = self.by_id.get(child)
-                if isinstance(keys, list):
-                    raise AmbiguousChildId(
-                        f"{len(keys)} children of {self.name!r} share the id {child!r}: pass the handle "
-                        "start_child returned for the one you mean"
-                    )
-                if keys is not None:
-                    return self.children[keys]
         elif isinstance(child, str):
             found = self.children.get(child)
             if found is not None:

@@ -228,3 +228,20 @@ async def test_stopping_a_dynamic_supervisor_asks_all_children_at_once(autojump_
         t0 = trio.current_time()
     assert trio.current_time() - t0 == 3.0
     assert sorted(log) == [("clean", 1.0)] * 50 + [("killed", 3.0)]
+
+
+async def test_an_id_wins_over_a_string_handle(autojump_clock: MockClock) -> None:
+    def child(handle: str) -> Any:
+        async def start(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started(handle)
+            await stop_requested().wait()
+
+        return start
+
+    async with open_dynamic_supervisor() as sup:
+        await sup.start_child(ChildSpec("a", child("b")))
+        await sup.start_child(ChildSpec("b", child("a")))
+        await sup.terminate_child("a")  # the child with id "a", not the one whose handle is "a"
+        assert [r.id for r in sup.which_children()] == ["b"]
+        await sup.terminate_child("a")  # no id "a" left: now the handle "a" names child b
+        assert sup.which_children() == []
