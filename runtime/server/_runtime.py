@@ -6,18 +6,16 @@
     ├── StateStoreServer     actor owning the SessionStateStore
     ├── TaskRuntime          actor owning the TaskBackend
     ├── EventBus             actor: topic fan-out (resources/updated, list_changed)
-    ├── SessionSupervisor    DynamicSupervisor; one temporary child per session:
-    │   └── session <id>     Supervisor(one_for_one, intensity, period, auto_shutdown=any_significant)
-    │       └── actor        the SessionActor, transient and significant
+    ├── SessionSupervisor    DynamicSupervisor; one temporary child per session, whose keeper
+    │   └── session <id>     runs the SessionActor and restarts it under the same id (transient)
+    ├── IdleReaper           one task closing every session idle past its negotiated lifetime
     ├── RequestSupervisor    stateless (2026-07-28) requests
     └── Janitor              periodic expire() of both backends
 
-Why a small supervisor per session: restart intensity must be counted *per session*. A session that
-crashes too often exceeds its own supervisor's intensity, which ends that session (with a clear log
-line and -32603 answers) instead of escalating to the SessionSupervisor and, through rest_for_one,
-taking every other session down. The per-session supervisor is a temporary child, so its end is never
-counted against the SessionSupervisor. A normal end of the actor (close, idle timeout) is not
-restarted (transient) and, being significant, shuts its supervisor down too.
+Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
+is closed (its values dropped, -32603 answers, then ``UnknownSession``) instead of escalating to the
+SessionSupervisor and, through rest_for_one, taking every other session down. Its child is temporary,
+so its end is never counted against the SessionSupervisor.
 """
 
 from __future__ import annotations
@@ -33,17 +31,16 @@ from typing import Any
 import trio
 from mcpvisor.backends import SessionStateStore, TaskBackend, session_store_from_url, task_backend_from_url
 from mcpvisor.supervisors import (
+    BRUTAL_KILL,
     INFINITY,
-    AutoShutdown,
+    NORMAL,
     ChildNotFound,
     ChildSpec,
     ChildType,
     DynamicSupervisor,
     MaxChildrenReached,
     Restart,
-    RestartIntensityExceeded,
     Strategy,
-    Supervisor,
     SupervisorHandle,
     SupervisorNotRunning,
     open_supervisor,
@@ -69,9 +66,11 @@ from ._event_bus import (
     UnsubscribeAll,
     resource_topic,
 )
+from ._idle_reaper import IdleReaper
 from ._janitor import Janitor
 from ._port import SessionBusy, UnknownSession
-from ._session_actor import HandleRequest, Incoming, SessionDeps, incarnation_start
+from ._session_actor import HandleRequest, Incoming, SessionDeps
+from ._session_keeper import keep_session
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
 from ._stateless_runner import RequestSupervisor
@@ -126,6 +125,8 @@ class RunningServer:
         self._slots: dict[str, SessionSlot] = {}
         self._tree: SupervisorHandle | None = None
         self._requests: RequestSupervisor | None = None
+        self._reaper = IdleReaper(self._close_idle)
+        self._deps.reaper = self._reaper
         #: The latest supervision events of the whole tree (sessions included), oldest first.
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
 
@@ -205,15 +206,16 @@ class RunningServer:
         session_id = uuid.uuid4().hex
         slot = SessionSlot(session_id)
         self._slots[session_id] = slot
+        slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
             session_id,
-            functools.partial(self._session_tree, slot),
+            functools.partial(self._run_session, slot),
             restart=Restart.TEMPORARY,
-            type=ChildType.SUPERVISOR,
-            shutdown=INFINITY,
+            shutdown=self._shutdown_grace,
         )
         try:
             slot.tree = await sessions.start_child(spec)
+            self._reaper.schedule(slot)
         except MaxChildrenReached:
             self._slots.pop(session_id, None)
             raise SessionBusy(None, self._retry_after) from None
@@ -349,40 +351,35 @@ class RunningServer:
 
     # ---- one session's subtree ----------------------------------------------------------------------
 
-    async def _session_tree(
+    async def _run_session(
         self, slot: SessionSlot, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        spec = ChildSpec(
-            "actor",
-            incarnation_start(slot, self._deps),
-            restart=Restart.TRANSIENT,
-            shutdown=self._shutdown_grace,
-            significant=True,
-        )
-        supervisor = Supervisor(
-            [spec],
-            strategy=Strategy.ONE_FOR_ONE,
-            intensity=self._intensity,
-            period=self._period,
-            auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
-            name=f"session {slot.session_id}",
-            on_event=self._record_event,
-        )
         try:
-            await supervisor(task_status=task_status)
-        except RestartIntensityExceeded as exc:
-            slot.closing = True
-            slot.close_reason = (
-                f"it crashed more than {exc.intensity} times in {exc.period:g}s (restart intensity exceeded)"
+            await keep_session(
+                slot,
+                self._deps,
+                intensity=self._intensity,
+                period=self._period,
+                on_event=self._record_event,
+                task_status=task_status,
             )
-            logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
         finally:
             await self._session_ended(slot)
+
+    def _close_idle(self, slot: SessionSlot) -> None:
+        """The IdleReaper's verdict: end the session for good (its values are dropped)."""
+        logger.info("session %s idle for %gs: closing", slot.session_id, slot.idle_timeout)
+        slot.closing = True
+        slot.close_reason = f"idle for {slot.idle_timeout:g}s"
+        ref = slot.ref
+        if ref is not None:
+            ref.request_stop(NORMAL)  # a normal end: the keeper does not restart it
 
     async def _session_ended(self, slot: SessionSlot) -> None:
         sid = slot.session_id
         if self._slots.get(sid) is slot:
             del self._slots[sid]
+        self._reaper.forget(slot)
         slot.close_standalone()
         slot.fail_in_flight(
             f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
@@ -467,6 +464,7 @@ async def start_server(
             type=ChildType.SUPERVISOR,
             shutdown=INFINITY,
         ),
+        ChildSpec("idle_reaper", running._reaper, shutdown=BRUTAL_KILL),
         ChildSpec("requests", requests, shutdown=shutdown_grace),
         ChildSpec("janitor", Janitor(client, registry, expire_interval), shutdown=shutdown_grace),
     ]

@@ -13,7 +13,6 @@ supervisor restarts it under the same id.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -72,6 +71,7 @@ class SessionDeps:
     registry: Any
     idle_timeout: float
     mailbox_size: int
+    reaper: Any = None
 
 
 @attrs.frozen
@@ -99,7 +99,6 @@ class SessionActor:
         self.waiters: dict[RequestId, ClientWaiter] = {}
         self._next_client_id = 0
         self.ref: ActorRef | None = None
-        self._idle_changed = trio.Event()
 
     # ---- life ---------------------------------------------------------------------------------------
 
@@ -113,37 +112,13 @@ class SessionActor:
             self.settings = settings = SessionSettings.from_bytes(data)
             self.lifecycle.state = LifecycleState.READY
             self.lifecycle.protocol_version = settings.protocol_version
+            self.slot.idle_timeout = settings.idle_timeout
             for uri in settings.subscriptions:
                 await self._bus(Subscribe(resource_topic(uri), sid))
             logger.info("session %s resumed (%s)", sid, settings.protocol_version)
-        self.nursery.start_soon(self._idle_watch)
         self.slot.set_ref(self.ref)
-
-    @property
-    def idle_timeout(self) -> float:
-        return self.settings.idle_timeout if self.settings is not None else self.deps.idle_timeout
-
-    async def _idle_watch(self) -> None:
-        slot = self.slot
-        while True:
-            timeout = self.idle_timeout
-            now = trio.current_time()
-            deadline = slot.last_activity + timeout
-            if now >= deadline:
-                if not slot.in_flight:
-                    logger.info("session %s idle for %gs: closing", slot.session_id, timeout)
-                    slot.closing = True
-                    slot.close_reason = f"idle for {timeout:g}s"
-                    assert self.ref is not None
-                    self.ref.request_stop(NORMAL)
-                    return
-                deadline = now + timeout
-            with trio.move_on_at(deadline):
-                await self._idle_changed.wait()  # a newly negotiated lifetime: recompute
-
-    def _idle_timeout_changed(self) -> None:
-        self._idle_changed.set()
-        self._idle_changed = trio.Event()
+        if self.slot.closing:  # closed (idle) while this incarnation was starting
+            self.ref.request_stop(NORMAL)
 
     # ---- messages -----------------------------------------------------------------------------------
 
@@ -226,7 +201,9 @@ class SessionActor:
             idle,
         )
         await self._persist()
-        self._idle_timeout_changed()
+        self.slot.idle_timeout = idle
+        if self.deps.reaper is not None:
+            self.deps.reaper.schedule(self.slot)
         result = dict(self.deps.server.initialize_result(start.protocol_version))
         server_caps = dict(result.get("capabilities") or {})
         server_caps["experimental"] = {
@@ -300,7 +277,7 @@ class SessionActor:
 # ---- running one incarnation ------------------------------------------------------------------------
 
 
-async def _run_incarnation(
+async def run_incarnation(
     slot: SessionSlot, deps: SessionDeps, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """One incarnation: the actor plus the nursery its requests run in; then answer what it left."""
@@ -334,7 +311,3 @@ async def _run_incarnation(
             slot.fail_in_flight(why)
     if crashed is not None:
         raise crashed
-
-
-def incarnation_start(slot: SessionSlot, deps: SessionDeps) -> Callable[..., Awaitable[None]]:
-    return functools.partial(_run_incarnation, slot, deps)

@@ -10,6 +10,7 @@ running or still queued in its mailbox, is answered -32603 from this table.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import attrs
@@ -48,6 +49,9 @@ class SessionSlot:
     #: Set once the session's whole supervision subtree has ended.
     done: trio.Event = attrs.field(factory=trio.Event)
     incarnations: int = 0
+    #: The negotiated idle lifetime (the server's until initialize), and the IdleReaper's deadline.
+    idle_timeout: float = math.inf
+    reaper_deadline: float = math.inf
     #: The per-session supervisor's handle in the SessionSupervisor (what terminate_child takes).
     tree: Any = None
     _changed: trio.Event = attrs.field(factory=trio.Event)

@@ -1,0 +1,100 @@
+"""One session's place under the SessionSupervisor: run its actor, restart it under the same id after a
+crash, and close the session when it crashes too often.
+
+Restart intensity must be counted per session: a crash-looping session must end *itself*, not exhaust
+the SessionSupervisor's intensity and, through rest_for_one, take every other session down. A
+``Supervisor`` per session does exactly that, but measured ~9 KB per idle session (its nursery, channel,
+lock, events and stop-watcher task), close to half a session's footprint, for one transient child. So
+the keeper applies the same rule itself, as ``supervisor.erl``'s ``add_restart`` does: keep the restart
+times within ``period`` seconds (inclusive), add now, and give up when there are more than
+``intensity``. It reports the same supervision events (``ChildExited``, ``ChildRestarted``,
+``SupervisorEscalated``, under the supervisor name ``session <id>``), to the ``mcpvisor.supervisors``
+logger and the server's ``on_event``. The SessionSupervisor sees one temporary child per session, so
+neither a crash nor a give-up counts against its own intensity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from mcpvisor.supervisors import (
+    ChildExited,
+    ChildRestarted,
+    RestartIntensityExceeded,
+    SupervisorEscalated,
+    current_child,
+)
+
+from ._session_actor import SessionDeps, run_incarnation
+from ._session_slot import SessionSlot
+
+logger = logging.getLogger("mcpvisor.runtime.server")
+_events = logging.getLogger("mcpvisor.supervisors")
+
+
+def _emit(on_event: Callable[[Any], None] | None, event: Any) -> None:
+    level = logging.WARNING if isinstance(event, SupervisorEscalated) else logging.INFO
+    if _events.isEnabledFor(level):
+        _events.log(level, "%r", event, extra={"event": event})
+    if on_event is not None:
+        try:
+            on_event(event)
+        except Exception:
+            _events.exception("on_event hook %r failed on %r", on_event, event)
+
+
+class _Restarted:
+    """The ``task_status`` of a restarted incarnation: nobody waits for it, it reports the restart."""
+
+    def __init__(self, name: str, on_event: Callable[[Any], None] | None) -> None:
+        self.name = name
+        self.on_event = on_event
+
+    def started(self, value: Any = None) -> None:
+        _emit(self.on_event, ChildRestarted(self.name, "actor", value))
+
+
+async def keep_session(
+    slot: SessionSlot,
+    deps: SessionDeps,
+    *,
+    intensity: int,
+    period: float,
+    on_event: Callable[[Any], None] | None,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
+    session exceeds its restart intensity. A failed *first* start fails ``start_child``."""
+    name = f"session {slot.session_id}"
+    child = current_child()
+    restarts: list[tuple[float, BaseException]] = []
+    status: Any = task_status
+    while True:
+        before = slot.incarnations
+        try:
+            await run_incarnation(slot, deps, task_status=status)
+        except Exception as exc:
+            if status is task_status and slot.incarnations == before:
+                raise  # the session never started
+            reason: BaseException = exc
+        else:
+            return  # a normal end is not restarted (a transient child)
+        _emit(on_event, ChildExited(name, "actor", reason))
+        if slot.closing or (child is not None and child.stop.is_set()):
+            return
+        now = trio.current_time()
+        restarts = [(t, r) for (t, r) in restarts if t >= now - period]
+        restarts.append((now, reason))
+        if len(restarts) > intensity:
+            error = RestartIntensityExceeded(name, intensity, period, [r for (_, r) in restarts])
+            _emit(on_event, SupervisorEscalated(name, error))
+            slot.closing = True
+            slot.close_reason = (
+                f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
+            )
+            logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
+            return
+        status = _Restarted(name, on_event)
