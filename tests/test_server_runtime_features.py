@@ -251,3 +251,29 @@ async def test_a_state_store_server_crash_restarts_the_rest_of_the_tree() -> Non
             assert await store.get(sid, "n") is not None
         async with open_memory_client(running) as fresh:
             assert text_of(await fresh.call_tool("counter")) == "1"
+
+
+async def test_busy_sessions_are_not_idle(autojump_clock: trio.testing.MockClock) -> None:
+    async with (
+        start_server(app, session_idle_timeout=10) as running,
+        open_memory_client(running, close=False) as client,
+    ):
+        sid = client.session_id
+        assert sid is not None
+        began = trio.current_time()
+        await client.call_tool("wait", {"seconds": 25})  # busy past the lifetime
+        assert running.has_session(sid)
+        await trio.sleep(9)
+        assert running.has_session(sid)
+        await trio.sleep(2)
+        assert not running.has_session(sid)
+        assert trio.current_time() - began == pytest.approx(36)
+
+
+async def test_the_idle_heap_stays_proportional_to_live_sessions() -> None:
+    async with start_server(app) as running:
+        keep = await running.create_session()
+        for _ in range(300):
+            await running.close_session(await running.create_session())
+        assert running.session_ids() == [keep]
+        assert len(running._reaper) <= 2 * 1 + 65
