@@ -839,3 +839,105 @@ async def test_a_plain_callable_returning_a_coroutine_is_awaited() -> None:
     server.tool(name="twice")(lambda n: later(n))
     # (a lambda has no hints, so `n` takes any JSON value)
     assert (await call_tool(server, "twice", n=4))["structuredContent"] == {"result": 8}
+
+
+# -- hand-written input schemas (input_schema=) ------------------------------------------------------
+
+SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {"$anchor": "addressDef", "type": "object", "properties": {"city": {"type": "string"}}}
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string", "x-mcp-header": "Phone"},
+        "email": {"type": "string"},
+        "age": {"type": ["integer", "null"]},
+    },
+    "required": ["name"],
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+async def test_a_hand_written_input_schema_is_advertised_verbatim_and_binds_keywords() -> None:
+    server = Server("s")
+    seen: list[dict[str, Any]] = []
+
+    @server.tool(input_schema=SCHEMA_2020_12)
+    def contact(**arguments: Any) -> str:
+        seen.append(arguments)
+        return "ok"
+
+    listed = (await call(server, "tools/list"))["tools"][0]
+    assert listed["inputSchema"] == SCHEMA_2020_12
+    SCHEMA_2020_12["properties"]["name"]["type"] = "integer"  # a later change by the caller...
+    try:
+        assert (await call(server, "tools/list"))["tools"][0]["inputSchema"]["properties"]["name"] == {
+            "type": "string"
+        }  # ...does not leak into the registered copy
+    finally:
+        SCHEMA_2020_12["properties"]["name"]["type"] = "string"
+
+    arguments = {"name": "Ada", "phone": "1", "age": None}
+    result = await call(server, "tools/call", {"name": "contact", "arguments": arguments})
+    assert result["content"][0]["text"] == "ok"
+    assert seen == [{"name": "Ada", "phone": "1", "age": None}]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "argument 'name': required argument is missing"),
+        ({"name": 3}, "argument 'name': expected string, got integer"),
+        ({"name": "a", "age": 1.5}, "argument 'age': expected integer or null, got number"),
+        ({"name": "a", "fax": "2"}, "argument 'fax': unexpected argument"),
+    ],
+)
+async def test_a_hand_written_schema_checks_required_names_plain_types_and_closed_objects(
+    arguments: dict[str, Any], message: str
+) -> None:
+    server = Server("s")
+    server.tool(name="contact", input_schema=SCHEMA_2020_12)(lambda **kw: "ok")
+    result = await call(server, "tools/call", {"name": "contact", "arguments": arguments})
+    assert result["isError"] and message in result["content"][0]["text"]
+    old = await error_of(
+        server,
+        "tools/call",
+        {"name": "contact", "arguments": arguments},
+        FakeEnv(protocol_version="2025-06-18"),
+    )
+    assert old.code == -32602 and message in old.message
+
+
+async def test_a_hand_written_schema_fills_named_parameters_and_the_context() -> None:
+    server = Server("s")
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+
+    @server.tool(input_schema=schema)
+    async def forecast(ctx: Context, city: str, days: int = 3) -> str:
+        assert isinstance(ctx, Context)
+        return f"{city}:{days}"
+
+    assert (await call_tool(server, "forecast", city="Oslo"))["content"][0]["text"] == "Oslo:3"
+    missing = await call_tool(server, "forecast", days=2)  # the schema allows it, the function cannot
+    assert (
+        missing["isError"]
+        and "argument 'city': required argument is missing" in missing["content"][0]["text"]
+    )
+    extra = await call_tool(server, "forecast", city="Oslo", unit="C")
+    assert extra["isError"] and "argument 'unit': unexpected argument" in extra["content"][0]["text"]
+
+
+def test_a_hand_written_schema_must_describe_an_object() -> None:
+    server = Server("s")
+    with pytest.raises(ValueError, match='"type": "object"'):
+        server.tool(name="bad", input_schema={"type": "string"})(lambda **kw: None)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        server.tool(name="pos", input_schema={"type": "object"})(lambda x, /: None)

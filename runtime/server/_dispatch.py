@@ -34,6 +34,7 @@ from ._errors import CrashSession, ToolError
 from ._handler import invoke
 from ._prompts import bind_prompt, prompt_result
 from ._resources import RegisteredTemplate, read_result
+from ._schema_arguments import SchemaArguments
 from ._server import Server
 from ._tools import error_result, tool_result
 
@@ -110,7 +111,7 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
     return to_wire(result)
 
 
-def _bind(signature: ToolSignature, arguments: Any) -> dict[str, Any]:
+def _bind(signature: ToolSignature | SchemaArguments, arguments: Any) -> dict[str, Any]:
     if arguments is not None and not isinstance(arguments, Mapping):
         raise ArgumentError(None, "params.arguments must be an object")
     return signature.bind(arguments)

@@ -119,6 +119,7 @@ class Server:
         description: str | None = None,
         annotations: ToolAnnotations | Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        input_schema: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
     ) -> Callable[[F], F]: ...
@@ -133,14 +134,17 @@ class Server:
         description: str | None = None,
         annotations: ToolAnnotations | Mapping[str, Any] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        input_schema: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
     ) -> F | Callable[[F], F]:
         """Register a tool: ``@server.tool`` or ``@server.tool(name=..., ...)``.
 
         The input schema comes from the parameters' hints, the description from the docstring, the
-        output schema from a structured return annotation (or ``output_schema=``). ``annotations``
-        takes a ``ToolAnnotations`` or its wire form (``{"readOnlyHint": True}``).
+        output schema from a structured return annotation (or ``output_schema=``). ``input_schema=``
+        replaces the hints with a hand-written JSON Schema, advertised verbatim (see
+        ``_schema_arguments.py`` for what the server still checks). ``annotations`` takes a
+        ``ToolAnnotations`` or its wire form (``{"readOnlyHint": True}``).
         """
 
         def register(fn: F) -> F:
@@ -165,6 +169,7 @@ class Server:
                 description=description if description is not None else _doc(fn),
                 annotations=tool_annotations,
                 output_schema=output_schema,
+                input_schema=input_schema,
                 meta=meta,
                 icons=tuple(icons) if icons else None,
             )

@@ -41,6 +41,7 @@ from ..protocol._schema import _compile, _Invalid
 from ._context import Context
 from ._handler import Handler
 from ._media import Audio, Image
+from ._schema_arguments import SchemaArguments
 
 OutputCheck: TypeAlias = Callable[[Any], Any]
 
@@ -57,7 +58,8 @@ _UNSTRUCTURED_HINTS: Final = (str, type(None), *_CONTENT_HINTS)
 @attrs.frozen
 class RegisteredTool:
     tool: Tool
-    signature: ToolSignature
+    #: Checks and binds a call's arguments: from the hints, or from a hand-written ``input_schema``.
+    signature: ToolSignature | SchemaArguments
     handler: Handler
     #: True/False: wrap structured values in {"result": ...} as the output schema says; None: by value.
     wrap: bool | None
@@ -120,9 +122,14 @@ def make_tool(
     output_schema: Mapping[str, Any] | None,
     meta: Mapping[str, Any] | None,
     icons: Any,
+    input_schema: Mapping[str, Any] | None = None,
 ) -> RegisteredTool:
     handler = Handler.wrap(fn, f"tool {name!r}")
-    signature = ToolSignature.from_function(fn, exclude={Context})
+    signature: ToolSignature | SchemaArguments = (
+        ToolSignature.from_function(fn, exclude={Context})
+        if input_schema is None
+        else SchemaArguments.build(input_schema, handler)
+    )
     schema, wrap, check = output_schema_for(handler.return_hint)
     if output_schema is not None:
         schema, check = dict(output_schema), None
