@@ -251,7 +251,8 @@ async def test_stateless_requests_over_raw_http() -> None:
             )
             assert unsupported.status_code == 400
             error = unsupported.json()["error"]
-            assert error["code"] == -32022 and "2026-07-28" in error["data"]["supported"]
+            # Only the versions this path serves, exactly what server/discover lists.
+            assert error["code"] == -32022 and error["data"]["supported"] == ["2026-07-28"]
 
             get = await client.get(
                 url, headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"}
@@ -266,6 +267,11 @@ async def test_stateless_requests_over_raw_http() -> None:
 
             ping = await client.post(url, json=stateless("ping", {}), headers=stateless_headers("ping"))
             assert ping.status_code == 404 and ping.json()["error"]["code"] == -32601
+            # initialize inside the envelope is a method 2026-07-28 lacks, not a handshake.
+            init = stateless("initialize", {"protocolVersion": "2026-07-28", "capabilities": {}})
+            refused = await client.post(url, json=init, headers=stateless_headers("initialize"))
+            assert refused.status_code == 404 and refused.json()["error"]["code"] == -32601
+            assert "mcp-session-id" not in refused.headers
 
 
 async def test_stateless_state_access_is_an_error_not_a_crash() -> None:

@@ -109,16 +109,14 @@ def test_unsupported_version_is_32022_with_supported_list(version: str) -> None:
     code, message, data = error_of(extract_request_context(req))
     assert code == UNSUPPORTED_PROTOCOL_VERSION == -32022
     assert message == "Unsupported protocol version"
-    assert data == {
-        "supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],
-        "requested": version,
-    }
+    # Only what the envelope path serves (what server/discover lists), never the handshake revisions.
+    assert data == {"supported": ["2026-07-28"], "requested": version}
 
 
 def test_advertised_list_is_configurable() -> None:
     req = request(params_meta=meta(**{PROTOCOL_VERSION_META_KEY: "1999"}))
-    _, _, data = error_of(extract_request_context(req, advertised=("2026-07-28",)))
-    assert data == {"supported": ["2026-07-28"], "requested": "1999"}
+    _, _, data = error_of(extract_request_context(req, advertised=("2026-07-28", "2025-11-25")))
+    assert data == {"supported": ["2026-07-28", "2025-11-25"], "requested": "1999"}
 
 
 @pytest.mark.parametrize("method", ["ping", "logging/setLevel", "initialize", "resources/subscribe"])

@@ -8,6 +8,7 @@ run in the order the official SDK uses, first failure wins:
 2. (HTTP only) headers agree with the body (`check_stateless_headers`)    -> -32020
 3. the version is a string                                                -> -32602
 4. the version is one we serve on this path                               -> -32022 {supported, requested}
+   (`supported` lists the stateless revisions only, as `server/discover` does)
 5. the method exists in that revision (`ping`, `logging/setLevel`, ...)   -> -32601
 6. capabilities / client info / log level have the right shape            -> -32602
 """
@@ -32,7 +33,7 @@ from ._jsonrpc import (
     error_response,
 )
 from ._records import LOGGING_LEVELS, ClientCapabilities, Implementation, LoggingLevel
-from ._versions import STATELESS_VERSIONS, SUPPORTED_VERSIONS, method_exists_in, unsupported_version_error
+from ._versions import STATELESS_VERSIONS, method_exists_in, unsupported_version_error
 from ._wire import from_wire, to_wire
 
 PROTOCOL_VERSION_META_KEY: Final = "io.modelcontextprotocol/protocolVersion"
@@ -91,13 +92,15 @@ def extract_request_context(
     request: Request,
     *,
     supported: tuple[str, ...] = STATELESS_VERSIONS,
-    advertised: tuple[str, ...] = SUPPORTED_VERSIONS,
+    advertised: tuple[str, ...] | None = None,
 ) -> StatelessRequestContext | ErrorResponse:
     """Validate a 2026-07-28 request's `_meta` and return its context, or the exact error to answer with.
 
-    `supported` are the versions accepted in the envelope; `advertised` is the list a -32022 names (all
-    our versions by default, so a client that cannot speak 2026-07-28 knows it may fall back to the
-    handshake).
+    `supported` are the versions accepted in the envelope; `advertised` is the list a -32022 names,
+    `supported` by default: the versions served *on this path*, the same list `server/discover`
+    advertises. Naming the handshake revisions there would promise versions the envelope refuses (a
+    client retrying the envelope with 2025-11-25 gets -32022 again); a client that wants the handshake
+    learns its versions from `initialize`.
     """
     rid = request.id
     meta = request.params.get("_meta") if request.params is not None else None
@@ -119,7 +122,7 @@ def extract_request_context(
             rid, INVALID_PARAMS, f"params._meta[{PROTOCOL_VERSION_META_KEY!r}] must be a string"
         )
     if version not in supported:
-        return unsupported_version_error(rid, version, advertised)
+        return unsupported_version_error(rid, version, supported if advertised is None else advertised)
     if not method_exists_in(request.method, version):
         return error_response(rid, METHOD_NOT_FOUND, f"Method not found: {request.method} (not in {version})")
     try:

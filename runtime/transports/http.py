@@ -347,6 +347,12 @@ class McpHttpApp:
         if mismatch is not None:
             await ex.respond(400, encode(mismatch))
             return
+        # The envelope is checked here too, so its refusals (`initialize` in the envelope is -32601, an
+        # unserved version -32022) get their statuses whatever the port does with the request.
+        context = extract_request_context(request)
+        if isinstance(context, ErrorResponse):
+            await ex.respond(_stateless_status(context), encode(context))
+            return
         await self._request(ex, None, request, wants_sse, None)
 
     async def _initialize(self, ex: Exchange, request: Request, wants_sse: bool) -> None:
