@@ -118,7 +118,7 @@ async def test_serve_stdio_in_process_both_eras_and_bad_lines() -> None:
     assert answers[3]["result"]["content"][0]["text"] == "1"  # type: ignore[index]
 
 
-async def _stdio_exchange(lines: list[Any], answers_expected: int) -> list[Any]:
+async def _stdio_exchange(lines: list[Any], answers_expected: int, *, eof_first: bool = False) -> list[Any]:
     """Feed ``lines`` to serve_stdio in process; return the first ``answers_expected`` output lines."""
     stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
     stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
@@ -130,6 +130,8 @@ async def _stdio_exchange(lines: list[Any], answers_expected: int) -> list[Any]:
                 functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
             )
             await stdin_send.send_all(payload)
+            if eof_first:
+                await stdin_send.aclose()
             buffer = b""
             while len(out) < answers_expected:
                 chunk = await stdout_receive.receive_some()
@@ -167,3 +169,23 @@ async def test_stdio_batches_for_2025_03_26_answer_as_one_array() -> None:
     by_id = {item.get("id"): item for item in batch}
     assert by_id[2]["result"] == {} and by_id[3]["result"]["content"][0]["text"] == "1"
     assert by_id[None]["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize(("seconds", "answer"), [(3, "done"), (100, "session closed")])
+async def test_stdio_eof_lets_running_requests_finish_within_a_grace(
+    seconds: float, answer: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    call = {"name": "wait", "arguments": {"seconds": seconds}}
+    out = await _stdio_exchange(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+        ],
+        2,
+        eof_first=True,
+    )
+    final = out[1]
+    assert final["id"] == 2
+    assert answer in json.dumps(final)

@@ -62,8 +62,23 @@ class SingleClientConnection:
         self.nursery = nursery
         self.session_id: str | None = None
         self.version: str | None = None
+        self._running = 0  # requests whose final answer is not out yet
+        self._drained = trio.Event()
 
     async def _pump(
+        self,
+        replies: trio.MemoryReceiveChannel[Message],
+        out: trio.MemorySendChannel[Outgoing],
+        batch: _Batch | None,
+    ) -> None:
+        try:
+            await self._forward(replies, out, batch)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._drained.set()
+
+    async def _forward(
         self,
         replies: trio.MemoryReceiveChannel[Message],
         out: trio.MemorySendChannel[Outgoing],
@@ -152,6 +167,8 @@ class SingleClientConnection:
                     )
                     return
             send, receive = trio.open_memory_channel[Message](math.inf)
+            self._running += 1
+            self._drained = trio.Event() if self._running == 1 else self._drained
             self.nursery.start_soon(self._pump, receive, self.out.clone(), batch)
             try:
                 await self._submit(target, message, send)
@@ -166,8 +183,12 @@ class SingleClientConnection:
             except UnknownSession:
                 self.session_id = None
 
-    async def finish(self) -> None:
-        """End of input: close the session (its requests are answered), then let the pumps drain."""
+    async def finish(self, grace: float = 5.0) -> None:
+        """End of input: give the requests already sent up to ``grace`` seconds to be answered, then
+        close the session (what is still running is answered -32603) and let the pumps drain."""
+        if self._running:
+            with trio.move_on_after(grace):
+                await self._drained.wait()
         if self.session_id is not None:
             await self.port.close_session(self.session_id)
         await self.out.aclose()
