@@ -1,4 +1,4 @@
-"""SessionActor: one handshake-era MCP session, and the start function that runs it supervised.
+"""SessionActor: one handshake-era MCP session, and ``run_incarnation``, which runs one life of it.
 
 The actor drives ``SessionLifecycle``, answers ``initialize`` itself and runs every other request as a
 child task with its own cancel scope (so ``notifications/cancelled`` cancels exactly that request and a
@@ -6,8 +6,8 @@ crashing handler fails exactly that request). What must outlive an incarnation l
 negotiated settings in the state store (reloaded by the next incarnation, which resumes in READY), and
 the in-flight table in the ``SessionSlot`` (so a crash still answers every accepted request).
 
-A handler raising ``CrashSession`` (or any bug in the actor itself) crashes the actor; its per-session
-supervisor restarts it under the same id.
+A handler raising ``CrashSession`` (or any bug in the actor itself) crashes the actor; the session's
+keeper (``_session_keeper``) restarts it under the same id.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import attrs
 import trio
 from mcpvisor.supervisors import NORMAL
 
-from ..actors import ActorRef, Caller, current_actor, run_actor
+from ..actors import ActorRef, Caller, Registry, current_actor, run_actor
 from ..protocol import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -45,6 +45,7 @@ from ..protocol import (
 from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession
 from ._event_bus import EVENT_BUS_NAME, Subscribe, Unsubscribe, resource_topic
+from ._idle_reaper import IdleReaper
 from ._request_env import (
     ClientWaiter,
     SessionRequestEnv,
@@ -68,10 +69,10 @@ class SessionDeps:
     server: Any
     handle_request: HandleRequest
     store: StateStoreClient
-    registry: Any
+    registry: Registry
     idle_timeout: float
     mailbox_size: int
-    reaper: Any = None
+    reaper: IdleReaper | None = None
 
 
 @attrs.frozen
@@ -90,6 +91,9 @@ def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
 
 
 class SessionActor:
+    """Behaviour: client messages arrive as ``Incoming`` casts; setting changes from its own request
+    tasks (log level, subscriptions) as calls, so the actor alone writes its settings."""
+
     def __init__(self, slot: SessionSlot, deps: SessionDeps, nursery: trio.Nursery) -> None:
         self.slot = slot
         self.deps = deps
