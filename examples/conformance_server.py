@@ -226,6 +226,53 @@ def _elicitation_summary(result: dict[str, Any]) -> str:
     return f"Elicitation completed: action={result.get('action')}, content={json.dumps(content)}"
 
 
+# Hand-written input schemas: keywords a signature cannot express, advertised verbatim.
+
+_ADDRESS = {
+    "$anchor": "addressDef",
+    "type": "object",
+    "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+}
+JSON_SCHEMA_2020_12 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"address": _ADDRESS},
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+@server.tool(name="json_schema_2020_12_tool", input_schema=JSON_SCHEMA_2020_12)
+def json_schema_2020_12_tool(**arguments: Any) -> str:
+    """Tool with JSON Schema 2020-12 features (json-schema-2020-12)."""
+    return f"received {json.dumps(arguments, sort_keys=True)}"
+
+
+@server.tool(
+    input_schema={
+        "type": "object",
+        "properties": {
+            "region": {"type": "string", "description": "Where to run", "x-mcp-header": "Region"},
+            "query": {"type": "string", "description": "What to run"},
+        },
+        "required": ["region", "query"],
+    }
+)
+def test_custom_header(region: str, query: str) -> str:
+    """Mirrors its region in an Mcp-Param-Region header (http-custom-header-server-validation)."""
+    return f"ran {query!r} in {region}"
+
+
 # 2026-07-28 (server-stateless): diagnostic tools the scenario calls by name.
 
 

@@ -73,6 +73,9 @@ async def test_listed_names_are_the_ones_the_scenarios_call(example: ModuleType,
     assert all(t.get("description") for t in tools.values())
     assert "outputSchema" not in tools["test_multiple_content_types"]
     assert tools["test_sampling"]["inputSchema"]["required"] == ["prompt"]
+    # Hand-written schemas travel verbatim: the 2020-12 keywords and SEP-2243's header annotation.
+    assert tools["json_schema_2020_12_tool"]["inputSchema"] == example.JSON_SCHEMA_2020_12
+    assert tools["test_custom_header"]["inputSchema"]["properties"]["region"]["x-mcp-header"] == "Region"
     assert resources == {"test://static-text", "test://static-binary", "test://watched-resource"}
     assert [t["uriTemplate"] for t in templates] == ["test://template/{id}/data"]
     assert {
