@@ -213,21 +213,22 @@ async def ours_rss(count: int) -> dict[str, Any]:
     }
 
 
-def serve_ours_http(port_number: int) -> None:
+def serve_ours_http(port_number: int, json_response: bool) -> None:
     """Child process: our server on Streamable HTTP, as a user runs it (``Server.run``), until terminated.
 
-    Until ``Server.run`` can serve HTTP, the same thing by hand: ``start_server`` + ``serve_http``.
+    ``Server.run`` has no JSON-response option: with ``json_response`` (and until ``Server.run`` can serve
+    HTTP) the same thing by hand, ``start_server`` + ``serve_http``.
     """
     import importlib.util
 
-    if importlib.util.find_spec("mcpvisor.runtime.server._run") is not None:
+    if not json_response and importlib.util.find_spec("mcpvisor.runtime.server._run") is not None:
         build_server().run(transport="http", host="127.0.0.1", port=port_number)
         return
     from mcpvisor.runtime.transports.http import serve_http
 
     async def serve() -> None:
         async with running_port() as port:
-            await serve_http(port, host="127.0.0.1", port_number=port_number)
+            await serve_http(port, host="127.0.0.1", port_number=port_number, json_response=json_response)
 
     trio.run(serve)
 
@@ -422,52 +423,23 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
             for key, out in run_json([*cmd, "calls", *lists, *one_round, *with_sessions], timeout).items():
                 keep(side, f"inmemory/{key}", out)
 
-    # HTTP: both servers up, the same load generator against each, taking turns.
+    # HTTP: both servers up, the same load generator against each, taking turns. With them, the floor: a
+    # trivial ASGI app (no MCP) on each side's HTTP server (hypercorn-trio for ours, uvicorn for FastMCP),
+    # measured in the same rounds, so the HTTP ratios can be read against what the HTTP stacks alone do.
     if python is not None:
         load = [str(python), str(BASELINES / "http_load.py")]
+        floor = str(BASELINES / "asgi_floor.py")
+        json_flag = ["--json-response"] if sizes["json_response"] else []
         servers: dict[str, ServerProcess] = {}
+        floors: dict[str, ServerProcess] = {}
         try:
             servers["fastmcp"] = ServerProcess(
-                "fastmcp", lambda p: [str(python), str(BASELINES / "fastmcp_server.py"), "--port", str(p)]
+                "fastmcp",
+                lambda p: [str(python), str(BASELINES / "fastmcp_server.py"), "--port", str(p), *json_flag],
             )
             if ours_ok:
-                servers["ours"] = ServerProcess("ours", lambda p: [*me, "--serve-http", str(p)])
-            for server in servers.values():
-                server.wait_ready()
-            for r in range(n_rounds):
-                progress(
-                    f"http, round {r + 1}/{n_rounds}: tools/call {TOOLS} x {CONCURRENCY} sessions, "
-                    f"{sizes['calls']} calls each; {sizes['sessions']} session open+initialize+close"
-                )
-                for tool in TOOLS:
-                    for k in CONCURRENCY:
-                        for side, server in servers.items():
-                            calls = ["calls", "--url", server.url, "--tool", tool, "--sessions", str(k)]
-                            keep(side, f"http/{tool}/{k}", run_json([*load, *calls, *one_round], timeout))
-                for side, server in servers.items():
-                    sessions = [
-                        "sessions",
-                        "--url",
-                        server.url,
-                        "--count",
-                        str(sizes["sessions"]),
-                        "--rounds",
-                        "1",
-                    ]
-                    keep(side, "http/sessions", run_json([*load, *sessions], timeout))
-            for side, server in servers.items():
-                progress(f"{side} http: server RSS while {sizes['rss_http']} sessions are held")
-                sides[side]["rss/http_held"] = held_rss(python, server, sizes["rss_http"])
-        finally:
-            for server in servers.values():
-                server.stop()
-
-        # The floor: a trivial ASGI app (no MCP) on each side's HTTP server, so the HTTP ratios can be
-        # read against what the HTTP stacks alone do on this machine.
-        if sizes["floor"]:
-            floor = str(BASELINES / "asgi_floor.py")
-            floors: dict[str, ServerProcess] = {}
-            try:
+                servers["ours"] = ServerProcess("ours", lambda p: [*me, "--serve-http", str(p), *json_flag])
+            if sizes["floor"]:
                 floors["ours"] = ServerProcess(
                     "floor-hypercorn",
                     lambda p: [sys.executable, floor, "--server", "hypercorn", "--port", str(p)],
@@ -475,19 +447,31 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                 floors["fastmcp"] = ServerProcess(
                     "floor-uvicorn", lambda p: [str(python), floor, "--server", "uvicorn", "--port", str(p)]
                 )
-                for server in floors.values():
-                    server.wait_ready()
+            for server in [*servers.values(), *floors.values()]:
+                server.wait_ready()
+            for r in range(n_rounds):
                 progress(
-                    f"http floor (trivial ASGI app, no MCP) on hypercorn-trio and uvicorn, {n_rounds} rounds"
+                    f"http, round {r + 1}/{n_rounds}: tools/call {TOOLS} x {CONCURRENCY} sessions, "
+                    f"{sizes['calls']} calls each; {sizes['sessions']} session open+initialize+close"
+                    + (" (+ the floor)" if floors else "")
                 )
-                for _ in range(n_rounds):
+                for tool in TOOLS:
                     for k in CONCURRENCY:
-                        for side, server in floors.items():
+                        for side, server in servers.items():
+                            calls = ["calls", "--url", server.url, "--tool", tool, "--sessions", str(k)]
+                            keep(side, f"http/{tool}/{k}", run_json([*load, *calls, *one_round], timeout))
+                        for side, server in floors.items() if tool == "add" else ():
                             calls = ["calls", "--url", server.url, "--sessions", str(k)]
                             keep(side, f"http/floor/{k}", run_json([*load, *calls, *one_round], timeout))
-            finally:
-                for server in floors.values():
-                    server.stop()
+                for side, server in servers.items():
+                    sessions = ["sessions", "--url", server.url, "--count", str(sizes["sessions"])]
+                    keep(side, "http/sessions", run_json([*load, *sessions, "--rounds", "1"], timeout))
+            for side, server in servers.items():
+                progress(f"{side} http: server RSS while {sizes['rss_http']} sessions are held")
+                sides[side]["rss/http_held"] = held_rss(python, server, sizes["rss_http"])
+        finally:
+            for server in [*servers.values(), *floors.values()]:
+                server.stop()
 
     for (side, key), runs in parts.items():
         sides[side][key] = merge_rounds(runs)
@@ -580,6 +564,12 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/server.json")
+    parser.add_argument(
+        "--json-response",
+        action="store_true",
+        help="both servers answer POSTs with application/json instead of an SSE stream "
+        "(results in server-json.json)",
+    )
     parser.add_argument("--child", choices=["calls", "sessions", "rss"], help=argparse.SUPPRESS)
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tools", default=",".join(TOOLS), help=argparse.SUPPRESS)
@@ -591,7 +581,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     if args.serve_http:
-        serve_ours_http(args.serve_http)
+        serve_ours_http(args.serve_http, args.json_response)
         return
     if args.child:
         child_main(args)
@@ -603,6 +593,7 @@ def main() -> None:
     else:
         sizes = {"calls": 1000, "warmup": 200, "rounds": 3, "sessions": 150}
         sizes.update({"rss": [1000, 10000], "rss_http": 1000, "floor": True})
+    sizes["json_response"] = args.json_response
     started = time.perf_counter()
     why_not = ours_available()
     if why_not:
@@ -633,7 +624,7 @@ def main() -> None:
     progress(f"done in {result['seconds']:.0f} s")
     if not args.no_write:
         RESULTS.parent.mkdir(exist_ok=True)
-        name = RESULTS if not args.quick else RESULTS.with_name("server-quick.json")
+        name = RESULTS.with_name("server" + "-json" * args.json_response + "-quick" * args.quick + ".json")
         name.write_text(json.dumps(result, indent=2) + "\n")
         progress(f"wrote {name.relative_to(HERE.parent)}")
 
