@@ -330,13 +330,14 @@ async def run_ours(
                 store_class(f"redis://127.0.0.1:{redis_port}/0", prefix=prefix),
             )
             subjects.append(("redis", "redis raw glide", *await raw_glide_ops(redis_port, stack)))
+        groups = list(dict.fromkeys(group for group, *_ in subjects))
         for number in range(1, rounds + 1):
-            group = ""
-            for subject_group, name, put, get in subjects:
-                if subject_group != group:
-                    group = subject_group
-                    log(f"{group} (round {number} of {rounds}):")
-                await both(name, put, get, duration, results)
+            for group in groups:
+                log(f"{group} (round {number} of {rounds}):")
+                members = [s for s in subjects if s[0] == group]
+                # Alternate who goes first, so a load change between two measurements favours neither.
+                for _, name, put, get in members if number % 2 else reversed(members):
+                    await both(name, put, get, duration, results)
 
 
 def ratio(results: dict[str, Any], ours: str, raw: str, kind: str) -> float | None:
