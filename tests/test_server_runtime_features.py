@@ -277,3 +277,22 @@ async def test_the_idle_heap_stays_proportional_to_live_sessions() -> None:
             await running.close_session(await running.create_session())
         assert running.session_ids() == [keep]
         assert len(running._reaper) <= 2 * 1 + 65
+
+
+async def test_backend_urls_are_owned_and_values_outlive_the_server(tmp_path: Any) -> None:
+    from mcpvisor.backends import decode, session_store_from_url
+
+    url = f"sqlite:///{tmp_path}/state.db"
+    async with (
+        start_server(app, session_state_store=url, task_backend=url) as running,
+        open_memory_client(running, close=False) as client,
+    ):
+        await client.call_tool("counter")
+        await client.call_tool("counter")
+        sid = client.session_id
+        assert sid is not None
+    # the server closed the store it built; the file still holds the session's value and settings
+    async with session_store_from_url(url) as store:
+        data = await store.get(sid, "n")
+        assert data is not None and decode(data) == 2
+        assert "__mcpvisor__/session" in await store.keys(sid)
