@@ -270,3 +270,8 @@ def test_any_initialize_params_never_raise(params: Any) -> None:
     lc = SessionLifecycle()
     action = lc.receive(Request(1, "initialize", params if isinstance(params, dict) else {"x": params}))
     assert isinstance(action, StartSession | Reply)
+
+
+def test_finish_keeps_an_input_required_result_and_adds_no_cache_fields() -> None:
+    asking = {"resultType": "input_required", "inputRequests": {}, "requestState": "s"}
+    assert finish_stateless_result("resources/read", asking) == asking

@@ -206,12 +206,13 @@ def finish_stateless_result(
 ) -> dict[str, Any]:
     """Add what 2026-07-28 requires of every result the handler did not set itself.
 
-    `resultType: "complete"` on every result; `ttlMs: 0` and `cacheScope: "private"` on cacheable ones
-    (the conservative defaults the SDK uses); the server's identity under `_meta` when given.
+    `resultType: "complete"` on every result that has none (an `"input_required"` one is kept);
+    `ttlMs: 0` and `cacheScope: "private"` on complete cacheable ones (the conservative defaults the
+    SDK uses: a request for input is no answer to cache); the server's identity under `_meta` when given.
     """
     out = dict(result)
     out.setdefault("resultType", "complete")
-    if method in CACHEABLE_METHODS:
+    if method in CACHEABLE_METHODS and out["resultType"] == "complete":
         out.setdefault("ttlMs", 0)
         out.setdefault("cacheScope", "private")
     if server_info is not None:

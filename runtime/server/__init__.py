@@ -5,6 +5,7 @@ from ._context import Context
 from ._dispatch import handle_request
 from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
+from ._input_rounds import InputRequired
 from ._local_env import LocalEnv
 from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
@@ -18,6 +19,7 @@ __all__ += [
     "ToolError",
     "CrashSession",
     "MissingClientCapability",
+    "InputRequired",
     "handle_request",
     "Completion",
     "Image",

@@ -19,12 +19,14 @@ from ..protocol import (
     RequestId,
     TextContent,
     is_level_enabled,
+    is_stateless,
     log_notification,
     progress_notification,
     to_wire,
 )
 from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
+from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
 
 _MISSING: Final = object()
 
@@ -36,9 +38,12 @@ class Context:
     reach the state store, so they may be anything (a connection, a lock). ``get_state`` sees them first.
     """
 
-    def __init__(self, env: RequestEnv) -> None:
+    def __init__(self, env: RequestEnv, inputs: RoundInputs | None = None) -> None:
         self._env = env
         self._local: dict[str, Any] = {}
+        #: Set for the requests that may answer InputRequired (tools/call, prompts/get, resources/read).
+        self._inputs = inputs
+        self._asks = 0
 
     # -- identity ---------------------------------------------------------------------------------------
 
@@ -63,6 +68,20 @@ class Context:
     @property
     def client_info(self) -> Mapping[str, Any] | None:
         return self._env.client_info
+
+    # -- multi round-trip input (SEP-2322) ----------------------------------------------------------------
+
+    @property
+    def input_responses(self) -> Mapping[str, Any]:
+        """The client's answers to the ``InputRequired`` requests of the previous round, by key
+        (empty on a first call). Each is the client's result object, e.g. an elicitation's
+        ``{"action": "accept", "content": {...}}``; a key may be missing if the client left it out."""
+        return self._inputs.responses if self._inputs is not None else {}
+
+    @property
+    def request_state(self) -> str | None:
+        """The ``state`` of the previous round's ``InputRequired``, verified (None on a first call)."""
+        return self._inputs.state if self._inputs is not None else None
 
     # -- session state ----------------------------------------------------------------------------------
 
@@ -151,7 +170,7 @@ class Context:
         """
         self._require_capability("elicitation")
         params = {"message": message, "requestedSchema": dict(requested_schema)}
-        result = await self._env.request_client("elicitation/create", params, timeout)
+        result = await self._ask("elicitation/create", params, timeout)
         return dict(result)
 
     async def sample(
@@ -185,18 +204,30 @@ class Context:
             "metadata": dict(metadata) if metadata is not None else None,
         }
         params.update({k: v for k, v in optional.items() if v is not None})
-        result = await self._env.request_client("sampling/createMessage", params, timeout)
+        result = await self._ask("sampling/createMessage", params, timeout)
         return dict(result)
 
     async def list_roots(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """The client's roots (``roots/list``); raises ``MissingClientCapability`` without ``roots``."""
         self._require_capability("roots")
-        result = await self._env.request_client("roots/list", {}, timeout)
+        result = await self._ask("roots/list", {}, timeout)
         return [dict(root) for root in result.get("roots", [])]
 
     def _require_capability(self, name: str) -> None:
         if self._env.client_capabilities.get(name) is None:
             raise MissingClientCapability(name)
+
+    async def _ask(self, method: str, params: Mapping[str, Any], timeout: float | None) -> Any:
+        """A client request on the request's stream; on 2026-07-28 there is none, so the n-th ask of
+        the handler ends the round (``NeedsInput``) until the client's retry brings its answer."""
+        if self._inputs is None or not is_stateless(self._env.protocol_version):
+            return await self._env.request_client(method, params, timeout)
+        self._asks += 1
+        key = f"{ASK_PREFIX}{self._asks}"
+        answer = self._inputs.asked.get(key)
+        if answer is None:
+            raise NeedsInput(key, {"method": method, "params": dict(params)})
+        return answer
 
 
 def _sampling_message(item: Any) -> dict[str, Any]:

@@ -30,8 +30,16 @@ from ..protocol import (
 from ._completion import Completion, completion_of
 from ._context import Context
 from ._env import RequestEnv
-from ._errors import CrashSession, ToolError
+from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._handler import invoke
+from ._input_rounds import (
+    InputRequired,
+    NeedsInput,
+    RoundInputs,
+    input_required_wire,
+    missing_capability,
+    read_inputs,
+)
 from ._prompts import bind_prompt, prompt_result
 from ._resources import RegisteredTemplate, read_result
 from ._schema_arguments import SchemaArguments
@@ -46,6 +54,10 @@ RESOURCE_NOT_FOUND: Final = -32002
 #: Revisions that answer bad tool arguments with -32602; from 2025-11-25 on (SEP-1303) they are tool
 #: execution errors (`isError: true`) so the model can read the message and correct its call.
 _PROTOCOL_ERROR_VALIDATION: Final = frozenset({"2024-11-05", "2025-03-26", "2025-06-18"})
+
+#: Rounds dispatch fulfils itself for a handshake-era session before giving up on a handler that
+#: keeps asking for input (a loop that never ends would hold the request forever).
+_MAX_ROUNDS: Final = 16
 
 _Method = Callable[[Server, Mapping[str, Any], RequestEnv], Awaitable[Any]]
 
@@ -101,14 +113,54 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
         if env.protocol_version in _PROTOCOL_ERROR_VALIDATION:
             raise
         return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
-    ctx = Context(env)
-    try:
-        result = await invoke(
-            tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap, tool.output_check)
-        )
-    except ToolError as exc:
-        result = error_result(str(exc))
-    return to_wire(result)
+
+    async def run(ctx: Context) -> Any:
+        try:
+            return await invoke(
+                tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap, tool.output_check)
+            )
+        except ToolError as exc:
+            return error_result(str(exc))
+
+    return await _in_rounds(server, env, "tools/call", name, params, run)
+
+
+async def _in_rounds(
+    server: Server,
+    env: RequestEnv,
+    method: str,
+    subject: str,
+    params: Mapping[str, Any],
+    run: Callable[[Context], Awaitable[Any]],
+) -> Any:
+    """Run a handler that may answer ``InputRequired`` (SEP-2322); the wire result.
+
+    On 2026-07-28 the round ends there: the client gets the InputRequiredResult and retries with its
+    answers. A handshake-era session has a stream, so the requests go to the client from here and the
+    handler runs again with the answers, until it gives a final result.
+    """
+    binding = f"{method}\n{subject}"
+    seal = server._state_seal
+    stateless = is_stateless(env.protocol_version)
+    inputs = read_inputs(params, seal, binding) if stateless else RoundInputs()
+    for _ in range(_MAX_ROUNDS):
+        try:
+            value = await run(Context(env, inputs))
+        except NeedsInput as need:  # ctx.elicit & co. on a 2026-07-28 request
+            value = InputRequired({need.key: need.request}, state=inputs.state)
+        if not isinstance(value, InputRequired):
+            return to_wire(value)
+        lacking = missing_capability(value.requests, env.client_capabilities)
+        if lacking is not None:
+            raise MissingClientCapability(lacking)
+        if stateless:
+            return input_required_wire(value, seal, binding, inputs.asked)
+        answers = {
+            key: await env.request_client(request["method"], request["params"])
+            for key, request in value.requests.items()
+        }
+        inputs = RoundInputs(answers, value.state)
+    raise JsonRpcError(INTERNAL_ERROR, f"{method} {subject!r} asked for input more than {_MAX_ROUNDS} times")
 
 
 def _bind(signature: ToolSignature | SchemaArguments, arguments: Any) -> dict[str, Any]:
@@ -144,14 +196,17 @@ def _not_found(uri: str, version: str) -> JsonRpcError:
 
 async def _read_resource(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
     uri = _param_str(params, "uri")
-    ctx = Context(env)
     fixed = server._resources.get(uri)
     if fixed is not None:
         mime = fixed.resource.mime_type
-        result = await _guard_tool_error(
-            invoke(fixed.handler, {}, ctx, lambda value: read_result(uri, value, mime))
-        )
-        return to_wire(result)
+        handler = fixed.handler
+
+        async def run_fixed(ctx: Context) -> Any:
+            return await _guard_tool_error(
+                invoke(handler, {}, ctx, lambda value: read_result(uri, value, mime))
+            )
+
+        return await _in_rounds(server, env, "resources/read", uri, params, run_fixed)
     found = _find_template(server, uri)
     if found is None:
         raise _not_found(uri, env.protocol_version)
@@ -163,10 +218,13 @@ async def _read_resource(server: Server, params: Mapping[str, Any], env: Request
         )
     kwargs = {name: template.converters[name](name, text) for name, text in variables.items()}
     mime = template.template.mime_type
-    result = await _guard_tool_error(
-        invoke(template.handler, kwargs, ctx, lambda value: read_result(uri, value, mime))
-    )
-    return to_wire(result)
+
+    async def run(ctx: Context) -> Any:
+        return await _guard_tool_error(
+            invoke(template.handler, kwargs, ctx, lambda value: read_result(uri, value, mime))
+        )
+
+    return await _in_rounds(server, env, "resources/read", uri, params, run)
 
 
 async def _subscribe(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
@@ -196,10 +254,13 @@ async def _get_prompt(server: Server, params: Mapping[str, Any], env: RequestEnv
         raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {name!r}", {"name": name})
     kwargs = bind_prompt(prompt, params.get("arguments"))
     description = prompt.prompt.description
-    result = await _guard_tool_error(
-        invoke(prompt.handler, kwargs, Context(env), lambda value: prompt_result(value, description))
-    )
-    return to_wire(result)
+
+    async def run(ctx: Context) -> Any:
+        return await _guard_tool_error(
+            invoke(prompt.handler, kwargs, ctx, lambda value: prompt_result(value, description))
+        )
+
+    return await _in_rounds(server, env, "prompts/get", name, params, run)
 
 
 # -- completion ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..protocol import INTERNAL_ERROR, JsonRpcError
 from ._context import Context
 from ._env import NoSessionState
 from ._errors import CrashSession, ToolError
+from ._input_rounds import InputRequired, NeedsInput
 
 logger: Final = logging.getLogger("mcpvisor.server")
 
@@ -112,11 +113,14 @@ async def invoke(
 ) -> Any:
     """Run ``handler`` and ``convert`` its value under the failure policy of the module docstring.
 
-    ``ToolError`` propagates for the caller to decide (tools turn it into ``isError``).
+    ``ToolError`` propagates for the caller to decide (tools turn it into ``isError``). An
+    ``InputRequired`` answer is returned as is (not converted), and ``NeedsInput`` propagates: both end
+    a round of a multi round-trip request, which dispatch handles.
     """
     try:
-        return convert(await handler.call(kwargs, ctx))
-    except (JsonRpcError, ToolError, CrashSession):
+        value = await handler.call(kwargs, ctx)
+        return value if isinstance(value, InputRequired) else convert(value)
+    except (JsonRpcError, ToolError, CrashSession, NeedsInput):
         raise
     except NoSessionState as exc:
         # The server author's mistake, not the client's or the model's: say so plainly.

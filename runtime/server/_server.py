@@ -38,6 +38,7 @@ from ..protocol import (
 )
 from ._completion import RegisteredCompleter, make_completer
 from ._handler import logger
+from ._input_rounds import StateSeal
 from ._prompts import RegisteredPrompt, make_prompt
 from ._resources import RegisteredResource, RegisteredTemplate, make_resource, make_template
 from ._tools import RegisteredTool, make_tool
@@ -80,13 +81,17 @@ class Server:
         title: str | None = None,
         website_url: str | None = None,
         icons: Iterable[Icon] | None = None,
+        request_state_key: bytes | None = None,
     ) -> None:
+        """``request_state_key`` signs the ``requestState`` of ``InputRequired`` answers (a random key
+        per Server by default); give every process the same one when several serve one endpoint."""
         self.name = name
         self.version = version
         self.instructions = instructions
         self.server_info = Implementation(
             name, version, title=title, website_url=website_url, icons=tuple(icons) if icons else None
         )
+        self._state_seal = StateSeal(request_state_key)
         self._tools: dict[str, RegisteredTool] = {}
         self._resources: dict[str, RegisteredResource] = {}
         self._templates: dict[str, RegisteredTemplate] = {}
