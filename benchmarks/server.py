@@ -262,6 +262,20 @@ def ours_available() -> str | None:
 # ---- processes ---------------------------------------------------------------------------------------
 
 
+def source_state() -> dict[str, Any]:
+    """The commit measured, and whether the runtime's sources differed from it (a shared work tree)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "runtime", "supervisors", "backends", "mcpvisor")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_runtime_files": len(changed.splitlines()),
+    }
+
+
 def ensure_fastmcp_venv() -> Path | None:
     python = FASTMCP_VENV / "bin" / "python"
     if python.exists():
@@ -615,6 +629,7 @@ def main() -> None:
             "trio": trio.__version__,
             "fastmcp": fastmcp_version,
             "cpus": os.cpu_count(),
+            **source_state(),
         },
         "ours_skipped": why_not,
         **results,
