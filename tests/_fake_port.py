@@ -28,6 +28,7 @@ from mcpvisor.runtime.protocol import (
     extract_request_context,
 )
 from mcpvisor.runtime.server import SessionBusy, UnknownSession
+from mcpvisor.runtime.server._port import CloseSseStream
 
 
 @attrs.define(eq=False)
@@ -93,6 +94,13 @@ class FakePort:
                 context = extract_request_context(request)
                 if isinstance(context, ErrorResponse):
                     await replies.send(context)
+                elif request.params and request.params.get("name") == "poll":
+                    await replies.send(CloseSseStream())  # a stateless stream cannot be resumed: ignored
+                    await replies.send(
+                        Notification("notifications/progress", {"progressToken": "t", "progress": 1})
+                    )
+                    await replies.send(CloseSseStream())
+                    await replies.send(Response(rid, {"stateless": True, "method": method}))
                 elif request.params and request.params.get("name") == "progress":
                     await replies.send(
                         Notification("notifications/progress", {"progressToken": "t", "progress": 1})
@@ -124,6 +132,11 @@ class FakePort:
                 await replies.send(Notification("notifications/message", {"level": "info", "data": "wait"}))
                 await self.gate.wait()
                 await replies.send(Response(rid, {"released": True}))
+            elif method == "poll":  # the handler ends its SSE connection early (ctx.close_sse_stream)
+                await replies.send(Notification("notifications/message", {"level": "info", "data": "before"}))
+                await replies.send(CloseSseStream())
+                await self.gate.wait()
+                await replies.send(Response(rid, {"polled": True}))
             elif method == "vanish":
                 return
             elif method == "notify":

@@ -436,6 +436,36 @@ async def test_polling_closes_early_and_get_resumes_with_last_event_id(port: Fak
         assert last_id not in ids and len(set(ids)) == len(ids)
 
 
+async def test_the_handler_ends_its_sse_connection_and_the_client_resumes(port: FakePort) -> None:
+    app = mcp_asgi_app(port, retry_ms=300)  # no sse_poll_after: only the handler's request ends it
+    sid = await init_session(app)
+    with trio.fail_after(5):
+        async with open_request(app, "POST", headers=session_headers(sid), body=call(21, "poll")) as live:
+            events = parse_sse(await live.read_all())  # ends while the request still runs
+            assert events[-1] == {"retry": "300"}
+            sent = [json.loads(e["data"]) for e in events if e.get("data")]
+            assert [m.get("method") for m in sent] == ["notifications/message"]  # the control item: no event
+            last_id = [e["id"] for e in events if "id" in e][-1]
+            port.gate.set()
+            resume = {"accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": last_id}
+            status, _, rest = await request(app, "GET", headers=resume)
+    # The resumed GET is not cut again by the request that already ended the POST's connection.
+    assert status == 200 and sse_messages(rest) == [{"jsonrpc": "2.0", "id": 21, "result": {"polled": True}}]
+
+
+async def test_a_stateless_stream_ignores_the_close_request(app: McpHttpApp) -> None:
+    hdrs = {**STATELESS_HEADERS, "mcp-name": "poll"}
+    status, _, body = await request(app, "POST", headers=hdrs, body=stateless_call(5, "poll"))
+    events = parse_sse(body)
+    assert status == 200 and [json.loads(e["data"]).get("method") for e in events] == [
+        "notifications/progress",
+        None,
+    ]
+    json_only = {**hdrs, "accept": "application/json"}
+    status, _, body = await request(app, "POST", headers=json_only, body=stateless_call(5, "poll"))
+    assert status == 200 and json.loads(body)["result"]["stateless"] is True
+
+
 async def test_disconnect_loses_nothing_and_resume_replays_after_the_cursor(
     app: McpHttpApp, port: FakePort
 ) -> None:

@@ -50,6 +50,15 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@app.tool
+async def reconnect(ctx: Context, pause: float = 0.2) -> str:
+    await ctx.report_progress(1, 2)
+    await ctx.close_sse_stream()  # the POST's connection ends here; the client resumes with GET
+    await trio.sleep(pause)
+    await ctx.report_progress(2, 2)
+    return "done after reconnecting"
+
+
 @asynccontextmanager
 async def served(**options: Any) -> AsyncIterator[str]:
     async with start_server(app) as port, trio.open_nursery() as nursery:
@@ -145,6 +154,48 @@ async def test_sdk_client_follows_server_initiated_polling() -> None:
                 "steps", {"count": 3, "pause": 0.1}, progress_callback=on_progress
             )
             assert structured(result) == 3 and seen == [1, 2, 3]
+
+
+async def test_a_tool_ends_its_sse_stream_and_the_sdk_resumes() -> None:
+    # No sse_poll_after: only the tool's ctx.close_sse_stream() cuts the POST stream short.
+    with trio.fail_after(20):
+        async with served(retry_ms=10) as url, sdk_session(url) as session:
+            seen: list[float] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                seen.append(progress)
+
+            result = await session.call_tool("reconnect", {}, progress_callback=on_progress)
+            assert result.content[0].text == "done after reconnecting" and seen == [1, 2]  # type: ignore[union-attr]
+
+        async with served(retry_ms=10) as url, httpx2.AsyncClient() as client:
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"},
+                },
+            }
+            sse = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+            opened = await client.post(url, json=init, headers={**sse, "accept": "application/json"})
+            sid = opened.headers["mcp-session-id"]
+            headers = {**sse, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "reconnect", "arguments": {"pause": 0.3}},
+            }
+            cut = await client.post(url, json=call, headers=headers)
+            assert cut.text.rstrip().endswith("retry: 10") and '"id":2' not in cut.text
+            last_id = [line[4:] for line in cut.text.splitlines() if line.startswith("id: ")][-1]
+            resumed = await client.get(
+                url, headers={**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            )
+            assert '"id":2' in resumed.text and "done after reconnecting" in resumed.text
 
 
 async def test_list_changed_reaches_the_sdk_over_the_get_stream() -> None:

@@ -184,3 +184,11 @@ async def test_identity_comes_from_the_env() -> None:
     ctx = Context(env)
     assert (ctx.session_id, ctx.request_id, ctx.protocol_version) == ("abc", "r-9", "2025-06-18")
     assert ctx.client_capabilities == {"roots": {}} and ctx.client_info == {"name": "cli", "version": "1"}
+
+
+async def test_close_sse_stream_sends_the_control_item_on_the_request_stream() -> None:
+    from mcpvisor.runtime.server._port import CLOSE_SSE_STREAM, CloseSseStream
+
+    env = FakeEnv()
+    await Context(env).close_sse_stream()
+    assert env.sent == [CloseSseStream()] and env.sent[0].method == CLOSE_SSE_STREAM

@@ -27,6 +27,7 @@ from ..protocol import (
 from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
 from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
+from ._port import CloseSseStream
 
 _MISSING: Final = object()
 
@@ -157,6 +158,16 @@ class Context:
 
     async def error(self, message: Any, logger: str | None = None) -> None:
         await self.log("error", message, logger)
+
+    async def close_sse_stream(self) -> None:
+        """End this request's SSE connection now; the request keeps running (SEP-1699 polling).
+
+        Over Streamable HTTP the client gets a ``retry:`` hint, reconnects with GET + Last-Event-ID
+        and receives what was sent meanwhile, the final answer included: a long request then holds no
+        connection (and no proxy timeout) while it works. Everywhere else (stdio, in-memory, a plain
+        JSON answer, a 2026-07-28 stream, which cannot be resumed) it does nothing.
+        """
+        await self._env.send_related(CloseSseStream())
 
     # -- asking the client ------------------------------------------------------------------------------
 

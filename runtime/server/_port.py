@@ -8,12 +8,29 @@ lets the runtime be tested without a socket.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 import attrs
 import trio
 
-from ..protocol import Message
+from ..protocol import Message, Notification
+
+#: The method of `CloseSseStream`; a client that ever saw one would ignore it as an unknown notification.
+CLOSE_SSE_STREAM: Final = "notifications/mcpvisor/closeSseStream"
+
+
+@attrs.frozen
+class CloseSseStream(Notification):
+    """A control item on a request's ``replies``: "end this request's SSE connection now" (SEP-1699).
+
+    ``ctx.close_sse_stream()`` sends it; the Streamable HTTP transport ends the POST's SSE response
+    after a ``retry:`` hint (the request keeps running, the client resumes with GET + Last-Event-ID)
+    and never sends it on. Transports with no such connection (stdio, in-memory, an HTTP answer in
+    plain JSON) must drop it. It is a ``Notification`` so that a transport that does not know it
+    degrades to forwarding an ignorable notification rather than failing on an unknown type.
+    """
+
+    method: str = CLOSE_SSE_STREAM
 
 
 class TransportError(Exception):

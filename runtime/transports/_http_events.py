@@ -60,6 +60,8 @@ class ReplayStream:
     standalone: bool = False
     max_events: int = 1024
     finished: bool = False
+    #: How many times the handler asked to end the connection early (``ctx.close_sse_stream()``).
+    polls: int = 0
     _events: deque[tuple[int, bytes]] = attrs.field(factory=deque)
     _last_seq: int = 0
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
@@ -81,6 +83,11 @@ class ReplayStream:
         self._lot.unpark_all()
         return self._last_seq
 
+    def request_poll(self) -> None:
+        """The handler wants the current connection ended (its client will resume with GET)."""
+        self.polls += 1
+        self._lot.unpark_all()
+
     def finish(self) -> None:
         self.finished = True
         self._lot.unpark_all()
@@ -89,9 +96,10 @@ class ReplayStream:
         """Stored events after `seq` (older ones may have been dropped by the bound)."""
         return ((s, data) for s, data in list(self._events) if s > seq)
 
-    async def wait_after(self, seq: int) -> None:
-        """Return once an event after `seq` exists or the stream is finished."""
-        while self._last_seq <= seq and not self.finished:
+    async def wait_after(self, seq: int, polls: int | None = None) -> None:
+        """Return once an event after `seq` exists or the stream is finished (or, given `polls`, once
+        a poll beyond that count was requested)."""
+        while self._last_seq <= seq and not self.finished and (polls is None or self.polls <= polls):
             await self._lot.park()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import trio
 
 from ..protocol import INTERNAL_ERROR, ErrorResponse, Message, RequestId, Response, encode, error_response
+from ..server._port import CloseSseStream
 from ._http_events import ReplayStream, format_event, format_retry
 from ._http_exchange import Disconnected, Exchange
 from ._http_guard import SSE
@@ -25,10 +26,16 @@ async def pump_replies(
     *,
     finish: bool = True,
 ) -> None:
-    """Move a request's replies into its replay log, whatever happens to the connection."""
+    """Move a request's replies into its replay log, whatever happens to the connection.
+
+    A ``CloseSseStream`` control item is not an event: it asks the connection following the log to end.
+    """
     waiting = set(pending)
     async with replies:
         async for message in replies:
+            if isinstance(message, CloseSseStream):
+                stream.request_poll()
+                continue
             stream.append(encode(message))
             if isinstance(message, Response | ErrorResponse) and message.id in waiting:
                 waiting.discard(message.id)
@@ -50,6 +57,7 @@ async def write_stream(
     prime: bool,
     retry_ms: int,
     poll_after: float | None = None,
+    polls_seen: int = 0,
     extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bool:
     """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
@@ -61,6 +69,8 @@ async def write_stream(
     first real event resume anyway. With `poll_after` (seconds), the connection is closed early (after a
     `retry:` hint) and the client comes back with GET + `Last-Event-ID`; the log keeps filling
     meanwhile. Callers pass it only for a POST's first connection: a resuming GET follows to the end.
+    The handler may also end a resumable connection this way at any time (``ctx.close_sse_stream()``:
+    the stream's ``polls`` counter passes `polls_seen`, the requests a resuming GET already honoured).
     """
     await ex.start(
         200,
@@ -98,10 +108,13 @@ async def write_stream(
                     break
                 if chunk:
                     await ex.body(chunk, more=True)
+                if resumable and stream.polls > polls_seen:
+                    await ex.body(format_retry(retry_ms))
+                    break
                 # Only the wait is bounded by the poll deadline, never a write: a write cut in
                 # half would corrupt the stream.
                 with trio.move_on_at(deadline) as waited:
-                    await stream.wait_after(seq)
+                    await stream.wait_after(seq, polls_seen if resumable else None)
                 if waited.cancelled_caught:
                     await ex.body(format_retry(retry_ms))
                     break

@@ -48,7 +48,7 @@ from ..protocol import (
     is_supported,
     parse_payload,
 )
-from ..server._port import ServerPort, SessionBusy, TransportError, UnknownSession
+from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -478,6 +478,8 @@ class McpHttpApp:
         """
         try:
             first: Message = await replies.receive()
+            while isinstance(first, CloseSseStream):  # this stream cannot be resumed: ignore
+                first = await replies.receive()
         except trio.EndOfChannel:
             first = error_response(request.id, INTERNAL_ERROR, "Internal error")
         if isinstance(first, Response | ErrorResponse) and first.id == request.id:
@@ -600,8 +602,15 @@ class McpHttpApp:
         previous = streams.get(resume[0]) if resume is not None else None
         if previous is not None and resume is not None and not previous.standalone:
             # Resuming a POST's stream: the rest of that request's events, then its response.
+            # Polls the handler asked for before this GET were honoured by earlier connections.
             if await write_stream(
-                ex, previous, after=resume[1], resumable=True, prime=False, retry_ms=self.retry_ms
+                ex,
+                previous,
+                after=resume[1],
+                resumable=True,
+                prime=False,
+                retry_ms=self.retry_ms,
+                polls_seen=previous.polls,
             ):
                 streams.discard(previous.key)
             return
