@@ -55,3 +55,10 @@ async def ask(ctx: Context) -> str:
 @app.resource("memo://one")
 async def memo() -> str:
     return "one"
+
+
+@app.tool()
+async def detach(ctx: Context) -> str:
+    await ctx.report_progress(1, 2)
+    await ctx.close_sse_stream()  # HTTP only: the other transports drop it
+    return "still here"

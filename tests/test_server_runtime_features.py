@@ -296,3 +296,10 @@ async def test_backend_urls_are_owned_and_values_outlive_the_server(tmp_path: An
         data = await store.get(sid, "n")
         assert data is not None and decode(data) == 2
         assert "__mcpvisor__/session" in await store.keys(sid)
+
+
+async def test_close_sse_stream_is_dropped_in_memory() -> None:
+    async with start_server(app) as running, open_memory_client(running) as client:
+        result = await client.call_tool("detach", progress_token="t")
+        assert text_of(result) == "still here"
+        assert [n.method for n in client.notifications] == ["notifications/progress"]

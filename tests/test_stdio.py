@@ -189,3 +189,18 @@ async def test_stdio_eof_lets_running_requests_finish_within_a_grace(
     final = out[1]
     assert final["id"] == 2
     assert answer in json.dumps(final)
+
+
+async def test_close_sse_stream_is_dropped_over_stdio() -> None:
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    call = {"name": "detach", "arguments": {}, "_meta": {"progressToken": "t"}}
+    out = await _stdio_exchange(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+        ],
+        3,
+    )
+    assert [m.get("method") for m in out[1:]] == ["notifications/progress", None]
+    assert out[2]["result"]["content"][0]["text"] == "still here"

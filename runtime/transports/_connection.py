@@ -23,7 +23,7 @@ from ..protocol import (
     has_stateless_envelope,
     negotiate_version,
 )
-from ..server._port import ServerPort, SessionBusy, UnknownSession
+from ..server._port import CloseSseStream, ServerPort, SessionBusy, UnknownSession
 
 #: What goes to the client: one message, or the answers to a batch (2025-03-26), sent as one array.
 Outgoing = Message | tuple[Message, ...]
@@ -87,6 +87,8 @@ class SingleClientConnection:
         final: Message | None = None
         async with replies, out:
             async for message in replies:
+                if isinstance(message, CloseSseStream):
+                    continue  # an HTTP-only control item: there is no SSE connection here
                 if batch is not None and isinstance(message, Response | ErrorResponse):
                     final = message
                 else:

@@ -31,7 +31,7 @@ from ..protocol import (
     cancelled_notification,
     is_stateless,
 )
-from ..server._port import ServerPort
+from ..server._port import CloseSseStream, ServerPort
 
 #: Answers a server-to-client request (``elicitation/create``, ``sampling/createMessage``, ...):
 #: return the result, or raise ``JsonRpcError``.
@@ -123,6 +123,8 @@ class MemoryClient:
         await self.port.submit(self.session_id, Request(request_id, method, out), send)
         async with receive:
             async for message in receive:
+                if isinstance(message, CloseSseStream):
+                    continue  # an HTTP-only control item: no SSE connection in memory
                 if isinstance(message, Notification):
                     self.notifications.append(message)
                     if on_notification is not None:
