@@ -10,13 +10,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mcpvisor.runtime.server import Context, CrashSession, Server, ToolError, start_server
+    from mcpvisor.runtime.server import (
+        Audio,
+        Completion,
+        Context,
+        CrashSession,
+        Image,
+        InputRequired,
+        MissingClientCapability,
+        Server,
+        ToolError,
+        start_server,
+    )
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "CrashSession", "Server", "ToolError", "__version__", "start_server"]
+__all__ = [
+    "Audio",
+    "Completion",
+    "Context",
+    "CrashSession",
+    "Image",
+    "InputRequired",
+    "MissingClientCapability",
+    "Server",
+    "ToolError",
+    "__version__",
+    "start_server",
+]
 
-_LAZY = frozenset({"Context", "CrashSession", "Server", "ToolError", "start_server"})
+_LAZY = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:

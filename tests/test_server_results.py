@@ -68,3 +68,21 @@ def test_non_numbers_are_argument_errors_naming_the_field(text: str) -> None:
         assert exc.field == "count" and exc.code == -32602
     else:
         raise AssertionError(f"{text!r} parsed as an int")
+
+
+def test_the_facade_re_exports_the_server_api_names() -> None:
+    from mcpvisor.runtime import server
+
+    import mcpvisor
+
+    for name in (
+        "Audio",
+        "Completion",
+        "Image",
+        "InputRequired",
+        "MissingClientCapability",
+        "Server",
+        "Context",
+    ):
+        assert getattr(mcpvisor, name) is getattr(server, name)
+        assert name in mcpvisor.__all__
