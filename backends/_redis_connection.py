@@ -36,8 +36,9 @@ from ._errors import BackendClosed, BackendError, UnsupportedBackendURL
 if TYPE_CHECKING:
     from glide import GlideClient, Script
 
-#: Milliseconds glide waits for one reply before failing the request. glide's default (250 ms) is
-#: too short for a loaded machine; a slow reply is better than a spurious error.
+#: Seconds glide waits for one reply, and for the connection to open, before failing. glide's defaults
+#: (250 ms for a reply) are too short for a loaded machine; a slow reply is better than a spurious
+#: error. One setting for both, so a caller who wants to fail fast (or a test) gets it everywhere.
 DEFAULT_REQUEST_TIMEOUT: Final = 5.0
 
 _SCHEMES: Final = ("redis", "rediss")
@@ -132,7 +133,14 @@ class RedisConnection:
             return client
 
     async def _connect(self) -> GlideClient:
-        from glide import GlideClient, GlideClientConfiguration, GlideError, NodeAddress, ServerCredentials
+        from glide import (
+            AdvancedGlideClientConfiguration,
+            GlideClient,
+            GlideClientConfiguration,
+            GlideError,
+            NodeAddress,
+            ServerCredentials,
+        )
 
         address = self.address
         credentials = None
@@ -145,6 +153,9 @@ class RedisConnection:
             database_id=address.db,
             request_timeout=int(self._request_timeout * 1000),
             client_name=f"mcpvisor-{self._owner}",
+            advanced_config=AdvancedGlideClientConfiguration(
+                connection_timeout=int(self._request_timeout * 1000)
+            ),
         )
         try:
             return await GlideClient.create(config)
