@@ -1,33 +1,37 @@
 """Server benchmark (issue 5): our MCP server vs the same server written with FastMCP, in one run.
 
-    .venv/bin/python benchmarks/server.py            # full run (about 4 minutes)
-    .venv/bin/python benchmarks/server.py --quick    # smoke run, under a minute
+    .venv/bin/python benchmarks/server.py                   # full run (2-4 minutes)
+    .venv/bin/python benchmarks/server.py --quick           # smoke run, under a minute
+    .venv/bin/python benchmarks/server.py --json-response   # HTTP with JSON answers on both servers
 
-The server, on both sides: ``add(a, b)`` (a trivial tool) and ``counter()`` (a session-state read+write:
-``n = get_state("n") + 1; set_state("n", n)``). FastMCP 4.1.6 runs in its own venv
-(``benchmarks/.venv-fastmcp``, created here when missing). Each figure below is the median of 3 short
-rounds after a warm-up, measured in this run (2 shared, noisy cores: only same-run ratios mean much):
+The server, on both sides: ``add(a, b)`` (a trivial sync tool) and ``counter()`` (an async tool, a
+session-state read+write: ``n = get_state("n") + 1; set_state("n", n)``). FastMCP 4.1.6 runs in its own
+venv (``benchmarks/.venv-fastmcp``, created here when missing). Each figure is the median of 3 short
+rounds after a warm-up; the two sides take turns round by round (2 shared, noisy cores: only same-run
+ratios mean much):
 
 - in-memory tools/call round trips/s and p50/p99 latency, 1 session and 20 concurrent sessions: each side
   in its own process with its own in-memory client. FastMCP: ``Client(mcp, mode="legacy")`` under asyncio
-  (``_baselines/fastmcp_inmemory.py``). Ours, under trio: a client that speaks to the running runtime's
-  ``ServerPort`` the way our in-memory transport does (``create_session``, ``submit`` with a replies
-  channel), with the same JSON-RPC messages;
+  (``_baselines/fastmcp_inmemory.py``). Ours, under trio: ``open_memory_client`` on ``start_server``'s
+  ``ServerPort``; both in the 2025-11-25 handshake era;
 - over Streamable HTTP, the same: both servers run as their own processes on 127.0.0.1 (FastMCP's
   ``run(transport="http")`` on uvicorn; ours ``Server.run(transport="http")`` on hypercorn), started and
   stopped by pid, driven by the SAME load generator (``_baselines/http_load.py``: asyncio + raw HTTP/1.1
-  keep-alive, one connection per session, the 2025-11-25 handshake, SSE answers parsed for both);
+  keep-alive, one connection per session, the 2025-11-25 handshake, SSE or JSON answers parsed for both);
+- the HTTP floor: a trivial ASGI app faking the same exchange (``_baselines/asgi_floor.py``) on
+  hypercorn-trio and on uvicorn, in the same rounds: what each HTTP stack alone does on this machine;
 - session open+initialize+close/s: in-memory (each side's client) and over HTTP (initialize,
   notifications/initialized, DELETE);
 - RSS per idle session at 1,000 and 10,000 sessions, each count in a fresh process: ours are sessions
-  created through the runtime's ``ServerPort`` (``create_session`` + ``initialize`` +
-  ``notifications/initialized``, no client object kept); FastMCP's are its low-level server's ``run`` on
-  memory streams, one per session, which is what its in-memory transport starts, driven by raw JSON-RPC
-  messages. A cross-check over HTTP: the growth of each server process's RSS while 1,000 sessions opened
-  by the load generator are held.
+  created through the runtime's ``ServerPort`` by ``open_memory_client(..., close=False)``
+  (``create_session`` + ``initialize`` + ``notifications/initialized``, no client object kept);
+  FastMCP's are its low-level server's ``run`` on memory streams, one per session, which is what its
+  in-memory transport starts, driven by raw JSON-RPC messages. A cross-check over HTTP: the growth of each
+  server process's RSS while 1,000 sessions opened by the load generator are held.
 
 Goals: >= 2x FastMCP's tools/call throughput in-memory and over HTTP; <= 20 KB per idle session.
-Every ratio printed is ours/FastMCP. Results go to benchmarks/results/server.json.
+Every ratio printed is ours/FastMCP. Results go to benchmarks/results/server.json (server-json.json
+with ``--json-response``, ``-quick`` for ``--quick``).
 """
 
 from __future__ import annotations
