@@ -27,9 +27,8 @@ from mcpvisor.runtime.protocol import (
     TextContent,
     TextResourceContents,
 )
-from mcpvisor.runtime.server import Audio, Image
 
-from mcpvisor import Context, Server, ToolError
+from mcpvisor import Audio, Context, Image, InputRequired, Server, ToolError
 
 server = Server("mcpvisor-conformance-server", "0.1.0")
 
@@ -300,12 +299,10 @@ async def test_streaming_elicitation(ctx: Context) -> str:
 
 @server.tool
 async def test_reconnection(ctx: Context) -> str:
-    """Logs around a pause during which SEP-1699 wants the stream closed (server-sse-polling).
-
-    The Context has no way to close its SSE stream mid-call yet, so the suite's resume check only warns.
-    """
+    """Closes its SSE stream mid-call; the client resumes with Last-Event-ID (server-sse-polling)."""
     await ctx.info("Before disconnect")
-    await trio.sleep(0.2)
+    await ctx.close_sse_stream()
+    await trio.sleep(0.2)  # the client reconnects meanwhile
     await ctx.info("After reconnect")
     return "Reconnection test completed"
 
@@ -344,6 +341,135 @@ async def test_trigger_prompt_change() -> str:
         server.prompt(name="test_dynamic_prompt")(_dynamic_prompt)
         return "added test_dynamic_prompt"
     return "removed test_dynamic_prompt"
+
+
+# 2026-07-28 multi round-trip requests (SEP-2322): a tool answers InputRequired, the client fulfils the
+# requests and calls again with ``inputResponses`` (``ctx.input_responses``) and the echoed state.
+
+
+def _ask_name(message: str = "What is your name?") -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    return InputRequired.elicitation(message, schema)
+
+
+def _accepted(answer: Any, field: str) -> Any:
+    """The accepted elicitation's ``field``, or None (declined, cancelled, or not an answer at all)."""
+    if not isinstance(answer, dict) or answer.get("action") != "accept":
+        return None
+    content = answer.get("content")
+    return content.get(field) if isinstance(content, dict) else None
+
+
+def _sampled_text(answer: Any) -> str | None:
+    content = answer.get("content") if isinstance(answer, dict) else None
+    return content.get("text") if isinstance(content, dict) else None
+
+
+def _capital_question() -> dict[str, Any]:
+    question = {"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}
+    return InputRequired.sampling([question], 100)
+
+
+@server.tool
+async def test_input_required_result_elicitation(ctx: Context) -> str | InputRequired:
+    """Asks for a name, then greets (input-required-result-basic-elicitation and its error cases).
+
+    A missing or unusable answer is asked for again rather than refused (missing-input-response).
+    """
+    name = _accepted(ctx.input_responses.get("user_name"), "name")
+    if not isinstance(name, str):
+        return InputRequired({"user_name": _ask_name()})
+    return f"Hello, {name}!"
+
+
+@server.tool
+async def test_input_required_result_sampling(ctx: Context) -> str | InputRequired:
+    """Asks the client's model a question, then reports its answer (input-required-result-basic-sampling)."""
+    answer = _sampled_text(ctx.input_responses.get("capital_question"))
+    if answer is None:
+        return InputRequired({"capital_question": _capital_question()})
+    return f"The model said: {answer}"
+
+
+@server.tool
+async def test_input_required_result_list_roots(ctx: Context) -> str | InputRequired:
+    """Asks for the client's roots, then lists them (input-required-result-basic-list-roots)."""
+    answer = ctx.input_responses.get("client_roots")
+    roots = answer.get("roots") if isinstance(answer, dict) else None
+    if not isinstance(roots, list):
+        return InputRequired({"client_roots": InputRequired.roots()})
+    uris = [root.get("uri") for root in roots if isinstance(root, dict)]
+    return f"Client roots: {', '.join(map(str, uris)) or '(none)'}"
+
+
+@server.tool
+async def test_input_required_result_request_state(ctx: Context) -> str | InputRequired:
+    """Round-trips a state the server checks (input-required-result-request-state)."""
+    confirmed = _accepted(ctx.input_responses.get("confirm"), "ok")
+    if ctx.request_state != "awaiting-confirmation" or confirmed is None:
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+        ask = InputRequired.elicitation("Please confirm", schema)
+        return InputRequired({"confirm": ask}, state="awaiting-confirmation")
+    return f"state-ok: confirmed={confirmed}"
+
+
+@server.tool
+async def test_input_required_result_multiple_inputs(ctx: Context) -> str | InputRequired:
+    """Asks for a name, a generated greeting and the roots at once (...-multiple-input-requests)."""
+    greeting = {"role": "user", "content": {"type": "text", "text": "Generate a greeting"}}
+    wanted = {
+        "user_name": _ask_name(),
+        "greeting": InputRequired.sampling([greeting], 50),
+        "client_roots": InputRequired.roots(),
+    }
+    answers = ctx.input_responses
+    if ctx.request_state != "all-three" or not all(key in answers for key in wanted):
+        return InputRequired(wanted, state="all-three")
+    name = _accepted(answers["user_name"], "name")
+    return f"{_sampled_text(answers['greeting'])}, {name}! (roots: {answers['client_roots'].get('roots')})"
+
+
+def _ask_color() -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}
+    return InputRequired.elicitation("Step 2: What is your favorite color?", schema)
+
+
+@server.tool
+async def test_input_required_result_multi_round(ctx: Context) -> str | InputRequired:
+    """Two rounds of questions; the state says which round this is (input-required-result-multi-round)."""
+    state = json.loads(ctx.request_state) if ctx.request_state else {"step": 1}
+    if state["step"] == 1:
+        name = _accepted(ctx.input_responses.get("step1"), "name")
+        if name is None:
+            return InputRequired({"step1": _ask_name("Step 1: What is your name?")}, state='{"step": 1}')
+        return InputRequired({"step2": _ask_color()}, state=json.dumps({"step": 2, "name": name}))
+    color = _accepted(ctx.input_responses.get("step2"), "color")
+    if color is None:
+        return InputRequired({"step2": _ask_color()}, state=ctx.request_state)
+    return f"{state['name']} likes {color}"
+
+
+@server.tool
+async def test_input_required_result_tampered_state(ctx: Context) -> str | InputRequired:
+    """Its state is sealed by the runtime; an edited one never reaches here (...-tampered-state)."""
+    if ctx.request_state != "sealed":
+        return InputRequired({"user_name": _ask_name()}, state="sealed")
+    return f"Hello, {_accepted(ctx.input_responses.get('user_name'), 'name')}!"
+
+
+@server.tool
+async def test_input_required_result_capabilities(ctx: Context) -> str | InputRequired:
+    """Asks only for what the client declared it can answer (input-required-result-capability-check)."""
+    possible = {
+        "elicitation": ("user_name", _ask_name()),
+        "sampling": ("capital_question", _capital_question()),
+        "roots": ("client_roots", InputRequired.roots()),
+    }
+    wanted = dict(value for cap, value in possible.items() if cap in ctx.client_capabilities)
+    missing = {key: ask for key, ask in wanted.items() if key not in ctx.input_responses}
+    if missing:
+        return InputRequired(missing)
+    return f"answered: {', '.join(sorted(wanted)) or 'nothing to ask'}"
 
 
 # -- resources ------------------------------------------------------------------------------------------
@@ -409,6 +535,17 @@ def test_prompt_with_image() -> list[PromptMessage]:
         PromptMessage("user", _image_content()),
         PromptMessage("user", TextContent("Please analyze the image above.")),
     ]
+
+
+@server.prompt
+async def test_input_required_result_prompt(ctx: Context) -> str | InputRequired:
+    """Asks what context to use before it renders (input-required-result-non-tool-request)."""
+    context = _accepted(ctx.input_responses.get("user_context"), "context")
+    if not isinstance(context, str):
+        schema = {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]}
+        ask = InputRequired.elicitation("What context should the prompt use?", schema)
+        return InputRequired({"user_context": ask})
+    return f"Use this context: {context}"
 
 
 # -- completion -----------------------------------------------------------------------------------------

@@ -152,3 +152,32 @@ async def test_missing_capability_is_refused(example: ModuleType) -> None:
             await client.call_tool("test_missing_capability")
     assert info.value.code == -32021
     assert info.value.data == {"requiredCapabilities": {"sampling": {}}}
+
+
+async def test_input_required_rounds(example: ModuleType) -> None:
+    """SEP-2322: the first call asks, the retry with the answers and the echoed state completes."""
+    async with (
+        start_server(example.server) as running,
+        open_memory_client(running, protocol_version=STATELESS, capabilities={"elicitation": {}}) as client,
+    ):
+        first = await client.call_tool("test_input_required_result_request_state")
+        answer = {"confirm": {"action": "accept", "content": {"ok": True}}}
+        retry = {
+            "name": "test_input_required_result_request_state",
+            "arguments": {},
+            "inputResponses": answer,
+            "requestState": first["requestState"],
+        }
+        done = await client.request("tools/call", retry)
+        with pytest.raises(JsonRpcError) as tampered:
+            await client.request("tools/call", {**retry, "requestState": first["requestState"] + "x"})
+        wrong_key = await client.request(
+            "tools/call",
+            {"name": "test_input_required_result_elicitation", "arguments": {}, "inputResponses": answer},
+        )
+    assert first["resultType"] == "input_required"
+    assert first["inputRequests"]["confirm"]["method"] == "elicitation/create"
+    assert "state-ok" in done["content"][0]["text"]
+    assert tampered.value.code == -32602
+    assert wrong_key["resultType"] == "input_required"  # asked again, not refused
+    assert list(wrong_key["inputRequests"]) == ["user_name"]
