@@ -150,9 +150,10 @@ async def test_restart_intensity_exceeded_closes_only_that_session() -> None:
         sid = client.session_id
         assert sid is not None
         await client.call_tool("counter")
-        for _ in range(2):
-            with pytest.raises(JsonRpcError):
-                await client.call_tool("crash")
+        with pytest.raises(JsonRpcError, match="restarted under the same id"):
+            await client.call_tool("crash")
+        with pytest.raises(JsonRpcError, match="was closed: it crashed more than 1 times"):
+            await client.call_tool("crash")
         await trio.testing.wait_all_tasks_blocked()
         assert not running.has_session(sid)
         assert running.session_ids() == [other.session_id]

@@ -305,13 +305,10 @@ async def run_incarnation(
         crashed = exc
     finally:
         slot.set_ref(None)
-        if slot.in_flight:
-            if crashed is not None:
-                why = f"session crashed ({type(crashed).__name__}); it is being restarted, retry the request"
-            elif slot.closing:
-                why = f"session closed ({slot.close_reason})"
-            else:
-                why = "server is shutting down"
-            slot.fail_in_flight(why)
+        # After a crash the keeper answers what is left, once it knows whether it restarts the session.
+        if slot.in_flight and crashed is None:
+            slot.fail_in_flight(
+                f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
+            )
     if crashed is not None:
         raise crashed

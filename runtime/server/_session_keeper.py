@@ -78,12 +78,15 @@ async def keep_session(
             await run_incarnation(slot, deps, task_status=status)
         except Exception as exc:
             if status is task_status and slot.incarnations == before:
+                slot.fail_in_flight(f"session failed to start ({type(exc).__name__})")
                 raise  # the session never started
             reason: BaseException = exc
         else:
             return  # a normal end is not restarted (a transient child)
         _emit(on_event, ChildExited(name, "actor", reason))
+        crash = type(reason).__name__
         if slot.closing or (child is not None and child.stop.is_set()):
+            slot.fail_in_flight(f"session crashed ({crash}) while closing")
             return
         now = trio.current_time()
         restarts = [(t, r) for (t, r) in restarts if t >= now - period]
@@ -96,5 +99,8 @@ async def keep_session(
                 f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
             )
             logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
+            slot.fail_in_flight(f"session crashed ({crash}) and was closed: {slot.close_reason}")
             return
+        # Every request the dead incarnation held gets its final answer now, running or still queued.
+        slot.fail_in_flight(f"session crashed ({crash}); it is being restarted under the same id, retry")
         status = _Restarted(name, on_event)
