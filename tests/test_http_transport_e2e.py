@@ -50,6 +50,17 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@app.tool(
+    input_schema={
+        "type": "object",
+        "properties": {"region": {"type": "string", "x-mcp-header": "Region"}, "query": {"type": "string"}},
+        "required": ["region"],
+    }
+)
+def regional(region: str, query: str = "") -> str:
+    return f"{query} in {region}"
+
+
 @app.tool
 async def reconnect(ctx: Context, pause: float = 0.2) -> str:
     await ctx.report_progress(1, 2)
@@ -323,6 +334,29 @@ async def test_stateless_requests_over_raw_http() -> None:
             refused = await client.post(url, json=init, headers=stateless_headers("initialize"))
             assert refused.status_code == 404 and refused.json()["error"]["code"] == -32601
             assert "mcp-session-id" not in refused.headers
+
+
+async def test_stateless_tool_calls_must_mirror_x_mcp_header_arguments() -> None:
+    with trio.fail_after(20):
+        async with served() as url, httpx2.AsyncClient() as client:
+            body = stateless(
+                "tools/call", {"name": "regional", "arguments": {"region": "Hello", "query": "q"}}
+            )
+            headers = stateless_headers("tools/call", "regional")
+            for header, ok in [
+                (None, False),
+                ("=?base64?SGVsbG8=?=", True),
+                ("=?base64?SGVsbG8?=", False),
+                ("Hello", True),
+                ("Bye", False),
+            ]:
+                sent = headers if header is None else {**headers, "mcp-param-region": header}
+                response = await client.post(url, json=body, headers=sent)
+                if ok:
+                    assert response.status_code == 200
+                    assert response.json()["result"]["content"][0]["text"] == "q in Hello"
+                else:
+                    assert response.status_code == 400 and response.json()["error"]["code"] == -32020
 
 
 async def test_stateless_state_access_is_an_error_not_a_crash() -> None:

@@ -27,10 +27,12 @@ from mcpvisor.runtime.protocol import (
     SessionLifecycle,
     StartSession,
     StatelessRequestContext,
+    check_param_headers,
     check_stateless_headers,
     extract_request_context,
     finish_stateless_result,
     has_stateless_envelope,
+    param_headers_of,
     to_json,
     unsupported_version_error,
 )
@@ -275,3 +277,53 @@ def test_any_initialize_params_never_raise(params: Any) -> None:
 def test_finish_keeps_an_input_required_result_and_adds_no_cache_fields() -> None:
     asking = {"resultType": "input_required", "inputRequests": {}, "requestState": "s"}
     assert finish_stateless_result("resources/read", asking) == asking
+
+
+# --- SEP-2243 Mcp-Param headers ----------------------------------------------------------------------
+
+PARAM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "priority": {"type": "integer", "x-mcp-header": "Priority"},
+        "urgent": {"type": "boolean", "x-mcp-header": "Urgent"},
+        "query": {"type": "string"},
+    },
+}
+
+
+def test_param_headers_come_from_x_mcp_header_annotations() -> None:
+    assert param_headers_of(PARAM_SCHEMA) == {
+        "region": "mcp-param-region",
+        "priority": "mcp-param-priority",
+        "urgent": "mcp-param-urgent",
+    }
+    assert param_headers_of({"type": "object"}) == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sent", "ok"),
+    [
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVsbG8=?="}, True),
+        ({"region": "Hello"}, {"mcp-param-region": "  Hello "}, True),  # OWS is not part of the value
+        ({"region": "SGVsbG8="}, {"mcp-param-region": "SGVsbG8="}, True),  # no wrapper: literal
+        ({"region": "=?base64?SGVsbG8="}, {"mcp-param-region": "=?base64?SGVsbG8="}, True),
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVsbG8?="}, False),  # bad padding
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVs!!!bG8=?="}, False),  # bad characters
+        ({"region": "Hello"}, {}, False),  # sent in the body, not in the header
+        ({"region": "Hello"}, {"mcp-param-region": "Bye"}, False),
+        ({"priority": 3, "urgent": True}, {"mcp-param-priority": "3", "mcp-param-urgent": "true"}, True),
+        ({"priority": 3}, {"mcp-param-priority": "4"}, False),
+        ({"query": "x"}, {}, True),  # not annotated, not mirrored
+        ({"region": None}, {}, True),  # null is not a value to mirror
+    ],
+)
+def test_param_headers_must_mirror_the_arguments(
+    arguments: dict[str, Any], sent: dict[str, str], ok: bool
+) -> None:
+    req = Request(4, "tools/call", {"name": "t", "arguments": arguments})
+    answer = check_param_headers(req, sent, param_headers_of(PARAM_SCHEMA))
+    if ok:
+        assert answer is None
+    else:
+        assert isinstance(answer, ErrorResponse) and answer.error.code == -32020

@@ -94,10 +94,12 @@ from ._stateless import (
     PROTOCOL_VERSION_META_KEY,
     SERVER_INFO_META_KEY,
     StatelessRequestContext,
+    check_param_headers,
     check_stateless_headers,
     extract_request_context,
     finish_stateless_result,
     has_stateless_envelope,
+    param_headers_of,
 )
 from ._uri_template import UriTemplate
 from ._versions import (
@@ -176,6 +178,8 @@ __all__ = [
     "has_stateless_envelope",
     "extract_request_context",
     "check_stateless_headers",
+    "check_param_headers",
+    "param_headers_of",
     "finish_stateless_result",
     # notifications
     "progress_token_of",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -197,6 +198,63 @@ def check_stateless_headers(request: Request, headers: Mapping[str, str]) -> Err
         if body_value is not None and decode_header_value(headers.get(NAME_HEADER)) != body_value:
             return error_response(
                 request.id, HEADER_MISMATCH, f"Mcp-Name header does not match the request's {name_key!r}"
+            )
+    return None
+
+
+PARAM_HEADER_PREFIX: Final = "mcp-param-"
+"""SEP-2243: a tool argument annotated `"x-mcp-header": "Region"` is mirrored in `Mcp-Param-Region`."""
+
+
+def param_headers_of(input_schema: Mapping[str, Any]) -> dict[str, str]:
+    """Top-level property -> lower-case header name, for each property carrying `x-mcp-header`."""
+    properties = input_schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for prop, sub in properties.items():
+        name = sub.get("x-mcp-header") if isinstance(sub, Mapping) else None
+        if isinstance(name, str) and name:
+            out[prop] = PARAM_HEADER_PREFIX + name.lower()
+    return out
+
+
+def _header_form(value: Any) -> str | None:
+    """How a primitive argument reads in a header (None: not mirrored)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return None
+
+
+def check_param_headers(
+    request: Request, headers: Mapping[str, str], bindings: Mapping[str, str]
+) -> ErrorResponse | None:
+    """The `Mcp-Param-*` headers of a `tools/call` must mirror the annotated arguments (-32020).
+
+    `bindings` is `param_headers_of(the tool's inputSchema)`; `headers` are keyed by lower-case name.
+    An argument that is sent needs its header; a `=?base64?...?=` value is decoded first (invalid
+    Base64 is a mismatch); anything else is literal, surrounding whitespace excluded (RFC 9110).
+    """
+    arguments = request.params.get("arguments") if request.params is not None else None
+    if not bindings or not isinstance(arguments, Mapping):
+        return None
+    for prop, header in bindings.items():
+        expected = _header_form(arguments.get(prop))
+        if expected is None:
+            continue
+        raw = headers.get(header)
+        sent = decode_header_value(raw.strip()) if raw is not None else None
+        if sent != expected:
+            problem = "is missing" if raw is None else "does not match"
+            return error_response(
+                request.id,
+                HEADER_MISMATCH,
+                f"{header.title()} header {problem} the argument {prop!r}",
+                {"header": header, "argument": prop},
             )
     return None
 

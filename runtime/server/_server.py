@@ -34,6 +34,7 @@ from ..protocol import (
     ToolsCapability,
     from_wire,
     is_stateless,
+    param_headers_of,
     to_wire,
 )
 from ._completion import RegisteredCompleter, make_completer
@@ -182,6 +183,12 @@ class Server:
             return fn
 
         return register(fn) if fn is not None else register
+
+    def param_headers(self, tool: str) -> dict[str, str]:
+        """The ``Mcp-Param-*`` headers (lower-case) a 2026-07-28 HTTP ``tools/call`` of ``tool`` must
+        send, by argument: the ``x-mcp-header`` annotations of its input schema (SEP-2243)."""
+        registered = self._tools.get(tool)
+        return param_headers_of(registered.tool.input_schema) if registered is not None else {}
 
     def remove_tool(self, name: str) -> None:
         """Stop offering a tool (clients are told through ``notifications/tools/list_changed``)."""

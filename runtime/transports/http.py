@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
@@ -40,6 +40,7 @@ from ..protocol import (
     Request,
     RequestId,
     Response,
+    check_param_headers,
     check_stateless_headers,
     encode,
     error_response,
@@ -129,6 +130,17 @@ class McpHttpApp:
         self.reply_buffer = reply_buffer
         self._streams: dict[str, SessionStreams] = {}
         self._initializes = 0
+        # SEP-2243 needs the tools' schemas (their `x-mcp-header` annotations); a `RunningServer`
+        # port carries its `Server`. Any other port (a test fake, a custom runtime) is not checked.
+        server = getattr(port, "server", None)
+        self._param_headers_of: Callable[[str], Mapping[str, str]] | None = getattr(
+            server, "param_headers", None
+        )
+
+    def _param_headers(self, tool: Any) -> Mapping[str, str]:
+        if self._param_headers_of is None or not isinstance(tool, str):
+            return {}
+        return self._param_headers_of(tool)
 
     # -- ASGI entry ---------------------------------------------------------------------------------
 
@@ -344,6 +356,8 @@ class McpHttpApp:
         self, ex: Exchange, headers: dict[str, str], request: Request, wants_sse: bool
     ) -> None:
         mismatch = check_stateless_headers(request, headers)
+        if mismatch is None and request.method == "tools/call" and request.params is not None:
+            mismatch = check_param_headers(request, headers, self._param_headers(request.params.get("name")))
         if mismatch is not None:
             await ex.respond(400, encode(mismatch))
             return
