@@ -303,3 +303,18 @@ async def test_close_sse_stream_is_dropped_in_memory() -> None:
         result = await client.call_tool("detach", progress_token="t")
         assert text_of(result) == "still here"
         assert [n.method for n in client.notifications] == ["notifications/progress"]
+
+
+async def test_a_submit_waiting_for_a_restart_learns_the_session_was_closed() -> None:
+    async with (
+        start_server(app, session_restart_intensity=0) as running,
+        open_memory_client(running, close=False) as client,
+    ):
+        sid = client.session_id
+        assert sid is not None
+        ref = running.session_actor(sid)
+        assert ref is not None
+        ref.request_stop(RuntimeError("boom"))  # a crash; intensity 0: the session gives up
+        await ref.wait_exit()
+        with trio.fail_after(1), pytest.raises(UnknownSession):
+            await client.call_tool("counter")

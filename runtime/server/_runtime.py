@@ -282,7 +282,7 @@ class RunningServer:
                 ref = slot.ref
                 if ref is not None and ref.alive:
                     return ref
-                if slot.closing or slot.done.is_set():
+                if slot.closing or self._slots.get(slot.session_id) is not slot:
                     raise UnknownSession(slot.session_id)
                 await slot.wait_changed()
         raise SessionBusy(slot.session_id, self._retry_after)
@@ -380,6 +380,7 @@ class RunningServer:
         if self._slots.get(sid) is slot:
             del self._slots[sid]
         self._reaper.forget(slot)
+        slot.set_ref(None)  # wakes submitters waiting for an incarnation that will not come
         slot.close_standalone()
         slot.fail_in_flight(
             f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
