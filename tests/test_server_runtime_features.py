@@ -318,3 +318,18 @@ async def test_a_submit_waiting_for_a_restart_learns_the_session_was_closed() ->
         await ref.wait_exit()
         with trio.fail_after(1), pytest.raises(UnknownSession):
             await client.call_tool("counter")
+
+
+async def test_task_records_go_through_the_task_runtime() -> None:
+    from mcpvisor.backends import MemoryTaskBackend, TaskRecord
+    from mcpvisor.runtime.server._task_runtime import CreateTask, GetTask
+
+    backend = MemoryTaskBackend()
+    async with start_server(app, task_backend=backend) as running:
+        tasks = running.registry.whereis("task_runtime")
+        assert tasks is not None
+        created = await tasks.call(CreateTask(TaskRecord("t1", owner="s1", created_at=1.0, updated_at=1.0)))
+        assert created.version == 1
+        assert (await tasks.call(GetTask("t1"))).owner == "s1"
+        assert await tasks.call(GetTask("nope")) is None
+    assert await backend.get("t1") is not None  # an object backend stays the caller's (not closed)
