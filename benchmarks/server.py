@@ -465,6 +465,10 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                 floors["fastmcp"] = ServerProcess(
                     "floor-uvicorn", lambda p: [str(python), floor, "--server", "uvicorn", "--port", str(p)]
                 )
+                floors["trio-h11"] = ServerProcess(
+                    "floor-trio-h11",
+                    lambda p: [sys.executable, floor, "--server", "trio-h11", "--port", str(p)],
+                )
             for server in [*servers.values(), *floors.values()]:
                 server.wait_ready()
             for r in range(n_rounds):
@@ -480,7 +484,11 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                             keep(side, f"http/{tool}/{k}", run_json([*load, *calls, *one_round], timeout))
                         for side, server in floors.items() if tool == "add" else ():
                             calls = ["calls", "--url", server.url, "--sessions", str(k)]
-                            keep(side, f"http/floor/{k}", run_json([*load, *calls, *one_round], timeout))
+                            out = run_json([*load, *calls, *one_round], timeout)
+                            if side == "trio-h11":
+                                keep("ours", f"http/floor-trio-h11/{k}", out)
+                            else:
+                                keep(side, f"http/floor/{k}", out)
                 for side, server in servers.items():
                     sessions = ["sessions", "--url", server.url, "--count", str(sizes["sessions"])]
                     keep(side, "http/sessions", run_json([*load, *sessions, "--rounds", "1"], timeout))
@@ -521,7 +529,8 @@ def ratio(a: Any, b: Any) -> float | None:
 
 
 def rows(sizes: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(label, result key, field, unit) for every figure compared."""
+    """(label, result key, field, unit) for every figure compared; ``ours_key|fastmcp_key`` when the
+    two sides' figures are stored under different keys."""
     out: list[tuple[str, str, str, str]] = []
     for where in ("inmemory", "http"):
         for tool in TOOLS:
@@ -533,6 +542,8 @@ def rows(sizes: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append((f"{where} session open+init+close/s", f"{where}/sessions", "per_s", "/s"))
     for k in CONCURRENCY if sizes["floor"] else ():
         out.append((f"HTTP floor {k}s calls/s (hypercorn|uvicorn)", f"http/floor/{k}", "per_s", "/s"))
+        key = f"http/floor-trio-h11/{k}|http/floor/{k}"
+        out.append((f"HTTP floor {k}s calls/s (trio+h11|uvicorn)", key, "per_s", "/s"))
     for n in sizes["rss"]:
         out.append((f"RSS/idle session @{n:,}", f"rss/{n}", "bytes_per_session", "B"))
     out.append((f"RSS/held HTTP session @{sizes['rss_http']:,}", "rss/http_held", "bytes_per_session", "B"))
@@ -553,7 +564,8 @@ def report(results: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, An
     print()
     print(f"{'':40} {'mcpvisor':>12} {'FastMCP':>12} {'ours/FastMCP':>13}")
     for label, key, field, unit in rows(sizes):
-        a, b = get(results["ours"], key, field), get(results["fastmcp"], key, field)
+        ours_key, _, fast_key = key.partition("|")
+        a, b = get(results["ours"], ours_key, field), get(results["fastmcp"], fast_key or ours_key, field)
         r = ratio(a, b)
         ratios[label] = r
         print(f"{label:40} {fmt(a, unit):>12} {fmt(b, unit):>12} {'-' if r is None else f'{r:.2f}x':>13}")
