@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 import trio
 from _fake_env import FakeEnv, stateless_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcpvisor.runtime.protocol import JsonRpcError, Request, finish_stateless_result
 from mcpvisor.runtime.server import Context, InputRequired, Server, handle_request
+from mcpvisor.runtime.server._input_rounds import StateSeal
 
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 CAPS = {"elicitation": {}, "sampling": {}, "roots": {}}
@@ -280,3 +283,49 @@ async def test_through_the_runtime_both_eras_serve_the_same_handler() -> None:
             async with open_memory_client(running, capabilities=CAPS, on_request=answer) as client:
                 greeted = await client.call_tool("greet")
                 assert greeted["content"][0]["text"] == "Hello, Di!"
+
+
+async def test_ctx_elicit_in_a_child_task_still_ends_the_round() -> None:
+    server = Server("nursery")
+
+    @server.tool
+    async def fan_out(ctx: Context) -> str:
+        answers: list[str] = []
+
+        async def ask() -> None:
+            answers.append((await ctx.elicit("Name?", NAME_SCHEMA))["content"]["name"])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+        return answers[0]
+
+    env = stateless_env(client_capabilities=CAPS)
+    first = await call(server, "tools/call", {"name": "fan_out"}, env)
+    assert first["resultType"] == "input_required" and list(first["inputRequests"]) == ["_ask1"]
+    done = await call(
+        server, "tools/call", {"name": "fan_out", "inputResponses": {"_ask1": accept(name="Ed")}}, env
+    )
+    assert done["content"][0]["text"] == "Ed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.one_of(st.none(), st.text(max_size=40)),
+    position=st.integers(min_value=0),
+    flip=st.integers(1, 255),
+)
+def test_a_sealed_state_round_trips_and_any_changed_byte_is_refused(
+    state: str | None, position: int, flip: int
+) -> None:
+    seal = StateSeal(b"0123456789abcdef")
+    asked = {"_ask1": {"action": "accept"}}
+    token = seal.seal("tools/call\nt", state, asked)
+    assert seal.open("tools/call\nt", token) == (state, asked)
+    raw = bytearray(token.encode())
+    i = position % len(raw)
+    raw[i] = (raw[i] + flip) % 256
+    changed = raw.decode("latin-1")
+    if changed != token:
+        with pytest.raises(JsonRpcError) as info:
+            seal.open("tools/call\nt", changed)
+        assert info.value.code == -32602

@@ -128,10 +128,13 @@ async def invoke(
         raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
     except Exception as exc:
         if isinstance(exc, ExceptionGroup):
-            crash: BaseException | None = exc.subgroup(CrashSession)
-            while isinstance(crash, BaseExceptionGroup):
-                crash = crash.exceptions[0]
-            if crash is not None:
-                raise crash from exc
+            # From a handler's own nursery: a crash request wins, then a round that needs input
+            # (``ctx.elicit`` in a child task of a 2026-07-28 request).
+            for wanted in (CrashSession, NeedsInput):
+                found: BaseException | None = exc.subgroup(wanted)
+                while isinstance(found, BaseExceptionGroup):
+                    found = found.exceptions[0]
+                if found is not None:
+                    raise found from exc
         logger.exception("%s raised", handler.label)
         raise JsonRpcError(INTERNAL_ERROR, "Internal error") from exc

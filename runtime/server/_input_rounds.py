@@ -164,8 +164,12 @@ class StateSeal:
             return None
         body, _, mac = token.partition(".")
         try:
-            payload = _unb64(body)
-            if not hmac.compare_digest(_unb64(mac), self._mac(binding, payload)):
+            payload, signature = _unb64(body), _unb64(mac)
+            # Canonical form only: Base64 ignores the spare bits of its last character, and a token
+            # that differs from the one we issued is refused even when it decodes to the same bytes.
+            if _b64(payload) != body or _b64(signature) != mac:
+                return None
+            if not hmac.compare_digest(signature, self._mac(binding, payload)):
                 return None
             opened = json.loads(payload)
         except (ValueError, binascii.Error):
