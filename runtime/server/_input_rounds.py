@@ -69,7 +69,7 @@ class InputRequired:
     ``InputRequired.elicitation``, ``.sampling`` and ``.roots``); the client's answers come back in
     ``ctx.input_responses`` under the same keys. ``state`` (any string) comes back, verified, in
     ``ctx.request_state``: keep there what the next round needs, since nothing else survives between
-    rounds.
+    rounds. Keys starting with ``_ask`` belong to ``ctx.elicit`` & co.: pick others.
     """
 
     requests: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_requests)
