@@ -941,3 +941,30 @@ def test_a_hand_written_schema_must_describe_an_object() -> None:
         server.tool(name="bad", input_schema={"type": "string"})(lambda **kw: None)
     with pytest.raises(TypeError, match="keyword arguments only"):
         server.tool(name="pos", input_schema={"type": "object"})(lambda x, /: None)
+
+
+@pytest.mark.parametrize(
+    ("properties", "problem"),
+    [
+        ({"r": {"type": "string", "x-mcp-header": "Bad Name"}}, "HTTP token"),
+        ({"r": {"type": "object", "x-mcp-header": "Region"}}, "string, integer, number or boolean"),
+        (
+            {
+                "a": {"type": "string", "x-mcp-header": "Region"},
+                "b": {"type": "string", "x-mcp-header": "region"},
+            },
+            "both use the header",
+        ),
+    ],
+)
+def test_x_mcp_header_annotations_are_checked_at_registration(
+    properties: dict[str, Any], problem: str
+) -> None:
+    server = Server("s")
+    with pytest.raises(ValueError, match=problem):
+        server.tool(name="t", input_schema={"type": "object", "properties": properties})(lambda **kw: None)
+    server.tool(
+        name="ok",
+        input_schema={"type": "object", "properties": {"r": {"type": "string", "x-mcp-header": "R"}}},
+    )(lambda **kw: None)
+    assert server.param_headers("ok") == {"r": "mcp-param-r"} and server.param_headers("nope") == {}

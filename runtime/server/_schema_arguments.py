@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -58,6 +59,30 @@ def _type_name(value: Any) -> str:
         if _is_type(value, name):
             return name
     return type(value).__qualname__
+
+
+#: RFC 9110 token characters: what may follow ``Mcp-Param-`` in a header name.
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_TYPES: Final = frozenset({"string", "integer", "number", "boolean"})
+
+
+def _check_header_annotations(properties: Mapping[str, Any], label: str) -> None:
+    """``x-mcp-header`` (SEP-2243) names an HTTP header: a token, unique ignoring case, on a primitive
+    top-level property (a header carries one scalar). Wrong ones fail at registration, not per call."""
+    seen: dict[str, str] = {}
+    for prop, sub in properties.items():
+        name = sub.get("x-mcp-header") if isinstance(sub, Mapping) else None
+        if name is None:
+            continue
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"{label}: x-mcp-header of {prop!r} must be an HTTP token, not {name!r}")
+        if sub.get("type") not in _HEADER_TYPES:
+            raise ValueError(
+                f"{label}: x-mcp-header on {prop!r} needs a string, integer, number or boolean property"
+            )
+        other = seen.setdefault(name.lower(), prop)
+        if other != prop:
+            raise ValueError(f"{label}: {prop!r} and {other!r} both use the header Mcp-Param-{name}")
 
 
 @attrs.frozen
@@ -100,6 +125,7 @@ class SchemaArguments:
             names = (declared,) if isinstance(declared, str) else declared
             if isinstance(names, list | tuple) and names and all(n in _JSON_TYPES for n in names):
                 types[prop] = tuple(names)
+        _check_header_annotations(properties, handler.label)
         closed = (
             frozenset(properties)
             if own.get("additionalProperties") is False and "patternProperties" not in own
