@@ -79,7 +79,8 @@ def test_stdio_eof_exits_0() -> None:
     assert done.stdout == '{"jsonrpc":"2.0","id":1,"result":{}}\n'  # ping is served before initialize
 
 
-def test_http_demo_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_http_demo_prints_its_url_serves_and_stops_in_order(stop: signal.Signals) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mcpvisor", "demo", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -114,8 +115,9 @@ def test_http_demo_prints_its_url_serves_and_stops_on_ctrl_c() -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200 and response.headers["mcp-session-id"]
             assert b'"serverInfo":{"name":"mcpvisor-demo"' in response.read()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(timeout=20) == 0
+        assert "SupervisorStopped(supervisor='server'" in proc.stderr.read()  # an orderly stop
     finally:
         if proc.poll() is None:
             proc.kill()

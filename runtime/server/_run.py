@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -37,38 +39,76 @@ async def serve(
     port: int = 8000,
     session_state_store: str | SessionStateStore = "memory://",
     task_backend: str | TaskBackend = "memory://",
+    stop: trio.Event | None = None,
     task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
-    """Run ``server`` on ``transport`` until the transport ends (stdio EOF) or the caller cancels.
+    """Run ``server`` on ``transport`` until the transport ends (stdio EOF), ``stop`` is set, or the
+    caller cancels. ``task_status.started`` gets the HTTP URL (None for stdio).
 
-    ``task_status.started`` gets the HTTP URL (None for stdio).
+    Prefer ``stop`` to cancelling: it ends only the transport, so the body of ``start_server`` returns
+    and the tree stops in order (children in reverse order, each with its grace period, backends
+    closed), where a cancellation reaches every task of the tree at once.
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
-    async with start_server(
-        server, session_state_store=session_state_store, task_backend=task_backend, **options
-    ) as running:
+    async with (
+        start_server(
+            server, session_state_store=session_state_store, task_backend=task_backend, **options
+        ) as running,
+        trio.open_nursery() as nursery,
+    ):
+        if stop is not None:
+
+            async def stop_transport() -> None:
+                await stop.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_transport)
         if transport == "stdio":
             from ..transports.stdio import serve_stdio
 
             task_status.started(None)
             await serve_stdio(running)
+            nursery.cancel_scope.cancel()  # end of input: done
             return
         from ..transports.http import serve_http
 
+        bound: int = await nursery.start(functools.partial(serve_http, running, host=host, port_number=port))
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{bound}/mcp"
+        print(
+            f"mcpvisor: serving {getattr(server, 'name', 'MCP server')} at {url}",
+            file=sys.stderr,
+            flush=True,
+        )
+        task_status.started(url)
+
+
+async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGTERM (a container or service manager stopping us) sets ``stop``: an
+    orderly stop, as Ctrl-C is, instead of dying mid-write."""
+    stop = trio.Event()
+    lone: BaseException | None = None
+    try:
         async with trio.open_nursery() as nursery:
-            bound: int = await nursery.start(
-                functools.partial(serve_http, running, host=host, port_number=port)
-            )
-            shown = f"[{host}]" if ":" in host else host
-            url = f"http://{shown}:{bound}/mcp"
-            print(
-                f"mcpvisor: serving {getattr(server, 'name', 'MCP server')} at {url}",
-                file=sys.stderr,
-                flush=True,
-            )
-            task_status.started(url)
+
+            async def on_sigterm() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        logging.getLogger("mcpvisor.runtime.server").info("SIGTERM: stopping")
+                        stop.set()
+                        return
+
+            nursery.start_soon(on_sigterm)
+            await main(stop)
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        lone = group.exceptions[0]  # the server's own error (a bad backend URL...), raised bare
+    if lone is not None:
+        raise lone
 
 
 def run_server(
@@ -80,20 +120,21 @@ def run_server(
     task_backend: str | TaskBackend = "memory://",
     **options: Any,
 ) -> None:
-    """Serve until stdin ends (stdio) or Ctrl-C; blocking."""
+    """Serve until stdin ends (stdio), Ctrl-C or SIGTERM; blocking."""
     configure_logging()
     try:
         trio.run(
-            functools.partial(
-                serve,
+            _until_terminated,
+            lambda stop: serve(
                 server,
+                stop=stop,
                 transport=transport,
                 host=host,
                 port=port,
                 session_state_store=session_state_store,
                 task_backend=task_backend,
                 **options,
-            )
+            ),
         )
     except* KeyboardInterrupt:  # bare, or inside the groups of the nurseries it crossed
         logging.getLogger("mcpvisor.runtime.server").info("interrupted: stopped")
