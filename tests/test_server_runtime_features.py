@@ -333,3 +333,37 @@ async def test_task_records_go_through_the_task_runtime() -> None:
         assert (await tasks.call(GetTask("t1"))).owner == "s1"
         assert await tasks.call(GetTask("nope")) is None
     assert await backend.get("t1") is not None  # an object backend stays the caller's (not closed)
+
+
+async def test_a_sync_handler_may_register_a_tool_and_sessions_hear_list_changed() -> None:
+    server = Server("sync-registrar")
+
+    @server.tool()
+    def register() -> str:  # runs in a worker thread
+        @server.tool(name="late")
+        async def late() -> str:
+            return "late"
+
+        return "registered"
+
+    async with start_server(server) as running, open_memory_client(running) as client:
+        client.listen()
+        assert text_of(await client.call_tool("register")) == "registered"
+        await trio.testing.wait_all_tasks_blocked()
+        assert [n.method for n in client.notifications] == ["notifications/tools/list_changed"]
+        assert text_of(await client.call_tool("late")) == "late"
+
+
+async def test_initialize_inside_the_stateless_envelope_is_method_not_found() -> None:
+    envelope = {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    }
+    async with start_server(app) as running:
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        await running.submit(None, Request(1, "initialize", envelope), send)
+        replies = [m async for m in receive]
+    assert len(replies) == 1 and isinstance(replies[0], ErrorResponse)
+    assert replies[0].error.code == -32601

@@ -121,6 +121,9 @@ class RunningServer:
         self._period = session_restart_period
         self._shutdown_grace = shutdown_grace
         self._retry_after = busy_retry_after
+        # A sync handler runs in a worker thread and may (un)register tools from there; list_changed
+        # must then hop back onto the trio thread.
+        self._trio_token = trio.lowlevel.current_trio_token()
         self._on_event = on_event
         self._slots: dict[str, SessionSlot] = {}
         self._tree: SupervisorHandle | None = None
@@ -190,6 +193,11 @@ class RunningServer:
         )
 
     def _list_changed(self, kind: Any) -> None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # off the trio thread: a sync handler changed a registration
+            self._trio_token.run_sync_soon(self._list_changed, kind)
+            return
         bus = self.registry.whereis(EVENT_BUS_NAME)
         if bus is not None:
             try:
@@ -293,7 +301,7 @@ class RunningServer:
         if type(message) is not Request:
             return  # notifications and responses without a session have nowhere to go
         assert replies is not None
-        if message.method == "initialize":
+        if message.method == "initialize" and not has_stateless_envelope(message.params):
             await _reply_now(
                 replies,
                 error_response(
