@@ -634,21 +634,11 @@ class McpHttpApp:
             await self._transport_error(ex, exc)
             return
         stream = streams.open(standalone=True)
-        if previous is not None and resume is not None:
-            # Events the old standalone connection missed go first on the new one (with new ids: ids
-            # are per stream, and this is a new stream).
-            backlog = list(previous.since(resume[1]))
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(pump_standalone, channel, stream, backlog)
-                delivered = await write_stream(
-                    ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms
-                )
-                nursery.cancel_scope.cancel()
-            if delivered:
-                streams.discard(stream.key)
-            return
+        # When this resumes a standalone stream, the events its old connection missed go first on the
+        # new one (with new ids: ids are per stream, and this is a new stream).
+        backlog = list(previous.since(resume[1])) if previous is not None and resume is not None else []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_standalone, channel, stream, [])
+            nursery.start_soon(pump_standalone, channel, stream, backlog)
             delivered = await write_stream(
                 ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms
             )
