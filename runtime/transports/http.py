@@ -248,6 +248,17 @@ class McpHttpApp:
         self._forget(session_id)
         await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
 
+    async def _live_session(self, ex: Exchange, session_id: str | None) -> str | None:
+        """``session_id`` when it names a live session; else answers 400 (no Mcp-Session-Id) or 404
+        (unknown or expired) and returns None."""
+        if session_id is None:
+            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return None
+        if not self.port.has_session(session_id):
+            await self._unknown_session(ex, session_id)
+            return None
+        return session_id
+
     async def _transport_error(self, ex: Exchange, exc: TransportError) -> None:
         if isinstance(exc, UnknownSession):
             await self._unknown_session(ex, exc.session_id)
@@ -526,11 +537,9 @@ class McpHttpApp:
         wants_sse: bool,
     ) -> None:
         """A 2025-03-26 batch: every item goes to the session; the answers come back together."""
-        if session_id is None:  # parse_payload refuses batches without a session; defensive
-            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-            return
-        if not self.port.has_session(session_id):
-            await self._unknown_session(ex, session_id)
+        # parse_payload refuses batches without a session: the 400 here is defensive.
+        session_id = await self._live_session(ex, session_id)
+        if session_id is None:
             return
         early: list[Message] = []
         channels: list[tuple[RequestId, trio.MemoryReceiveChannel[Message]]] = []
@@ -594,7 +603,6 @@ class McpHttpApp:
     # -- GET ----------------------------------------------------------------------------------------
 
     async def _get(self, ex: Exchange, headers: dict[str, str]) -> None:
-        session_id = headers.get(SESSION_HEADER)
         if self._stateless_client(headers):
             await ex.error(
                 405, INVALID_REQUEST, "Method Not Allowed: no GET stream in 2026-07-28", [("allow", "POST")]
@@ -603,11 +611,8 @@ class McpHttpApp:
         if not accepts(accepted_types(headers.get("accept")), SSE):
             await ex.error(406, INVALID_REQUEST, "Not Acceptable: GET needs Accept: text/event-stream")
             return
+        session_id = await self._live_session(ex, headers.get(SESSION_HEADER))
         if session_id is None:
-            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-            return
-        if not self.port.has_session(session_id):
-            await self._unknown_session(ex, session_id)
             return
         streams = self._session_streams(session_id)
         resume = (
@@ -649,17 +654,13 @@ class McpHttpApp:
     # -- DELETE -------------------------------------------------------------------------------------
 
     async def _delete(self, ex: Exchange, headers: dict[str, str]) -> None:
-        session_id = headers.get(SESSION_HEADER)
         if self._stateless_client(headers):
             await ex.error(
                 405, INVALID_REQUEST, "Method Not Allowed: no sessions in 2026-07-28", [("allow", "POST")]
             )
             return
+        session_id = await self._live_session(ex, headers.get(SESSION_HEADER))
         if session_id is None:
-            await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-            return
-        if not self.port.has_session(session_id):
-            await self._unknown_session(ex, session_id)
             return
         await self.port.close_session(session_id)
         self._forget(session_id)
