@@ -563,8 +563,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3001, help="port to listen on (default 3001)")
+    parser.add_argument(
+        "--state-store", default="memory://", help="memory:// | sqlite:///file.db | redis://..."
+    )
+    parser.add_argument(
+        "--task-backend", default="memory://", help="memory:// | sqlite:///file.db | redis://..."
+    )
     args = parser.parse_args()
-    server.run(transport="http", host=args.host, port=args.port)
+    server.run(
+        transport="http",
+        host=args.host,
+        port=args.port,
+        session_state_store=args.state_store,
+        task_backend=args.task_backend,
+    )
 
 
 if __name__ == "__main__":
