@@ -10,20 +10,10 @@ import pytest
 import trio
 from _asgi_client import open_request, parse_sse, request, sse_messages
 from _fake_port import FakePort, fake_port
+from _http_messages import BOTH, INIT
 from mcpvisor.runtime.protocol import Notification, Request, Response
 from mcpvisor.runtime.transports.http import McpHttpApp, mcp_asgi_app
 
-BOTH = {"accept": "application/json, text/event-stream"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},

@@ -180,18 +180,8 @@ async def test_a_tool_ends_its_sse_stream_and_the_sdk_resumes() -> None:
             assert result.content[0].text == "done after reconnecting" and seen == [1, 2]  # type: ignore[union-attr]
 
         async with served(retry_ms=10) as url, httpx2.AsyncClient() as client:
-            init = {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "1"},
-                },
-            }
             sse = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-            opened = await client.post(url, json=init, headers={**sse, "accept": "application/json"})
+            opened = await client.post(url, json=INIT, headers={**sse, "accept": "application/json"})
             sid = opened.headers["mcp-session-id"]
             headers = {**sse, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
             call = {

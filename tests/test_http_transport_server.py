@@ -11,19 +11,8 @@ import pytest
 import trio
 from _asgi_client import parse_sse
 from _fake_port import FakePort, fake_port
+from _http_messages import BOTH, INIT
 from mcpvisor.runtime.transports.http import serve_http
-
-BOTH = {"accept": "application/json, text/event-stream"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 @pytest.fixture
