@@ -12,7 +12,7 @@ after the first page.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ..protocol import (
     INTERNAL_ERROR,
@@ -79,6 +79,18 @@ def _param_str(params: Mapping[str, Any], key: str) -> str:
     return value
 
 
+_T = TypeVar("_T")
+
+
+def _named(registry: Mapping[str, _T], what: str, params: Mapping[str, Any]) -> tuple[str, _T]:
+    """``params.name`` and what it names in ``registry``; an unknown name is -32602 ``Unknown <what>``."""
+    name = _param_str(params, "name")
+    found = registry.get(name)
+    if found is None:
+        raise JsonRpcError(INVALID_PARAMS, f"Unknown {what}: {name!r}", {"name": name})
+    return name, found
+
+
 # -- ping and logging ---------------------------------------------------------------------------------
 
 
@@ -103,10 +115,7 @@ async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv
 
 
 async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    name = _param_str(params, "name")
-    tool = server._tools.get(name)
-    if tool is None:
-        raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name!r}", {"name": name})
+    name, tool = _named(server._tools, "tool", params)
     try:
         kwargs = _bind(tool.signature, params.get("arguments"))
     except ArgumentError as exc:
@@ -248,10 +257,7 @@ async def _list_prompts(server: Server, params: Mapping[str, Any], env: RequestE
 
 
 async def _get_prompt(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
-    name = _param_str(params, "name")
-    prompt = server._prompts.get(name)
-    if prompt is None:
-        raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {name!r}", {"name": name})
+    name, prompt = _named(server._prompts, "prompt", params)
     kwargs = bind_prompt(prompt, params.get("arguments"))
     description = prompt.prompt.description
 
