@@ -353,24 +353,26 @@ def _compile_attrs(cls: type[Any], exclude: ExcludePredicate) -> tuple[JsonSchem
 # --- functions -------------------------------------------------------------------------------------------
 
 
+def hint_is(hint: Any, classes: tuple[type, ...]) -> bool:
+    """Whether ``hint`` names one of ``classes`` (or a subclass): bare, in a union such as ``C | None``,
+    or wrapped in ``Annotated[C, ...]``."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    if isinstance(hint, type) and issubclass(hint, classes):
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(hint_is(arg, classes) for arg in typing.get_args(hint) if arg is not type(None))
+    return False
+
+
 def _excluder(exclude: ExcludePredicate | Collection[type] | None) -> ExcludePredicate:
     if exclude is None:
         return lambda hint: False
     if callable(exclude) and not isinstance(exclude, Collection):
         return exclude
     excluded = tuple(exclude)
-
-    def is_excluded(hint: Any) -> bool:
-        if typing.get_origin(hint) is typing.Annotated:
-            hint = typing.get_args(hint)[0]
-        if isinstance(hint, type) and issubclass(hint, excluded):
-            return True
-        origin = typing.get_origin(hint)
-        if origin is typing.Union or origin is types.UnionType:
-            return any(is_excluded(arg) for arg in typing.get_args(hint) if arg is not type(None))
-        return False
-
-    return is_excluded
+    return lambda hint: hint_is(hint, excluded)
 
 
 def _format_path(path: tuple[str | int, ...]) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -21,6 +20,7 @@ import attrs
 import trio
 
 from ..protocol import INTERNAL_ERROR, JsonRpcError
+from ..protocol._schema import hint_is
 from ._context import Context
 from ._env import NoSessionState
 from ._errors import CrashSession, ToolError
@@ -31,14 +31,7 @@ logger: Final = logging.getLogger("mcpvisor.server")
 
 def is_context_hint(hint: Any) -> bool:
     """``Context``, ``Context | None`` or ``Annotated[Context, ...]``."""
-    if typing.get_origin(hint) is typing.Annotated:
-        hint = typing.get_args(hint)[0]
-    if isinstance(hint, type) and issubclass(hint, Context):
-        return True
-    origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        return any(is_context_hint(a) for a in typing.get_args(hint) if a is not type(None))
-    return False
+    return hint_is(hint, (Context,))
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
