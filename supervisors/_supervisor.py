@@ -3,6 +3,11 @@
 One running supervisor is a ``_Run``: a nursery holding one task per child, a main loop that reacts to
 child exits one at a time (restart, escalate, auto-shutdown), and a lock that serialises the main loop
 with the handle's operations, the way a gen_server serialises its messages.
+
+The children's nursery is shielded from cancellation from outside: a cancelled enclosing scope is the
+supervisor being terminated, and OTP terminates a supervisor's children in order, each asked first.
+A watcher task outside the shield turns the cancellation into that orderly stop, then the Cancelled
+goes on. The shield never outlives the supervisor: every route out of ``run`` stops every child first.
 """
 
 from __future__ import annotations
@@ -177,6 +182,12 @@ class _Run:
         self.stopped = trio.Event()
         self.exit_reason: ExitReason = NORMAL
         self.auto_stopped_by: str | None = None
+        #: the start and the main loop; cancelled when the supervisor is cancelled from outside
+        self.interrupt = trio.CancelScope()
+        #: set when this supervisor is itself killed (its own child scope cancelled by its parent, after
+        #: the grace period or at once): its children are then cancelled at once, not asked
+        self.killed = False
+        self.grace: trio.CancelScope | None = None  # the grace period being waited out, if any
 
     # ---- child tasks ----------------------------------------------------------------------------
 
@@ -255,7 +266,7 @@ class _Run:
                 emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
             return False
         assert child.scope is not None
-        if child.spec.shutdown <= 0:
+        if child.spec.shutdown <= 0 or self.killed:
             child.scope.cancel()
         else:
             child._ask_stop()
@@ -264,8 +275,12 @@ class _Run:
     async def _reap(self, child: _Child, deadline: float) -> None:
         """Second half: wait for the exit until ``deadline``, then cancel and wait for good."""
         assert child.scope is not None
-        with trio.move_on_at(deadline):
-            await child.wait_exited()
+        if not self.killed:
+            try:
+                with trio.move_on_at(deadline) as self.grace:
+                    await child.wait_exited()
+            finally:
+                self.grace = None
         child.scope.cancel()
         await child.wait_exited()
         emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
@@ -405,39 +420,58 @@ class _Run:
     async def run(self, task_status: trio.TaskStatus[Any]) -> None:
         """Start the children in order, then react to exits until stopped, escalated or auto-shut-down.
 
-        Errors are raised after the nursery closes, so they reach the caller bare, not in a group.
+        Errors are raised after the nurseries close, so they reach the caller bare, not in a group. A
+        cancellation from outside is an orderly stop (see ``_watch_cancel``), after which it goes on.
         """
+        error: BaseException | None = None
+        escalation: RestartIntensityExceeded | None = None
+        try:
+            async with trio.open_nursery() as watch:
+                watch.start_soon(self._watch_cancel, name=f"{self.name} cancel watcher")
+                with trio.CancelScope(shield=True):
+                    error, escalation = await self._supervise(task_status)
+                if error is None:
+                    # no checkpoint since the children stopped: reported even when cancelled
+                    self.exit_reason = escalation if escalation is not None else SHUTDOWN
+                    emit(self.on_event, SupervisorStopped(self.name, self.exit_reason))
+                watch.cancel_scope.cancel()
+        finally:
+            self.stopped.set()  # _open waits on it, shielded: set it on every route
+        if error is not None:
+            raise error
+        if escalation is not None:
+            raise escalation
+
+    async def _supervise(
+        self, task_status: trio.TaskStatus[Any]
+    ) -> tuple[BaseException | None, RestartIntensityExceeded | None]:
+        """The shielded part of ``run``: the children's nursery, and its orderly stop on every route."""
         error: BaseException | None = None
         escalation: RestartIntensityExceeded | None = None
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            error = await self._start_children()
-            if error is None:
-                ctx = current_child()
-                if ctx is not None:
-                    nursery.start_soon(self._watch_stop, ctx.stop)
-                self.running = True
-                task_status.started(SupervisorHandle(self))
-                try:
-                    escalation = await self._main_loop()
-                finally:
-                    self.running = False
-                    # under the lock: a start_child in flight finishes first, and its child is
-                    # stopped in order with the rest instead of being cancelled unasked
-                    async with self.lock:
-                        await self._stop_all()
-                    if escalation is not None:
-                        emit(self.on_event, SupervisorEscalated(self.name, escalation))
-                    elif self.auto_stopped_by is not None:
-                        emit(self.on_event, SupervisorAutoShutdown(self.name, self.auto_stopped_by))
+            try:
+                with self.interrupt:
+                    error = await self._start_children()
+                    if error is None:
+                        ctx = current_child()
+                        if ctx is not None:
+                            nursery.start_soon(self._watch_stop, ctx.stop)
+                        self.running = True
+                        task_status.started(SupervisorHandle(self))
+                        escalation = await self._main_loop()
+            finally:
+                self.running = False
+                # under the lock: a start_child in flight finishes first, and its child is
+                # stopped in order with the rest instead of being cancelled unasked
+                async with self.lock:
+                    await self._stop_all()
+                if escalation is not None:
+                    emit(self.on_event, SupervisorEscalated(self.name, escalation))
+                elif self.auto_stopped_by is not None:
+                    emit(self.on_event, SupervisorAutoShutdown(self.name, self.auto_stopped_by))
             nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
-        self.exit_reason = escalation if escalation is not None else SHUTDOWN
-        emit(self.on_event, SupervisorStopped(self.name, self.exit_reason))
-        self.stopped.set()
-        if escalation is not None:
-            raise escalation
+        return error, escalation
 
     async def _start_children(self) -> BaseException | None:
         """OTP's init: start in list order; on a failure stop the started ones in reverse order."""
@@ -463,6 +497,23 @@ class _Run:
         except RestartIntensityExceeded as exc:
             return exc
         return None
+
+    async def _watch_cancel(self) -> None:
+        """Outside the shield: the supervisor cancelled from outside stops in order, then is cancelled.
+
+        A cancellation of our own child scope is our parent supervisor killing us (BRUTAL_KILL, or our
+        grace period ran out): then our children are cancelled at once, as OTP's kill takes a
+        supervisor's children down with it, so the parent's ``shutdown`` bound holds for the tree.
+        """
+        ctx = current_child()
+        try:
+            await trio.sleep_forever()
+        finally:
+            if isinstance(ctx, _Child) and ctx.scope is not None and ctx.scope.cancel_called:
+                self.killed = True
+                if self.grace is not None:
+                    self.grace.cancel()
+            self.interrupt.cancel()
 
     async def _watch_stop(self, stop: trio.Event) -> None:
         await stop.wait()
