@@ -41,6 +41,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -285,9 +286,30 @@ def _connect(path: str) -> sqlite3.Connection:
     # transaction and multi-statement operations say BEGIN IMMEDIATE themselves.
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None, cached_statements=64)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another connection holds the file.
+
+    Converting a fresh file takes an exclusive lock, and SQLite answers "database is locked" at once,
+    without calling the busy handler, when two connections race to do it (two stores opened on one
+    new file). It is our worker thread, so a short blocking sleep between tries costs nobody.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        else:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
