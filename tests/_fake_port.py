@@ -58,6 +58,9 @@ class FakePort:
     def has_session(self, session_id: str) -> bool:
         return session_id in self.sessions
 
+    async def resume_session(self, session_id: str) -> bool:
+        return session_id in self.sessions
+
     async def submit(
         self,
         session_id: str | None,

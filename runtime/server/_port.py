@@ -75,6 +75,13 @@ class ServerPort(Protocol):
         """True while the session is alive (including while its actor is being restarted)."""
         ...
 
+    async def resume_session(self, session_id: str) -> bool:
+        """True when the session is live, or could be resumed here: an id this process does not hold
+        but whose negotiated settings are in the state store (the server restarted on a durable store,
+        or another node created it on a shared one) gets a SessionActor that carries on from them,
+        handshake done. False for an unknown, closed or expired session (HTTP 404)."""
+        ...
+
     async def submit(
         self,
         session_id: str | None,

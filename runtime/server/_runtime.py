@@ -71,6 +71,7 @@ from ._janitor import Janitor
 from ._port import SessionBusy, UnknownSession
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
+from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
 from ._stateless_runner import RequestSupervisor
@@ -80,6 +81,11 @@ logger = logging.getLogger("mcpvisor.runtime.server")
 
 #: How long ``submit`` waits for a crashed session's next incarnation before answering ``SessionBusy``.
 _RESTART_WAIT = 5.0
+
+
+def _plausible_session_id(session_id: str) -> bool:
+    """Ours are 32 hex digits; anything far from that is not worth a store round trip."""
+    return 0 < len(session_id) <= 128 and session_id.isascii() and session_id.isprintable()
 
 
 def _default_handle_request() -> HandleRequest:
@@ -111,6 +117,7 @@ class RunningServer:
         shutdown_grace: float,
         busy_retry_after: float,
         on_event: Callable[[Any], None] | None,
+        resume_sessions: bool = True,
     ) -> None:
         self.server = server
         self.registry = registry
@@ -130,6 +137,8 @@ class RunningServer:
         self._requests: RequestSupervisor | None = None
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
+        self._resume = resume_sessions
+        self._resuming: dict[str, trio.Event] = {}
         #: The latest supervision events of the whole tree (sessions included), oldest first.
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
 
@@ -208,11 +217,16 @@ class RunningServer:
     # ---- ServerPort ---------------------------------------------------------------------------------
 
     async def create_session(self) -> str:
+        session_id = uuid.uuid4().hex
+        await self._start_slot(SessionSlot(session_id))
+        return session_id
+
+    async def _start_slot(self, slot: SessionSlot) -> None:
+        """Start the session's subtree under the SessionSupervisor (``SessionBusy`` at ``max_sessions``)."""
         sessions = self._child("sessions")
         if sessions is None:
             raise SessionBusy(None, self._retry_after)
-        session_id = uuid.uuid4().hex
-        slot = SessionSlot(session_id)
+        session_id = slot.session_id
         self._slots[session_id] = slot
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
@@ -223,14 +237,35 @@ class RunningServer:
         )
         try:
             slot.tree = await sessions.start_child(spec)
-            self._reaper.schedule(slot)
+            self._reaper.schedule(slot)  # after init: a resumed session's lifetime is its negotiated one
         except MaxChildrenReached:
             self._slots.pop(session_id, None)
             raise SessionBusy(None, self._retry_after) from None
         except BaseException:
             self._slots.pop(session_id, None)
             raise
-        return session_id
+
+    async def resume_session(self, session_id: str) -> bool:
+        if self.has_session(session_id):
+            return True
+        if not self._resume or not _plausible_session_id(session_id):
+            return False
+        pending = self._resuming.get(session_id)
+        if pending is not None:  # another request for it is already looking: share its answer
+            await pending.wait()
+            return self.has_session(session_id)
+        self._resuming[session_id] = done = trio.Event()
+        try:
+            if await self.store.get(session_id, SETTINGS_KEY) is None:
+                return False  # never existed, ended (values dropped), or expired in the store
+            if session_id in self._slots:  # closing here meanwhile: it is gone for good
+                return False
+            await self._start_slot(SessionSlot(session_id, resumed=True))
+            logger.info("session %s resumed from the state store", session_id)
+            return True
+        finally:
+            del self._resuming[session_id]
+            done.set()
 
     def has_session(self, session_id: str) -> bool:
         slot = self._slots.get(session_id)
@@ -423,6 +458,7 @@ async def start_server(
     shutdown_grace: float = 5.0,
     busy_retry_after: float = 1.0,
     expire_interval: float = 60.0,
+    resume_sessions: bool = True,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
 ) -> AsyncIterator[RunningServer]:
@@ -435,6 +471,9 @@ async def start_server(
     ``session_restart_intensity`` times within ``session_restart_period`` seconds is closed.
     ``handle_request`` replaces the MCP dispatcher (tests, custom protocols). Every
     ``expire_interval`` seconds the janitor has both backends drop what is past its TTL.
+    ``resume_sessions`` lets a session id this process does not hold, but whose negotiated settings are
+    in the state store (a server restarted on a durable store, another node on a shared one), carry on
+    here instead of getting 404 (see ``ServerPort.resume_session``).
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -452,6 +491,7 @@ async def start_server(
         shutdown_grace=shutdown_grace,
         busy_retry_after=busy_retry_after,
         on_event=on_event,
+        resume_sessions=resume_sessions,
     )
     requests = RequestSupervisor(server, running._deps.handle_request, max_concurrent=max_stateless_requests)
     children = [

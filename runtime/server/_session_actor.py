@@ -110,9 +110,10 @@ class SessionActor:
         self.ref = current_actor()
         sid = self.slot.session_id
         # A brand-new session has nothing stored yet: skip the round trip to the store.
-        data = await self.deps.store.get(sid, SETTINGS_KEY) if self.slot.incarnations else None
+        restored = self.slot.incarnations or self.slot.resumed
+        data = await self.deps.store.get(sid, SETTINGS_KEY) if restored else None
         if data is not None:
-            # A restarted incarnation: carry on where the last one was, handshake done.
+            # A restarted (or resumed) incarnation: carry on where the last one was, handshake done.
             self.settings = settings = SessionSettings.from_bytes(data)
             self.lifecycle.state = LifecycleState.READY
             self.lifecycle.protocol_version = settings.protocol_version

@@ -49,6 +49,9 @@ class SessionSlot:
     #: Set once the session's whole supervision subtree has ended.
     done: trio.Event = attrs.field(factory=trio.Event)
     incarnations: int = 0
+    #: The session began in another process (or an earlier life of this one): its first incarnation
+    #: loads the settings from the store, as a restarted one does, instead of waiting for initialize.
+    resumed: bool = False
     #: The negotiated idle lifetime (the server's until initialize), and the IdleReaper's deadline.
     idle_timeout: float = math.inf
     reaper_deadline: float = math.inf

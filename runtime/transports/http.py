@@ -249,12 +249,13 @@ class McpHttpApp:
         await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
 
     async def _live_session(self, ex: Exchange, session_id: str | None) -> str | None:
-        """``session_id`` when it names a live session; else answers 400 (no Mcp-Session-Id) or 404
-        (unknown or expired) and returns None."""
+        """``session_id`` when it names a live session, or one the port resumes from the state store
+        (a restarted server, another node); else answers 400 (no Mcp-Session-Id) or 404 (unknown or
+        expired) and returns None."""
         if session_id is None:
             await ex.error(400, INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
             return None
-        if not self.port.has_session(session_id):
+        if not self.port.has_session(session_id) and not await self.port.resume_session(session_id):
             await self._unknown_session(ex, session_id)
             return None
         return session_id
@@ -345,7 +346,7 @@ class McpHttpApp:
                     400, INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}"
                 )
                 return
-            if not self.port.has_session(session_id):
+            if not self.port.has_session(session_id) and not await self.port.resume_session(session_id):
                 await self._unknown_session(ex, session_id)
                 return
             if isinstance(item, Request):
