@@ -21,7 +21,7 @@ import trio.testing
 from _http_messages import INIT
 from _runtime_app import app
 from _sup_children import autojump_clock
-from mcpvisor.backends import MemorySessionStore, SessionStateStore
+from mcpvisor.backends import MemorySessionStore, RedisSessionStore, SessionStateStore
 from mcpvisor.runtime.actors import ActorExited
 from mcpvisor.runtime.server import start_server
 from mcpvisor.runtime.transports.http import serve_http
@@ -125,9 +125,10 @@ async def test_a_resumed_session_keeps_its_negotiated_idle_lifetime(autojump_clo
 
 
 @asynccontextmanager
-async def served(db: Path) -> AsyncIterator[str]:
+async def served(db: Path | SessionStateStore) -> AsyncIterator[str]:
+    store = f"sqlite:///{db}" if isinstance(db, Path) else db
     async with (
-        start_server(app, session_state_store=f"sqlite:///{db}") as port,
+        start_server(app, session_state_store=store) as port,
         trio.open_nursery() as nursery,
     ):
         bound = await nursery.start(functools.partial(serve_http, port, port_number=0))  # type: ignore[arg-type]
@@ -193,3 +194,23 @@ async def test_sessions_restarted_away_by_a_state_store_crash_are_resumed() -> N
         assert await running.resume_session(sid)
         async with resumed_client(running, sid) as client:
             assert text_of(await client.call_tool("counter")) == "2"
+
+
+async def test_two_nodes_on_one_redis_serve_one_session(redis_server: str, redis_prefix: str) -> None:
+    """No sticky routing needed: node B resumes a session node A started; both share its values."""
+    with trio.fail_after(30):
+        async with (
+            RedisSessionStore(redis_server, prefix=redis_prefix) as store_a,
+            RedisSessionStore(redis_server, prefix=redis_prefix) as store_b,
+            served(store_a) as node_a,
+            served(store_b) as node_b,
+            httpx2.AsyncClient() as client,
+        ):
+            init = await client.post(node_a, json=INIT, headers=JSON_ONLY)
+            session = {**JSON_ONLY, "mcp-session-id": init.headers["mcp-session-id"]}
+            counts = []
+            for request_id, node in enumerate([node_a, node_b, node_a, node_b], start=2):
+                answer = await client.post(node, json=call(request_id, "counter"), headers=session)
+                assert answer.status_code == 200, answer.text
+                counts.append(text_of(answer.json()["result"]))
+            assert counts == ["1", "2", "3", "4"]
