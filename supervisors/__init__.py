@@ -7,6 +7,7 @@ from ._errors import (
     ChildNotFound,
     ChildStartError,
     ChildStillRunning,
+    Ignore,
     MaxChildrenReached,
     RestartIntensityExceeded,
     SupervisorError,
@@ -14,6 +15,7 @@ from ._errors import (
 )
 from ._events import (
     ChildExited,
+    ChildIgnored,
     ChildRestarted,
     ChildStarted,
     ChildStartFailed,
@@ -49,6 +51,8 @@ __all__ = [
     "SupervisorEscalated",
     "SupervisorAutoShutdown",
     "ChildStartFailed",
+    "ChildIgnored",
+    "Ignore",
     "ChildStarted",
     "ChildRestarted",
     "ChildExited",

@@ -64,3 +64,12 @@ class MaxChildrenReached(SupervisorError):
 
 class SupervisorNotRunning(SupervisorError):
     """The supervisor handle was used after the supervisor stopped."""
+
+
+class Ignore(Exception):
+    """Raise from a child's start, before ``task_status.started()``, to decline to run: OTP's ``ignore``.
+
+    Not a failure, so the supervisor's start goes on and nothing counts against its intensity. A
+    permanent or transient child keeps its spec, not running, for ``restart_child``; a temporary child,
+    and any child of a dynamic supervisor, is forgotten. Raised after ``started()`` it is a crash.
+    """

@@ -59,6 +59,14 @@ class SupervisorAutoShutdown:
 
 
 @attrs.frozen
+class ChildIgnored:
+    """The child's start raised ``Ignore`` (OTP's ``ignore``): not a failure, and nothing runs."""
+
+    supervisor: str
+    child_id: str
+
+
+@attrs.frozen
 class SupervisorStopped:
     supervisor: str
     reason: ExitReason
@@ -69,6 +77,7 @@ SupervisorEvent = (
     | ChildRestarted
     | ChildExited
     | ChildStartFailed
+    | ChildIgnored
     | SupervisorEscalated
     | SupervisorAutoShutdown
     | SupervisorStopped

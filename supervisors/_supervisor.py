@@ -28,12 +28,14 @@ from ._errors import (
     ChildNotFound,
     ChildStartError,
     ChildStillRunning,
+    Ignore,
     MaxChildrenReached,
     RestartIntensityExceeded,
     SupervisorNotRunning,
 )
 from ._events import (
     ChildExited,
+    ChildIgnored,
     ChildRestarted,
     ChildStarted,
     ChildStartFailed,
@@ -117,6 +119,8 @@ class _Child(ChildContext):
 
 
 _STOP = object()
+#: what an ignoring child's task hands ``nursery.start`` instead of a handle
+_IGNORED = object()
 
 
 class _Serial:
@@ -205,7 +209,12 @@ class _Run:
                 await child.spec.start(task_status=child)
         except Exception as exc:
             if child.state == _STARTING:
-                child._task_status = None
+                status, child._task_status = child._task_status, None
+                if isinstance(exc, Ignore) and status is not None:
+                    child.state = _EXITED  # never ran: no exit notice, nothing to count down
+                    child.settled = True
+                    status.started(_IGNORED)
+                    return
                 raise
             reason = exc
         if child.state == _STARTING:
@@ -233,6 +242,8 @@ class _Run:
         except Exception as exc:
             emit(self.on_event, ChildStartFailed(self.name, spec.id, exc))
             raise ChildStartError(spec.id, exc) from exc
+        if child.handle is _IGNORED:
+            return self._ignored(child)
         if self.dynamic:
             old = self.children.get(key)
             if old is None:
@@ -245,6 +256,18 @@ class _Run:
         self.active += 1
         event = ChildRestarted if restart else ChildStarted
         emit(self.on_event, event(self.name, spec.id, child.handle))
+        return child
+
+    def _ignored(self, child: _Child) -> _Child:
+        """supervisor.erl on ``ignore``: keep the spec, not running (``restart_child`` may start it),
+        except for a temporary child or a dynamic supervisor's, which are not kept at all."""
+        child.handle = None
+        emit(self.on_event, ChildIgnored(self.name, child.spec.id))
+        if self.dynamic or child.spec.restart is Restart.TEMPORARY:
+            if self.children.get(child.key) is not None:
+                self._remove(child.key)
+        else:
+            self.children[child.key] = child
         return child
 
     async def _terminate(self, child: _Child) -> None:
