@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _demo_process import start_demo
 
 from mcpvisor.cli import TargetError, load_target, main
 
@@ -81,22 +82,10 @@ def test_stdio_eof_exits_0() -> None:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_http_demo_prints_its_url_serves_and_stops_in_order(stop: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcpvisor", "demo", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc, url = start_demo("--port", "0")
     try:
         assert proc.stderr is not None
-        url = None
-        for _ in range(200):
-            line = proc.stderr.readline()
-            if "mcpvisor: serving" in line:
-                url = line.rsplit(" ", 1)[1].strip()
-                break
-        assert url is not None and url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
         body = {
             "jsonrpc": "2.0",
             "id": 1,

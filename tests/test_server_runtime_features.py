@@ -246,11 +246,16 @@ async def test_a_state_store_server_crash_restarts_the_rest_of_the_tree() -> Non
             await trio.testing.wait_all_tasks_blocked()
             assert running.tree_ready()
             assert running.registry.whereis("state_store") not in (None, actor)
-            # rest_for_one: the sessions were restarted away (clients re-initialize), values stay stored
+            # rest_for_one: the sessions were restarted away, values and settings stay stored
             assert not running.has_session(sid)
             assert await store.get(sid, "n") is not None
         async with open_memory_client(running) as fresh:
             assert text_of(await fresh.call_tool("counter")) == "1"
+        # the next request naming the old session resumes it (as the HTTP transport does)
+        assert await running.resume_session(sid)
+        async with open_memory_client(running, initialize=False) as resumed:
+            resumed.session_id = sid
+            assert text_of(await resumed.call_tool("counter")) == "2"
 
 
 async def test_busy_sessions_are_not_idle(autojump_clock: trio.testing.MockClock) -> None:

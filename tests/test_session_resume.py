@@ -22,7 +22,6 @@ from _http_messages import INIT
 from _runtime_app import app
 from _sup_children import autojump_clock
 from mcpvisor.backends import MemorySessionStore, RedisSessionStore, SessionStateStore
-from mcpvisor.runtime.actors import ActorExited
 from mcpvisor.runtime.server import start_server
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.memory import open_memory_client
@@ -176,24 +175,6 @@ async def test_get_and_delete_also_resume(tmp_path: Path, method: str) -> None:
             else:
                 async with client.stream("GET", url, headers=headers) as stream:
                     assert stream.status_code == 200
-
-
-async def test_sessions_restarted_away_by_a_state_store_crash_are_resumed() -> None:
-    store = MemorySessionStore()
-    async with start_server(app, session_state_store=store) as running:
-        async with open_memory_client(running, close=False) as old:
-            await old.call_tool("counter")
-            sid = old.session_id
-            assert sid is not None
-            actor = running.registry.whereis("state_store")
-            assert actor is not None
-            with pytest.raises(ActorExited):
-                await actor.call("not a store operation")  # crashes the StateStoreServer
-            await trio.testing.wait_all_tasks_blocked()
-            assert running.tree_ready() and not running.has_session(sid)  # rest_for_one took it away
-        assert await running.resume_session(sid)
-        async with resumed_client(running, sid) as client:
-            assert text_of(await client.call_tool("counter")) == "2"
 
 
 async def test_two_nodes_on_one_redis_serve_one_session(redis_server: str, redis_prefix: str) -> None:

@@ -11,17 +11,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
+from _demo_process import start_demo
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -32,27 +30,15 @@ def free_port() -> int:
 
 @contextmanager
 def demo_process(port: int, db: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcpvisor", "demo", "--port", str(port), "--state-store", f"sqlite:///{db}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc, _url = start_demo("--port", str(port), "--state-store", f"sqlite:///{db}")
     try:
-        assert proc.stderr is not None
-        for _ in range(200):  # bounded: the banner comes within a few lines
-            line = proc.stderr.readline()
-            if "mcpvisor: serving" in line or not line:
-                break
-        assert "mcpvisor: serving" in line, "the demo server did not start"
         yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def count_of(result: Any) -> int:

@@ -1,0 +1,34 @@
+"""The demo server as a real process (``python -m mcpvisor demo ...``), for the tests that need one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BANNER = "mcpvisor: serving"
+
+
+def start_demo(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``mcpvisor demo`` with ``args`` and wait (bounded) for the URL it prints on stderr.
+
+    The caller stops the process by pid; stderr stays open for it to read the rest of the log.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpvisor", "demo", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    for _ in range(200):  # the banner comes within a few lines
+        line = proc.stderr.readline()
+        if BANNER in line or not line:
+            break
+    if BANNER not in line:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise AssertionError(f"the demo server did not start (last line: {line!r})")
+    return proc, line.rsplit(" ", 1)[1].strip()
