@@ -123,6 +123,43 @@ async def test_subscriptions_and_list_changed_reach_the_standalone_stream() -> N
         assert other.notifications[-1].method == "notifications/tools/list_changed"
 
 
+async def test_a_handler_notifies_subscribers_of_a_resource_it_changed() -> None:
+    server = Server("notes")
+    notes = {"today": "nothing yet"}
+
+    @server.resource("note://today")
+    async def today() -> str:
+        return notes["today"]
+
+    @server.tool()
+    async def write(text: str) -> str:
+        notes["today"] = text
+        server.notify_resource_updated("note://today")
+        return "saved"
+
+    @server.tool()
+    def write_sync(text: str) -> str:  # runs on a worker thread: the notice hops back to trio
+        notes["today"] = text
+        server.notify_resource_updated("note://today")
+        return "saved"
+
+    async with (
+        start_server(server) as running,
+        open_memory_client(running) as watcher,
+        open_memory_client(running) as writer,
+    ):
+        watcher.listen()
+        writer.listen()
+        await watcher.request("resources/subscribe", {"uri": "note://today"})
+        await writer.call_tool("write", {"text": "milk"})
+        await writer.call_tool("write_sync", {"text": "eggs"})
+        await trio.testing.wait_all_tasks_blocked()
+        updates = [n.params for n in watcher.notifications if n.method == "notifications/resources/updated"]
+        assert updates == [{"uri": "note://today"}, {"uri": "note://today"}]
+        assert writer.notifications == []  # not subscribed
+    server.notify_resource_updated("note://today")  # no server running: nobody to tell, no error
+
+
 async def test_close_session_answers_in_flight_and_drops_values() -> None:
     store = MemorySessionStore()
     async with (

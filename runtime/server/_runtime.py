@@ -202,17 +202,29 @@ class RunningServer:
         )
 
     def _list_changed(self, kind: Any) -> None:
+        self._publish_soon(ALL_SESSIONS, list_changed_notification(kind), f"list_changed({kind})")
+
+    def _resource_updated(self, uri: str) -> None:
+        self._publish_soon(
+            resource_topic(uri),
+            Notification("notifications/resources/updated", {"uri": uri}),
+            f"resources/updated({uri})",
+        )
+
+    def _publish_soon(self, topic: str, notification: Notification, what: str) -> None:
+        """Hand a notification to the EventBus without waiting: callers are sync (Server listeners),
+        possibly on a worker thread (a sync handler), from which we hop back onto the trio thread."""
         try:
             trio.lowlevel.current_task()
-        except RuntimeError:  # off the trio thread: a sync handler changed a registration
-            self._trio_token.run_sync_soon(self._list_changed, kind)
+        except RuntimeError:
+            self._trio_token.run_sync_soon(self._publish_soon, topic, notification, what)
             return
         bus = self.registry.whereis(EVENT_BUS_NAME)
         if bus is not None:
             try:
-                bus.send_nowait(Publish(ALL_SESSIONS, list_changed_notification(kind)))
+                bus.send_nowait(Publish(topic, notification))
             except (MailboxFull, ActorExited):
-                logger.warning("list_changed(%s) dropped: the event bus is busy or restarting", kind)
+                logger.warning("%s dropped: the event bus is busy or restarting", what)
 
     # ---- ServerPort ---------------------------------------------------------------------------------
 
@@ -517,8 +529,9 @@ async def start_server(
         ChildSpec("requests", requests, shutdown=shutdown_grace),
         ChildSpec("janitor", Janitor(client, registry, expire_interval), shutdown=shutdown_grace),
     ]
-    remove_listener = None
+    removers: list[Callable[[], None]] = []
     on_list_changed = getattr(server, "on_list_changed", None)
+    on_resource_updated = getattr(server, "on_resource_updated", None)
     try:
         async with open_supervisor(
             children, strategy=Strategy.REST_FOR_ONE, name="server", on_event=running._record_event
@@ -526,12 +539,14 @@ async def start_server(
             running._tree = tree
             running._requests = requests
             if on_list_changed is not None:
-                remove_listener = on_list_changed(running._list_changed)
+                removers.append(on_list_changed(running._list_changed))
+            if on_resource_updated is not None:
+                removers.append(on_resource_updated(running._resource_updated))
             try:
                 yield running
             finally:
-                if remove_listener is not None:
-                    remove_listener()
+                for remove in removers:
+                    remove()
     finally:
         running._tree = None
         with trio.CancelScope(shield=True):

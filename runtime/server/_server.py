@@ -99,6 +99,7 @@ class Server:
         self._prompts: dict[str, RegisteredPrompt] = {}
         self._completers: dict[tuple[str, str], RegisteredCompleter] = {}
         self._list_listeners: list[Callable[[ListKind], None]] = []
+        self._update_listeners: list[Callable[[str], None]] = []
         # Wire forms of the list results, built on first use and dropped on every change: tools/list
         # is asked for often and its answer only changes when a registration does.
         self._listings: dict[str, dict[str, Any]] = {}
@@ -354,6 +355,22 @@ class Server:
         self._listings.clear()
         for listener in list(self._list_listeners):
             listener(kind)
+
+    def notify_resource_updated(self, uri: str) -> None:
+        """Tell the sessions subscribed to ``uri`` that it changed (``notifications/resources/updated``).
+
+        Call it from anywhere: an async or sync handler (a worker thread), or a background task of the
+        application. It returns at once; delivery is the running server's EventBus's job. With no
+        running server it does nothing, as there is nobody to tell.
+        """
+        for listener in list(self._update_listeners):
+            listener(uri)
+
+    def on_resource_updated(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(uri)`` on each ``notify_resource_updated``; returns its remover. The runtime
+        uses it; listeners must not block."""
+        self._update_listeners.append(listener)
+        return lambda: self._update_listeners.remove(listener)
 
     def listing(self, method: str) -> dict[str, Any]:
         """The wire result of ``tools/list``, ``resources/list``, ``resources/templates/list`` or
