@@ -45,6 +45,7 @@ class FakePort:
     sessions: dict[str, FakeSession] = attrs.field(factory=dict)
     closed: list[str] = attrs.field(factory=list)
     stateless_received: list[Message] = attrs.field(factory=list)
+    cancelled_stateless: list[trio.MemorySendChannel[Message]] = attrs.field(factory=list)
     busy: bool = False
     broken: bool = False
     gate: trio.Event = attrs.field(factory=trio.Event)
@@ -151,6 +152,9 @@ class FakePort:
                 await replies.send(Response(rid, {}))
             else:
                 await replies.send(error_response(rid, -32601, f"Method not found: {method}"))
+
+    def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
+        self.cancelled_stateless.append(replies)
 
     def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
         session = self.sessions.get(session_id)

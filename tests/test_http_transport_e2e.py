@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 import mcp_types
 import trio
+from _http_messages import INIT, JSON_ONLY, stateless, stateless_headers
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcpvisor.runtime.server import Context, CrashSession, Server, start_server
@@ -236,19 +237,6 @@ async def test_list_changed_reaches_the_sdk_over_the_get_stream() -> None:
             nursery.cancel_scope.cancel()
 
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
-JSON_ONLY = {"accept": "application/json"}
-
-
 async def test_delete_ends_the_session_then_404() -> None:
     with trio.fail_after(20):
         async with served() as url, httpx2.AsyncClient() as client:
@@ -264,22 +252,6 @@ async def test_delete_ends_the_session_then_404() -> None:
             assert (await client.delete(url, headers=session)).status_code == 200
             assert (await client.post(url, json=call, headers=session)).status_code == 404
             assert (await client.delete(url, headers=session)).status_code == 404
-
-
-def stateless(method: str, params: dict[str, Any], version: str = "2026-07-28") -> dict[str, Any]:
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": version,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-    }
-    return {"jsonrpc": "2.0", "id": 9, "method": method, "params": {**params, "_meta": meta}}
-
-
-def stateless_headers(method: str, name: str | None = None, version: str = "2026-07-28") -> dict[str, str]:
-    out = {**JSON_ONLY, "mcp-protocol-version": version, "mcp-method": method}
-    if name is not None:
-        out["mcp-name"] = name
-    return out
 
 
 async def test_stateless_requests_over_raw_http() -> None:

@@ -103,6 +103,12 @@ class ServerPort(Protocol):
         """
         ...
 
+    def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
+        """Cancel the stateless (2026-07-28) request submitted with ``replies``: its client went away
+        (HTTP: closed the response stream) or cancelled it (stdio: ``notifications/cancelled``). Nothing
+        more is sent on ``replies``, which the runtime closes. A no-op once the request is done."""
+        ...
+
     def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
         """Messages not tied to any request (list_changed, resources/updated, unrelated logs): the
         Streamable HTTP GET stream. One subscriber at a time; a new call replaces (closes) the previous

@@ -381,6 +381,11 @@ class RunningServer:
             raise SessionBusy(None, self._retry_after)
         runner.start(message, replies, ctx)
 
+    def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
+        runner = self._requests
+        if runner is not None:
+            runner.cancel(replies)
+
     def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
         slot = self._slots.get(session_id)
         if slot is None or slot.closing:

@@ -48,6 +48,8 @@ class RequestSupervisor:
         self.max_concurrent = max_concurrent
         self.active = 0
         self._nursery: trio.Nursery | None = None
+        #: id(replies) -> the cancel scope of the request answering on it (see ``cancel``)
+        self._scopes: dict[int, trio.CancelScope] = {}
 
     async def __call__(
         self, *, task_status: trio.TaskStatus[RequestSupervisor] = trio.TASK_STATUS_IGNORED
@@ -73,7 +75,20 @@ class RequestSupervisor:
     ) -> None:
         assert self._nursery is not None
         self.active += 1
-        self._nursery.start_soon(self._run, request, replies, ctx)
+        scope = self._scopes[id(replies)] = trio.CancelScope()
+        self._nursery.start_soon(self._run, request, replies, ctx, scope)
+
+    def cancel(self, replies: trio.MemorySendChannel[Message]) -> bool:
+        """Cancel the request answering on ``replies`` (its client went away); False if it is done.
+
+        A request has no session and, over HTTP, no id its client could name, so its replies channel is
+        what identifies it: the one thing the transport and the runner both hold.
+        """
+        scope = self._scopes.get(id(replies))
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
 
     def _server_info(self) -> Implementation | None:
         info = getattr(self.server, "server_info", None)
@@ -84,7 +99,11 @@ class RequestSupervisor:
         return None
 
     async def _run(
-        self, request: Request, replies: trio.MemorySendChannel[Message], ctx: StatelessRequestContext
+        self,
+        request: Request,
+        replies: trio.MemorySendChannel[Message],
+        ctx: StatelessRequestContext,
+        scope: trio.CancelScope,
     ) -> None:
         params = request.params if request.params is not None else {}
         meta = params.get("_meta")
@@ -102,33 +121,37 @@ class RequestSupervisor:
         )
         answered = False
         try:
-            final: Message
-            try:
-                result = await self.handle_request(self.server, request, env)
-                final = Response(
-                    request.id, finish_stateless_result(request.method, result, self._server_info())
-                )
-            except CrashSession as exc:
-                logger.warning(
-                    "stateless %s raised CrashSession (%r): there is no session to restart",
-                    request.method,
-                    exc,
-                )
-                final = error_response(
-                    request.id,
-                    INTERNAL_ERROR,
-                    "the handler crashed its session, but stateless requests have none",
-                )
-            except Exception as exc:
-                if not isinstance(exc, NoSessionState | JsonRpcError):
-                    logger.exception("stateless %s (id %r) failed", request.method, request.id)
-                final = error_for(request.id, exc)
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await replies.send(final)
-            answered = True
+            with scope:
+                final = await self._answer(request, env)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await replies.send(final)
+                answered = True
         finally:
+            del self._scopes[id(replies)]
             self.active -= 1
-            if not answered:
+            # Cancelled by its client: nothing more may be sent for it (2026-07-28 cancellation).
+            if not answered and not scope.cancel_called:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                     replies.send_nowait(error_response(request.id, INTERNAL_ERROR, "server is shutting down"))
             replies.close()
+
+    async def _answer(self, request: Request, env: StatelessRequestEnv) -> Message:
+        """The request's final message: its result, or the error it ended with."""
+        try:
+            result = await self.handle_request(self.server, request, env)
+            return Response(request.id, finish_stateless_result(request.method, result, self._server_info()))
+        except CrashSession as exc:
+            logger.warning(
+                "stateless %s raised CrashSession (%r): there is no session to restart",
+                request.method,
+                exc,
+            )
+            return error_response(
+                request.id,
+                INTERNAL_ERROR,
+                "the handler crashed its session, but stateless requests have none",
+            )
+        except Exception as exc:
+            if not isinstance(exc, NoSessionState | JsonRpcError):
+                logger.exception("stateless %s (id %r) failed", request.method, request.id)
+            return error_for(request.id, exc)

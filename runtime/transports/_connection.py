@@ -17,11 +17,14 @@ from ..protocol import (
     ErrorResponse,
     Malformed,
     Message,
+    Notification,
     Request,
+    RequestId,
     Response,
     error_response,
     has_stateless_envelope,
     negotiate_version,
+    parse_cancelled,
 )
 from ..server._port import CloseSseStream, ServerPort, SessionBusy, UnknownSession
 
@@ -64,16 +67,21 @@ class SingleClientConnection:
         self.version: str | None = None
         self._running = 0  # requests whose final answer is not out yet
         self._drained = trio.Event()
+        #: stateless requests in flight, by id: what ``notifications/cancelled`` names (2026-07-28)
+        self._stateless: dict[RequestId, trio.MemorySendChannel[Message]] = {}
 
     async def _pump(
         self,
         replies: trio.MemoryReceiveChannel[Message],
         out: trio.MemorySendChannel[Outgoing],
         batch: _Batch | None,
+        stateless_id: RequestId | None = None,
     ) -> None:
         try:
             await self._forward(replies, out, batch)
         finally:
+            if stateless_id is not None:
+                self._stateless.pop(stateless_id, None)
             self._running -= 1
             if self._running == 0:
                 self._drained.set()
@@ -171,7 +179,10 @@ class SingleClientConnection:
             send, receive = trio.open_memory_channel[Message](math.inf)
             self._running += 1
             self._drained = trio.Event() if self._running == 1 else self._drained
-            self.nursery.start_soon(self._pump, receive, self.out.clone(), batch)
+            stateless_id = message.id if target is None else None
+            if stateless_id is not None:
+                self._stateless[stateless_id] = send
+            self.nursery.start_soon(self._pump, receive, self.out.clone(), batch, stateless_id)
             try:
                 await self._submit(target, message, send)
             except UnknownSession:
@@ -179,6 +190,13 @@ class SingleClientConnection:
                 await send.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
                 send.close()
             return
+        if isinstance(message, Notification) and message.method == "notifications/cancelled":
+            cancelled = parse_cancelled(message.params)
+            named = None if cancelled is None else cancelled.request_id
+            handle = None if named is None else self._stateless.get(named)
+            if handle is not None:  # a stateless request of ours (ids of a session's go to it)
+                port.cancel_stateless(handle)
+                return
         if self.session_id is not None:
             try:
                 await self._submit(self.session_id, message, None)

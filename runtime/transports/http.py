@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -65,6 +65,8 @@ from ._http_guard import (
 from ._http_streaming import pump_replies, pump_standalone, write_stream
 
 __all__ = ["McpHttpApp", "mcp_asgi_app", "serve_http"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("mcpvisor.runtime.transports.http")
 
@@ -464,7 +466,7 @@ class McpHttpApp:
             await self._transport_error(ex, exc)
             return
         if session_id is None:
-            await self._stateless_answer(ex, request, replies, wants_sse)
+            await self._stateless_answer(ex, request, send_replies, replies, wants_sse)
             return
         if not wants_sse:
             final = await self._final_reply(replies, session_id, request.id)
@@ -491,6 +493,7 @@ class McpHttpApp:
         self,
         ex: Exchange,
         request: Request,
+        handle: trio.MemorySendChannel[Message],
         replies: trio.MemoryReceiveChannel[Message],
         wants_sse: bool,
     ) -> None:
@@ -500,14 +503,15 @@ class McpHttpApp:
         an unserved version are 400), so nothing is committed until the first reply is in. When that is
         already the final answer (the common case) it goes out as one JSON body with its status; only a
         request that streams first (progress, logs) gets an SSE stream, whose status is 200. There is
-        no session to resume in, so its events carry no ids.
+        no session to resume in, so its events carry no ids, and a client that closes the connection
+        before the final answer has cancelled the request (the spec's cancellation for this revision):
+        the port is told, through ``handle``, the channel the request was submitted with.
         """
-        try:
-            first: Message = await replies.receive()
-            while isinstance(first, CloseSseStream):  # this stream cannot be resumed: ignore
-                first = await replies.receive()
-        except trio.EndOfChannel:
-            first = error_response(request.id, INTERNAL_ERROR, "Internal error")
+        first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
+        if first is None:
+            self.port.cancel_stateless(handle)
+            replies.close()
+            return
         if isinstance(first, Response | ErrorResponse) and first.id == request.id:
             replies.close()
             status = _stateless_status(first)
@@ -520,14 +524,24 @@ class McpHttpApp:
             await write_stream(ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms)
             return
         if not wants_sse:
-            final = await self._final_reply(replies, None, request.id)
+            final = await _unless_disconnected(
+                ex, functools.partial(self._final_reply, replies, None, request.id)
+            )
+            if final is None:
+                self.port.cancel_stateless(handle)
+                replies.close()
+                return
             await ex.respond(_stateless_status(final), encode(final))
             return
         stream = ReplayStream(0, max_events=self.max_events_per_stream)
         stream.append(encode(first))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
-            await write_stream(ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms)
+            delivered = await write_stream(
+                ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms
+            )
+            if not delivered:
+                self.port.cancel_stateless(handle)  # the pump then ends with the request
 
     async def _post_batch(
         self,
@@ -745,3 +759,29 @@ async def serve_http(
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(functools.partial(serve, app, config))  # type: ignore[arg-type]
         task_status.started(_bound_port(binds[0]))
+
+
+async def _first_reply(replies: trio.MemoryReceiveChannel[Message], request_id: RequestId) -> Message:
+    """The first message a request sends, past control items a stateless stream cannot honour."""
+    try:
+        first: Message = await replies.receive()
+        while isinstance(first, CloseSseStream):  # this stream cannot be resumed: ignore
+            first = await replies.receive()
+    except trio.EndOfChannel:
+        return error_response(request_id, INTERNAL_ERROR, "Internal error")
+    return first
+
+
+async def _unless_disconnected(ex: Exchange, wait: Callable[[], Awaitable[T]]) -> T | None:
+    """``await wait()``, or None when the client disconnects first (the wait is then cancelled)."""
+    result: T | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            await ex.wait_disconnect()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        result = await wait()
+        nursery.cancel_scope.cancel()
+    return result
