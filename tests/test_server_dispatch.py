@@ -690,8 +690,8 @@ async def test_discover_describes_the_server() -> None:
 
     found = await call(server, "server/discover", {}, stateless_env())
     assert found["supportedVersions"] == ["2026-07-28"]  # handshake revisions are found via initialize
-    # No session to push list_changed to: not promised on the stateless path.
-    assert found["capabilities"] == {"tools": {}, "logging": {}}
+    # list_changed reaches a stateless client on a subscriptions/listen stream
+    assert found["capabilities"] == {"tools": {"listChanged": True}, "logging": {}}
     assert found["instructions"] == "Be nice."
 
 

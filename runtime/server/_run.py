@@ -62,6 +62,7 @@ async def serve(
 
             async def stop_transport() -> None:
                 await stop.wait()
+                await running.end_listens()  # while the transport can still carry their final results
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(stop_transport)

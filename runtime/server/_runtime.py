@@ -68,6 +68,7 @@ from ._event_bus import (
 )
 from ._idle_reaper import IdleReaper
 from ._janitor import Janitor
+from ._listen import LISTEN_METHOD, Listeners
 from ._port import SessionBusy, UnknownSession
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
@@ -138,6 +139,8 @@ class RunningServer:
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
         self._resume = resume_sessions
+        #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
+        self.listeners = Listeners(lambda: self.registry.whereis(EVENT_BUS_NAME))
         self._resuming: dict[str, trio.Event] = {}
         #: The latest supervision events of the whole tree (sessions included), oldest first.
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
@@ -182,10 +185,24 @@ class RunningServer:
 
     # ---- notifications to sessions ------------------------------------------------------------------
 
-    def _deliver(self, session_id: str, notification: Notification) -> None:
-        slot = self._slots.get(session_id)
+    def _deliver(self, subscriber_id: str, notification: Notification) -> None:
+        slot = self._slots.get(subscriber_id)
         if slot is not None:
             slot.deliver_standalone(notification)
+            return
+        stream = self.listeners.get(subscriber_id)
+        if stream is not None:
+            stream.offer(notification)
+
+    async def end_listens(self, grace: float = 1.0) -> None:
+        """End every ``subscriptions/listen`` stream with its final result, waiting up to ``grace``
+        seconds. A server about to stop calls it while its transports still run, so the result reaches
+        the clients (they can tell a deliberate end from a lost connection)."""
+        await self.listeners.end_all(grace)
+
+    def _everyone(self) -> list[str]:
+        """Who hears a broadcast (``list_changed``): every live session and every listen stream."""
+        return [*self.session_ids(), *self.listeners.ids()]
 
     async def publish(self, topic: str, notification: Notification) -> int:
         """Hand ``notification`` to the EventBus; returns how many sessions it reached."""
@@ -379,7 +396,7 @@ class RunningServer:
             raise SessionBusy(None, self._retry_after)
         if runner.full():
             raise SessionBusy(None, self._retry_after)
-        runner.start(message, replies, ctx)
+        runner.start(message, replies, ctx, self.listeners.serve if message.method == LISTEN_METHOD else None)
 
     def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
         runner = self._requests
@@ -510,7 +527,12 @@ async def start_server(
         on_event=on_event,
         resume_sessions=resume_sessions,
     )
-    requests = RequestSupervisor(server, running._deps.handle_request, max_concurrent=max_stateless_requests)
+    requests = RequestSupervisor(
+        server,
+        running._deps.handle_request,
+        max_concurrent=max_stateless_requests,
+        on_stop=functools.partial(running.listeners.end_all, min(1.0, shutdown_grace)),
+    )
     children = [
         actor_child_spec(
             "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
@@ -520,7 +542,7 @@ async def start_server(
         ),
         actor_child_spec(
             "event_bus",
-            lambda: EventBus(running._deliver, running.session_ids),
+            lambda: EventBus(running._deliver, running._everyone),
             name=EVENT_BUS_NAME,
             registry=registry,
         ),

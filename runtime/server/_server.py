@@ -33,7 +33,6 @@ from ..protocol import (
     ToolAnnotations,
     ToolsCapability,
     from_wire,
-    is_stateless,
     param_headers_of,
     to_wire,
 )
@@ -396,21 +395,18 @@ class Server:
     def capabilities(self, protocol_version: str | None = None) -> ServerCapabilities:
         """Derived from what is registered; ``logging`` is always offered (any handler may log).
 
-        In the handshake era the session pushes ``list_changed`` and ``resources/updated``, so
-        ``listChanged`` and ``subscribe`` are on. A 2026-07-28 request has no session to push to (those
-        notifications travel on ``subscriptions/listen``, which this layer does not serve), so for a
-        stateless ``protocol_version`` both are left out rather than promised.
+        ``listChanged`` and ``subscribe`` are on in both eras: the runtime pushes ``list_changed`` and
+        ``resources/updated`` to sessions, and from 2026-07-28 on serves them on ``subscriptions/listen``
+        streams. (``protocol_version`` is kept for revisions that may differ.)
         """
-        push = protocol_version is None or not is_stateless(protocol_version)
-        flag = True if push else None
         return ServerCapabilities(
-            tools=ToolsCapability(list_changed=flag) if self._tools else None,
+            tools=ToolsCapability(list_changed=True) if self._tools else None,
             resources=(
-                ResourcesCapability(subscribe=flag, list_changed=flag)
+                ResourcesCapability(subscribe=True, list_changed=True)
                 if self._resources or self._templates
                 else None
             ),
-            prompts=PromptsCapability(list_changed=flag) if self._prompts else None,
+            prompts=PromptsCapability(list_changed=True) if self._prompts else None,
             logging={},
             completions={} if self._completers else None,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -42,10 +42,20 @@ logger = logging.getLogger("mcpvisor.runtime.server")
 class RequestSupervisor:
     """A supervisor child (start function) running stateless requests in its own nursery."""
 
-    def __init__(self, server: Any, handle_request: HandleRequest, *, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        server: Any,
+        handle_request: HandleRequest,
+        *,
+        max_concurrent: int,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.server = server
         self.handle_request = handle_request
         self.max_concurrent = max_concurrent
+        #: awaited when asked to stop, before the requests still running are cancelled: the chance to
+        #: end long-lived ones (listen streams) with a proper final answer
+        self.on_stop = on_stop
         self.active = 0
         self._nursery: trio.Nursery | None = None
         #: id(replies) -> the cancel scope of the request answering on it (see ``cancel``)
@@ -59,6 +69,8 @@ class RequestSupervisor:
             task_status.started(self)
             try:
                 await stop_requested().wait()
+                if self.on_stop is not None:
+                    await self.on_stop()
             finally:
                 self._nursery = None
                 nursery.cancel_scope.cancel()
@@ -71,12 +83,17 @@ class RequestSupervisor:
         return self.active >= self.max_concurrent
 
     def start(
-        self, request: Request, replies: trio.MemorySendChannel[Message], ctx: StatelessRequestContext
+        self,
+        request: Request,
+        replies: trio.MemorySendChannel[Message],
+        ctx: StatelessRequestContext,
+        handler: HandleRequest | None = None,
     ) -> None:
+        """Run ``request`` (with ``handler`` instead of the dispatcher when given)."""
         assert self._nursery is not None
         self.active += 1
         scope = self._scopes[id(replies)] = trio.CancelScope()
-        self._nursery.start_soon(self._run, request, replies, ctx, scope)
+        self._nursery.start_soon(self._run, request, replies, ctx, scope, handler or self.handle_request)
 
     def cancel(self, replies: trio.MemorySendChannel[Message]) -> bool:
         """Cancel the request answering on ``replies`` (its client went away); False if it is done.
@@ -104,6 +121,7 @@ class RequestSupervisor:
         replies: trio.MemorySendChannel[Message],
         ctx: StatelessRequestContext,
         scope: trio.CancelScope,
+        handler: HandleRequest,
     ) -> None:
         params = request.params if request.params is not None else {}
         meta = params.get("_meta")
@@ -122,7 +140,7 @@ class RequestSupervisor:
         answered = False
         try:
             with scope:
-                final = await self._answer(request, env)
+                final = await self._answer(handler, request, env)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await replies.send(final)
                 answered = True
@@ -135,10 +153,10 @@ class RequestSupervisor:
                     replies.send_nowait(error_response(request.id, INTERNAL_ERROR, "server is shutting down"))
             replies.close()
 
-    async def _answer(self, request: Request, env: StatelessRequestEnv) -> Message:
+    async def _answer(self, handler: HandleRequest, request: Request, env: StatelessRequestEnv) -> Message:
         """The request's final message: its result, or the error it ended with."""
         try:
-            result = await self.handle_request(self.server, request, env)
+            result = await handler(self.server, request, env)
             return Response(request.id, finish_stateless_result(request.method, result, self._server_info()))
         except CrashSession as exc:
             logger.warning(

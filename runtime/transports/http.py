@@ -49,6 +49,7 @@ from ..protocol import (
     is_supported,
     parse_payload,
 )
+from ..server._listen import LISTEN_METHOD
 from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
@@ -381,6 +382,17 @@ class McpHttpApp:
         if isinstance(context, ErrorResponse):
             await ex.respond(_stateless_status(context), encode(context))
             return
+        if request.method == LISTEN_METHOD:
+            # Its answer *is* a stream of notifications: SSE even in JSON-response mode, or nothing.
+            if not accepts(accepted_types(headers.get("accept")), SSE):
+                await ex.error(
+                    406,
+                    INVALID_REQUEST,
+                    "Not Acceptable: subscriptions/listen answers with a stream: accept text/event-stream",
+                    request_id=request.id,
+                )
+                return
+            wants_sse = True
         await self._request(ex, None, request, wants_sse, None)
 
     async def _initialize(self, ex: Exchange, request: Request, wants_sse: bool) -> None:
