@@ -69,15 +69,26 @@ async def test_a_restarted_server_resumes_the_session_with_its_values_and_settin
         assert running.session_incarnations(sid) == 1
 
 
+class CountingStore(MemorySessionStore):
+    gets = 0
+
+    async def get(self, session_id: str, key: str) -> bytes | None:
+        self.gets += 1
+        return await super().get(session_id, key)
+
+
 async def test_unknown_closed_and_disabled_sessions_are_not_resumed() -> None:
-    store = MemorySessionStore()
+    store = CountingStore()
     sid = await first_life(store)
     async with start_server(app, session_state_store=store, resume_sessions=False) as running:
         assert not await running.resume_session(sid)
         assert not running.has_session(sid)
     async with start_server(app, session_state_store=store) as running:
         assert not await running.resume_session("0" * 32)
-        assert not await running.resume_session("x" * 500)  # not even looked up
+        looked_up = store.gets
+        for junk in ["x" * 500, "", "../etc", "0" * 31, "G" * 32]:  # never one of ours: not looked up
+            assert not await running.resume_session(junk)
+        assert store.gets == looked_up
         assert await running.resume_session(sid)
         await running.close_session(sid)  # the client ends it: its settings go with its values
         assert not await running.resume_session(sid)

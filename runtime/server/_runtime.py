@@ -85,8 +85,11 @@ _RESTART_WAIT = 5.0
 
 
 def _plausible_session_id(session_id: str) -> bool:
-    """Ours are 32 hex digits; anything far from that is not worth a store round trip."""
-    return 0 < len(session_id) <= 128 and session_id.isascii() and session_id.isprintable()
+    """Ours are ``uuid4().hex``: anything else was never ours, and is not worth a store round trip."""
+    return len(session_id) == 32 and all(c in _HEX for c in session_id)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _default_handle_request() -> HandleRequest:
