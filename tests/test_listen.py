@@ -16,14 +16,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
+import pytest
 import trio
 import trio.testing
+from _fake_port import FakePort
 from _http_messages import stateless, stateless_headers
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from mcpvisor.runtime.protocol import Message, Notification, Request, Response
 from mcpvisor.runtime.server import Server, start_server
-from mcpvisor.runtime.transports.http import serve_http
+from mcpvisor.runtime.transports.http import mcp_asgi_app, serve_http
 from mcpvisor.runtime.transports.stdio import serve_stdio
 
 SSE_TOO = {"accept": "application/json, text/event-stream"}
@@ -228,3 +230,23 @@ async def test_stopping_the_server_answers_open_listens_with_their_result() -> N
     assert isinstance(messages[0], Notification) and messages[0].method.endswith("/acknowledged")
     assert isinstance(messages[-1], Response) and messages[-1].id == 4  # a result, not "shutting down"
     assert messages[-1].result["_meta"]["io.modelcontextprotocol/subscriptionId"] == 4
+
+
+async def test_an_idle_stream_gets_keepalive_comments() -> None:
+    with trio.fail_after(20):
+        async with served(make_server(), keepalive=0.05) as (_, url), httpx2.AsyncClient() as client:
+            body = listen_body(8, toolsListChanged=True)
+            async with client.stream("POST", url, json=body, headers=listen_headers()) as response:
+                lines = response.aiter_lines()
+                assert (await anext(lines)).startswith("data: ")  # the acknowledgement
+                comments = 0
+                async for line in lines:
+                    assert not line.startswith("data: ")  # nothing happened: only comments
+                    comments += line.startswith(":")
+                    if comments == 3:
+                        break
+
+
+def test_keepalive_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="keepalive must be > 0"):
+        mcp_asgi_app(FakePort, keepalive=0)  # type: ignore[arg-type]

@@ -18,6 +18,9 @@ from ._http_events import ReplayStream, format_event, format_retry
 from ._http_exchange import Disconnected, Exchange
 from ._http_guard import SSE
 
+#: An SSE comment line: it keeps an idle connection alive and carries no event.
+KEEPALIVE = b": keepalive\n\n"
+
 
 async def pump_replies(
     replies: trio.MemoryReceiveChannel[Message],
@@ -59,6 +62,7 @@ async def write_stream(
     poll_after: float | None = None,
     polls_seen: int = 0,
     extra_headers: Sequence[tuple[str, str]] = (),
+    keepalive: float | None = None,
 ) -> bool:
     """Follow `stream` on this connection until it finishes, the client leaves, or we make it poll.
 
@@ -71,6 +75,7 @@ async def write_stream(
     meanwhile. Callers pass it only for a POST's first connection: a resuming GET follows to the end.
     The handler may also end a resumable connection this way at any time (``ctx.close_sse_stream()``:
     the stream's ``polls`` counter passes `polls_seen`, the requests a resuming GET already honoured).
+    After `keepalive` seconds with nothing to write, an SSE comment goes out (clients ignore it).
     """
     await ex.start(
         200,
@@ -113,9 +118,13 @@ async def write_stream(
                     break
                 # Only the wait is bounded by the poll deadline, never a write: a write cut in
                 # half would corrupt the stream.
-                with trio.move_on_at(deadline) as waited:
+                quiet_until = math.inf if keepalive is None else trio.current_time() + keepalive
+                with trio.move_on_at(min(deadline, quiet_until)) as waited:
                     await stream.wait_after(seq, polls_seen if resumable else None)
                 if waited.cancelled_caught:
+                    if trio.current_time() < deadline:
+                        await ex.body(KEEPALIVE, more=True)
+                        continue
                     await ex.body(format_retry(retry_ms))
                     break
         except Disconnected:

@@ -117,9 +117,13 @@ class McpHttpApp:
         max_events_per_stream: int = 1024,
         max_streams_per_session: int = 64,
         reply_buffer: int = 64,
+        keepalive: float | None = 15.0,
     ) -> None:
         if sse_poll_after is not None and sse_poll_after < 0:
             raise ValueError("sse_poll_after must be >= 0 seconds (or None to keep streams open)")
+        if keepalive is not None and not keepalive > 0:
+            raise ValueError("keepalive must be > 0 seconds (or None for no keep-alive comments)")
+        self.keepalive = keepalive
         self.port = port
         self.path = None if path is None else (path.rstrip("/") or "/")
         self.origins = AllowList.of(allowed_origins, DEFAULT_ALLOWED_ORIGINS)
@@ -496,6 +500,7 @@ class McpHttpApp:
                 resumable=True,
                 prime=True,
                 retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
                 poll_after=self.sse_poll_after,
             )
         if delivered:
@@ -533,7 +538,15 @@ class McpHttpApp:
             stream = ReplayStream(0)
             stream.append(encode(first))
             stream.finish()
-            await write_stream(ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms)
+            await write_stream(
+                ex,
+                stream,
+                after=0,
+                resumable=False,
+                prime=False,
+                retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
+            )
             return
         if not wants_sse:
             final = await _unless_disconnected(
@@ -550,7 +563,13 @@ class McpHttpApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
             delivered = await write_stream(
-                ex, stream, after=0, resumable=False, prime=False, retry_ms=self.retry_ms
+                ex,
+                stream,
+                after=0,
+                resumable=False,
+                prime=False,
+                retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
             )
             if not delivered:
                 self.port.cancel_stateless(handle)  # the pump then ends with the request
@@ -622,6 +641,7 @@ class McpHttpApp:
                 resumable=True,
                 prime=True,
                 retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
                 poll_after=self.sse_poll_after,
             )
         if delivered:
@@ -656,6 +676,7 @@ class McpHttpApp:
                 resumable=True,
                 prime=False,
                 retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
                 polls_seen=previous.polls,
             ):
                 streams.discard(previous.key)
@@ -672,7 +693,13 @@ class McpHttpApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_standalone, channel, stream, backlog)
             delivered = await write_stream(
-                ex, stream, after=0, resumable=True, prime=True, retry_ms=self.retry_ms
+                ex,
+                stream,
+                after=0,
+                resumable=True,
+                prime=True,
+                retry_ms=self.retry_ms,
+                keepalive=self.keepalive,
             )
             nursery.cancel_scope.cancel()
         if delivered:
@@ -706,6 +733,7 @@ def mcp_asgi_app(
     max_body_bytes: int = 4 * 1024 * 1024,
     max_events_per_stream: int = 1024,
     max_streams_per_session: int = 64,
+    keepalive: float | None = 15.0,
 ) -> McpHttpApp:
     """The Streamable HTTP endpoint for `port` as an ASGI application.
 
@@ -715,6 +743,8 @@ def mcp_asgi_app(
     `sse_poll_after` closes a POST's SSE connection after that many seconds without the final answer,
     so clients resume with GET + `Last-Event-ID` (SEP-1699 polling); `retry_ms` is the reconnect delay
     announced to them. `path=None` serves every path (when a router already chose this app).
+    `keepalive` (seconds) writes an SSE comment on a stream that has been quiet that long, so proxies
+    and client read timeouts do not end a long-lived one (a GET stream, a `subscriptions/listen`).
     """
     return McpHttpApp(
         port,
@@ -727,6 +757,7 @@ def mcp_asgi_app(
         max_body_bytes=max_body_bytes,
         max_events_per_stream=max_events_per_stream,
         max_streams_per_session=max_streams_per_session,
+        keepalive=keepalive,
     )
 
 
