@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import itertools
 import shutil
@@ -20,6 +21,7 @@ sys.modules["custom_backend_example"] = custom
 _spec.loader.exec_module(custom)
 
 _root = Path(tempfile.mkdtemp(prefix="mcpvisor-kit-"))
+atexit.register(shutil.rmtree, _root, ignore_errors=True)  # the kit's classes are built at import
 _numbers = itertools.count()
 
 
