@@ -1,4 +1,4 @@
-"""Server benchmark (issue 5): our MCP server vs the same server written with FastMCP, in one run.
+"""Server benchmark (issue 4): our MCP server vs the same server written with FastMCP, in one run.
 
     .venv/bin/python benchmarks/server.py                   # full run (2-4 minutes)
     .venv/bin/python benchmarks/server.py --quick           # smoke run, under a minute
