@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--task-backend", default="memory://", help="memory:// | sqlite:///file.db | redis://..."
         )
+        sub.add_argument(
+            "--http-server",
+            choices=("h11", "hypercorn"),
+            default="h11",
+            help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
+        )
 
     run = commands.add_parser("run", help="serve a Server: mcpvisor run app.py:server")
     run.add_argument("target", help="path/to/app.py:attr or package.module:attr (attr defaults to 'server')")
@@ -120,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             port=args.port,
             session_state_store=args.state_store,
             task_backend=args.task_backend,
+            http_server=args.http_server,
         )
     except UnsupportedBackendURL as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -111,3 +112,26 @@ def test_http_demo_prints_its_url_serves_and_stops_in_order(stop: signal.Signals
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("http_server", ["h11", "hypercorn"])
+def test_http_server_flag_picks_the_server(http_server: str) -> None:
+    proc, url = start_demo("--port", "0", "--http-server", http_server)
+    try:
+        request = urllib.request.Request(url, data=b"{}", method="DELETE")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 400  # no Mcp-Session-Id: served, and refused as the spec says
+        server_header = info.value.headers.get("server", "")
+        assert ("hypercorn" in server_header) == (http_server == "hypercorn")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_a_bad_http_server_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--http-server", "nginx"])
+    assert info.value.code == 2 and "invalid choice: 'nginx'" in capsys.readouterr().err

@@ -329,3 +329,11 @@ async def test_stateless_state_access_is_an_error_not_a_crash() -> None:
             assert response.status_code == 200
             payload = response.json()
             assert "error" in payload or payload["result"].get("isError") is True
+
+
+async def test_hypercorn_still_serves_the_sdk_client() -> None:
+    """``serve_http(server="hypercorn")``: the other HTTP server (HTTP/2, TLS) runs the same app."""
+    with trio.fail_after(20):
+        async with served(server="hypercorn") as url, sdk_session(url) as session:
+            assert structured(await session.call_tool("add", {"a": 2, "b": 3})) == 5
+            assert [structured(await session.call_tool("counter")) for _ in range(2)] == [1, 2]

@@ -40,11 +40,13 @@ async def serve(
     session_state_store: str | SessionStateStore = "memory://",
     task_backend: str | TaskBackend = "memory://",
     stop: trio.Event | None = None,
+    http_server: str = "h11",
     task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
     """Run ``server`` on ``transport`` until the transport ends (stdio EOF), ``stop`` is set, or the
-    caller cancels. ``task_status.started`` gets the HTTP URL (None for stdio).
+    caller cancels. ``task_status.started`` gets the HTTP URL (None for stdio). ``http_server`` picks
+    the HTTP server (``"h11"`` or ``"hypercorn"``, see ``serve_http``).
 
     Prefer ``stop`` to cancelling: it ends only the transport, so the body of ``start_server`` returns
     and the tree stops in order (children in reverse order, each with its grace period, backends
@@ -75,7 +77,9 @@ async def serve(
             return
         from ..transports.http import serve_http
 
-        bound: int = await nursery.start(functools.partial(serve_http, running, host=host, port_number=port))
+        bound: int = await nursery.start(
+            functools.partial(serve_http, running, host=host, port_number=port, server=http_server)
+        )
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/mcp"
         print(

@@ -439,6 +439,7 @@ class Server:
         port: int = 8000,
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
+        http_server: str = "h11",
     ) -> None:
         """Serve until interrupted (blocking); see docs/server.md for transports and backends."""
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
@@ -450,4 +451,5 @@ class Server:
             port=port,
             session_state_store=session_state_store,
             task_backend=task_backend,
+            http_server=http_server,
         )

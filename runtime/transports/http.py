@@ -770,28 +770,45 @@ def _bound_port(bind: str) -> int:
     return int(bind.rsplit(":", 1)[1])
 
 
+#: The HTTP servers ``serve_http`` can run the app on.
+HTTP_SERVERS: Final = ("h11", "hypercorn")
+
+
 async def serve_http(
     port: ServerPort,
     *,
     host: str = "127.0.0.1",
     port_number: int = 8000,
     path: str | None = "/mcp",
+    server: str = "h11",
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
-    """Serve `port` over Streamable HTTP with hypercorn's trio worker until cancelled.
+    """Serve `port` over Streamable HTTP until cancelled.
 
+    `server` picks the HTTP server: `"h11"` (the default), our lean HTTP/1.1 server on trio sockets
+    (``_asgi_h11``), or `"hypercorn"`, hypercorn's trio worker (HTTP/2 and TLS options live there).
     `task_status.started(bound_port)` reports the real port, so `port_number=0` picks a free one.
     `options` go to `mcp_asgi_app`. Bound to a non-loopback address with no `allowed_hosts`, the Host
     check is off (the machine's public names are unknown to us); the Origin check stays on. Nothing is
-    printed: hypercorn's messages go to the `mcpvisor.runtime.transports.http` logger.
+    printed: the servers' messages go to the `mcpvisor.runtime.transports.http` logger.
     """
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
+    if server not in HTTP_SERVERS:
+        raise ValueError(f"unknown HTTP server {server!r}: use one of {', '.join(HTTP_SERVERS)}")
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
     app = mcp_asgi_app(port, path=path, **options)
+    if server == "h11":
+        from ._asgi_h11 import serve_asgi
+
+        bare = host.strip("[]")
+        async with trio.open_nursery() as nursery:
+            bound: int = await nursery.start(functools.partial(serve_asgi, app, host=bare, port=port_number))
+            task_status.started(bound)
+        return
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
     config = Config()
     config.bind = [
         f"[{host}]:{port_number}" if ":" in host and not host.startswith("[") else f"{host}:{port_number}"

@@ -1,0 +1,263 @@
+"""A lean HTTP/1.1 server for one ASGI app, on trio sockets and h11.
+
+Why not only hypercorn: its trio worker serves a trivial app at under half uvicorn's rate on this
+project's machines (benchmarks/README.md, "HTTP floor"), while h11 driven straight on trio sockets runs
+at uvicorn's rate or better. The gap is per-request machinery (a task and several channel hops per
+request, a write per ASGI message). Here the app runs in the connection's own task, a whole response
+that is ready at once leaves in one ``send_all``, and a streamed one is written chunk by chunk as it
+comes (SSE must not wait).
+
+Scope: HTTP/1.1 (and 1.0) with keep-alive, no HTTP/2, no TLS, no websockets, no ``lifespan`` (the MCP
+app needs none; uvicorn's ``lifespan="off"``). Put a proxy in front for TLS. Limits: the request head
+(``max_header_bytes``; 431 beyond), an idle keep-alive connection (``keep_alive`` seconds), and the
+body through the app (ours answers 413 past its ``max_body_bytes``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
+from urllib.parse import unquote
+
+import h11
+import trio
+
+logger = logging.getLogger("mcpvisor.runtime.transports.http")
+
+ASGIMessage: TypeAlias = MutableMapping[str, Any]
+ASGIApp: TypeAlias = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[ASGIMessage]],
+        Callable[[ASGIMessage], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+_READ_SIZE = 64 * 1024
+#: how long a connection closed after an error answer keeps reading what the peer still sends
+_LINGER = 1.0
+
+
+class _ClientGone(Exception):
+    """The peer closed the connection (or broke it) while we read."""
+
+
+async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
+    """h11's next event, reading from the socket as long as it needs data."""
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        try:
+            data = await stream.receive_some(_READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _ClientGone from exc
+        if not data:
+            raise _ClientGone
+        conn.receive_data(data)
+
+
+class _Exchange:
+    """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
+
+    def __init__(self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.request = request
+        self.body_done = False
+        self.disconnected = False
+        self.head: h11.Response | None = None
+        self.response_started = False
+        self.response_done = False
+
+    async def receive(self) -> ASGIMessage:
+        if self.disconnected or self.response_done:
+            return {"type": "http.disconnect"}
+        if not self.body_done:
+            try:
+                event = await _next_event(self.conn, self.stream)
+            except (_ClientGone, h11.RemoteProtocolError):
+                self.disconnected = True
+                return {"type": "http.disconnect"}
+            if isinstance(event, h11.Data):
+                return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+            self.body_done = True  # EndOfMessage
+            return {"type": "http.request", "body": b"", "more_body": False}
+        # Body read: the next thing the peer can tell us is that it left. Bytes of a pipelined next
+        # request are kept in h11's buffer for the next cycle.
+        try:
+            while True:
+                data = await self.stream.receive_some(_READ_SIZE)
+                if not data:
+                    break
+                self.conn.receive_data(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        self.disconnected = True
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: ASGIMessage) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.head is not None:
+                raise RuntimeError("ASGI: http.response.start sent twice")
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            self.head = h11.Response(status_code=int(message["status"]), headers=headers)
+            return
+        if kind != "http.response.body":
+            raise RuntimeError(f"ASGI: unexpected message {kind!r}")
+        if self.head is None:
+            raise RuntimeError("ASGI: http.response.body before http.response.start")
+        if self.response_done:
+            raise RuntimeError("ASGI: body sent after the response ended")
+        body = bytes(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        out: list[bytes] = []
+        if not self.response_started:
+            head = self.head
+            if not more and not _has_header(head.headers, b"content-length"):
+                # The whole body is here: say how long it is rather than chunking one chunk.
+                head = h11.Response(
+                    status_code=head.status_code,
+                    headers=[*head.headers.raw_items(), (b"content-length", str(len(body)).encode())],
+                )
+            out.append(self.conn.send(head) or b"")
+            self.response_started = True
+        if body:
+            out.append(self.conn.send(h11.Data(data=body)) or b"")
+        if not more:
+            out.append(self.conn.send(h11.EndOfMessage()) or b"")
+            self.response_done = True
+        data = b"".join(out)
+        if data:
+            if self.disconnected:
+                raise trio.BrokenResourceError("the client disconnected")
+            await self.stream.send_all(data)
+
+
+def _has_header(headers: Any, name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in headers.raw_items())
+
+
+def _scope(request: h11.Request, client: Any, server: Any) -> dict[str, Any]:
+    target = bytes(request.target)
+    raw_path, _, query = target.partition(b"?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": request.http_version.decode("ascii"),
+        "method": request.method.decode("ascii"),
+        "scheme": "http",
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": [(key.lower(), value) for key, value in request.headers.raw_items()],
+        "client": client,
+        "server": server,
+    }
+
+
+def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
+    try:
+        found = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return None
+    return (str(found[0]), int(found[1]))
+
+
+async def _simple(stream: trio.SocketStream, conn: h11.Connection, status: int, reason: str) -> None:
+    """A bare error answer (400, 431, 500) on a connection about to close; best effort."""
+    body = f"{reason}\n".encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    headers.append((b"connection", b"close"))
+    try:
+        data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
+        data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        await stream.send_all(data)
+        # Close gently: a peer still sending (a head too large) would otherwise get a reset, which may
+        # destroy the answer before it is read. Stop writing, take what still comes for a moment.
+        await stream.send_eof()
+        with trio.move_on_after(_LINGER):
+            for _ in range(16):
+                if not await stream.receive_some(_READ_SIZE):
+                    break
+    except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+
+
+async def serve_connection(
+    app: ASGIApp, stream: trio.SocketStream, *, max_header_bytes: int, keep_alive: float
+) -> None:
+    """Serve requests on one connection, one after another, until either side closes it."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+    client = _address(stream.socket, peer=True)
+    server = _address(stream.socket, peer=False)
+    try:
+        while True:
+            # Waiting for the next request head: bounded when the connection is idle.
+            try:
+                with trio.move_on_after(keep_alive) as idle:
+                    event = await _next_event(conn, stream)
+                if idle.cancelled_caught:
+                    return
+            except _ClientGone:
+                return
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                await _simple(
+                    stream,
+                    conn,
+                    status,
+                    "Request Header Fields Too Large" if status == 431 else "Bad Request",
+                )
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed (or a stray event): nothing more to serve
+            exchange = _Exchange(conn, stream, event)
+            try:
+                await app(_scope(event, client, server), exchange.receive, exchange.send)
+            except Exception:
+                logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
+                if not exchange.response_started:
+                    await _simple(stream, conn, 500, "Internal Server Error")
+                return
+            if not exchange.response_done:
+                if not exchange.response_started:
+                    await _simple(stream, conn, 500, "Internal Server Error")
+                return  # a response cut short cannot be followed by another
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # Connection: close, or a body the app never read
+            conn.start_next_cycle()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await stream.aclose()
+
+
+async def serve_asgi(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_header_bytes: int = 64 * 1024,
+    keep_alive: float = 5.0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started`` gets the bound port
+    (``port=0`` picks a free one). A cancellation ends every connection with it."""
+    if not keep_alive > 0:
+        raise ValueError("keep_alive must be > 0 seconds")
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = int(listeners[0].socket.getsockname()[1])
+    handler = functools.partial(
+        serve_connection, app, max_header_bytes=max_header_bytes, keep_alive=keep_alive
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        task_status.started(bound)

@@ -1,0 +1,173 @@
+"""The lean HTTP/1.1 server (``_asgi_h11``), on real loopback sockets with raw HTTP bytes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
+from mcpvisor.runtime.transports.http import serve_http
+
+Scope = dict[str, Any]
+
+
+@asynccontextmanager
+async def serving(app: Any, **options: Any) -> AsyncIterator[int]:
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(
+            functools.partial(serve_asgi, app, host="127.0.0.1", port=0, **options)
+        )
+        yield port
+        nursery.cancel_scope.cancel()
+
+
+async def read_until(stream: trio.SocketStream, marker: bytes, buffer: bytearray) -> bytes:
+    """Read until ``marker`` is in the buffer; return up to and including it."""
+    with trio.fail_after(5):
+        while marker not in buffer:
+            data = await stream.receive_some(65536)
+            if not data:
+                raise EOFError(bytes(buffer))
+            buffer += data
+    end = buffer.index(marker) + len(marker)
+    out = bytes(buffer[:end])
+    del buffer[:end]
+    return out
+
+
+async def read_to_eof(stream: trio.SocketStream) -> bytes:
+    out = b""
+    with trio.fail_after(5):
+        while data := await stream.receive_some(65536):
+            out += data
+    return out
+
+
+async def echo(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers with method, path, query and the whole body it read."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    text = f"{scope['method']} {scope['path']} {scope['query_string'].decode()} ".encode() + body
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-seen", b"yes")]})
+    await send({"type": "http.response.body", "body": text})
+
+
+async def test_keep_alive_serves_requests_one_after_another() -> None:
+    async with serving(echo) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffer = bytearray()
+        for n in range(3):
+            await stream.send_all(
+                f"POST /a%20b?x={n} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc".encode()
+            )
+            head = await read_until(stream, b"\r\n\r\n", buffer)
+            assert head.startswith(b"HTTP/1.1 200 ") and b"x-seen: yes" in head.lower()
+            expected = f"POST /a b x={n} abc".encode()
+            assert f"content-length: {len(expected)}".encode() in head.lower()
+            assert await read_until(stream, expected, buffer) == expected
+        await stream.aclose()
+
+
+async def test_a_chunked_request_body_is_read_whole() -> None:
+    async with serving(echo) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        head = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        request = head + b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        await stream.send_all(request)
+        buffer = bytearray()
+        await read_until(stream, b"\r\n\r\n", buffer)
+        assert await read_until(stream, b"abcde", buffer) == b"POST /  abcde"
+
+
+async def test_a_streamed_response_arrives_chunk_by_chunk_and_a_disconnect_reaches_the_app() -> None:
+    step = trio.Event()
+    disconnected = trio.Event()
+
+    async def stream_app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"data: one\n\n", "more_body": True})
+        await step.wait()
+        await send({"type": "http.response.body", "body": b"data: two\n\n", "more_body": True})
+        assert (await receive())["type"] == "http.disconnect"  # waits until the client leaves
+        disconnected.set()
+
+    async with serving(stream_app) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        buffer = bytearray()
+        head = await read_until(stream, b"\r\n\r\n", buffer)
+        assert b"transfer-encoding: chunked" in head.lower()
+        await read_until(stream, b"data: one\n\n", buffer)  # before the second chunk exists
+        step.set()
+        await read_until(stream, b"data: two\n\n", buffer)
+        await stream.aclose()
+        with trio.fail_after(5):
+            await disconnected.wait()
+
+
+async def test_an_app_error_is_500_and_no_response_is_500() -> None:
+    async def broken(scope: Scope, receive: Any, send: Any) -> None:
+        raise RuntimeError("secret")
+
+    async def silent(scope: Scope, receive: Any, send: Any) -> None:
+        return
+
+    for app in (broken, silent):
+        async with serving(app) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            answer = await read_to_eof(stream)  # answered, then closed
+            assert answer.startswith(b"HTTP/1.1 500 ") and b"secret" not in answer
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n", b"431"),
+    ],
+)
+async def test_bad_requests_are_refused_and_closed(request_bytes: bytes, status: bytes) -> None:
+    async with serving(echo) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(request_bytes)
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 " + status)
+
+
+async def test_an_idle_connection_is_closed_after_keep_alive() -> None:
+    async with serving(echo, keep_alive=0.2) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        started = trio.current_time()
+        assert await read_to_eof(stream) == b""  # closed by the server, nothing said
+        assert 0.15 < trio.current_time() - started < 3
+
+
+async def test_connection_close_is_honoured() -> None:
+    async with serving(echo) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"GET /  ")
+
+
+async def test_serve_http_validates_its_server_and_keep_alive() -> None:
+    with pytest.raises(ValueError, match="unknown HTTP server 'nginx'"):
+        await serve_http(None, server="nginx")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keep_alive"):
+        await serve_asgi(echo, port=0, keep_alive=0)
