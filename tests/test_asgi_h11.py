@@ -171,3 +171,21 @@ async def test_serve_http_validates_its_server_and_keep_alive() -> None:
         await serve_http(None, server="nginx")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keep_alive"):
         await serve_asgi(echo, port=0, keep_alive=0)
+
+
+async def test_a_body_the_app_did_not_read_does_not_cost_the_connection() -> None:
+    async def no_reader(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(no_reader) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffer = bytearray()
+        for request in [
+            b"DELETE / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        ]:
+            await stream.send_all(request)  # one connection: each answered, none closes it
+            assert (await read_until(stream, b"\r\n\r\n", buffer)).startswith(b"HTTP/1.1 204 ")
+        await stream.aclose()

@@ -39,6 +39,8 @@ ASGIApp: TypeAlias = Callable[
 _READ_SIZE = 64 * 1024
 #: how long a connection closed after an error answer keeps reading what the peer still sends
 _LINGER = 1.0
+#: the most of an unread request body skipped to keep a connection alive
+_SKIP_LIMIT = 1024 * 1024
 
 
 class _ClientGone(Exception):
@@ -190,6 +192,23 @@ async def _simple(stream: trio.SocketStream, conn: h11.Connection, status: int, 
         pass
 
 
+async def _skip_body(conn: h11.Connection, stream: trio.SocketStream) -> bool:
+    """Read past the rest of a request body the app did not want (often just its end, as for a
+    DELETE), so the connection can serve the next request; False when that is not worth it."""
+    left = _SKIP_LIMIT
+    try:
+        with trio.move_on_after(_LINGER):
+            while conn.their_state is h11.SEND_BODY:
+                event = await _next_event(conn, stream)
+                if isinstance(event, h11.Data):
+                    left -= len(event.data)
+                    if left < 0:
+                        return False
+    except (_ClientGone, h11.RemoteProtocolError):
+        return False
+    return conn.their_state is h11.DONE
+
+
 async def serve_connection(
     app: ASGIApp, stream: trio.SocketStream, *, max_header_bytes: int, keep_alive: float
 ) -> None:
@@ -230,8 +249,10 @@ async def serve_connection(
                 if not exchange.response_started:
                     await _simple(stream, conn, 500, "Internal Server Error")
                 return  # a response cut short cannot be followed by another
+            if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
+                return  # a body the app left unread, too big or too slow to skip
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return  # Connection: close, or a body the app never read
+                return  # Connection: close
             conn.start_next_cycle()
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
