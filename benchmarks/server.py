@@ -17,9 +17,10 @@ ratios mean much):
   ``ClientSession`` (``open_sdk_streams``), the client library FastMCP's ``Client`` wraps, against the
   same FastMCP figures (the 2x goal is judged on each side's own client);
 - over Streamable HTTP, the same: both servers run as their own processes on 127.0.0.1 (FastMCP's
-  ``run(transport="http")`` on uvicorn; ours ``Server.run(transport="http")`` on hypercorn), started and
-  stopped by pid, driven by the SAME load generator (``_baselines/http_load.py``: asyncio + raw HTTP/1.1
-  keep-alive, one connection per session, the 2025-11-25 handshake, SSE or JSON answers parsed for both);
+  ``run(transport="http")`` on uvicorn; ours ``Server.run(transport="http")`` on our trio + h11
+  server), started and stopped by pid, driven by the SAME load generator (``_baselines/http_load.py``:
+  asyncio + raw HTTP/1.1 keep-alive, one connection per session, the 2025-11-25 handshake, SSE or JSON
+  answers parsed for both);
 - the HTTP floor: a trivial ASGI app faking the same exchange (``_baselines/asgi_floor.py``) on
   hypercorn-trio and on uvicorn, in the same rounds: what each HTTP stack alone does on this machine;
 - session open+initialize+close/s: in-memory (each side's client) and over HTTP (initialize,
@@ -479,8 +480,9 @@ def measure(python: Path | None, sizes: dict[str, Any], ours_ok: bool) -> dict[s
                 keep(side, f"inmemory/{key}", out)
 
     # HTTP: both servers up, the same load generator against each, taking turns. With them, the floor: a
-    # trivial ASGI app (no MCP) on each side's HTTP server (hypercorn-trio for ours, uvicorn for FastMCP),
-    # measured in the same rounds, so the HTTP ratios can be read against what the HTTP stacks alone do.
+    # trivial ASGI app (no MCP) on hypercorn-trio (ours until 2026-12) and uvicorn (FastMCP's), plus h11
+    # on trio, measured in the same rounds, so the HTTP ratios can be read against what the HTTP stacks
+    # alone do.
     if python is not None:
         load = [str(python), str(BASELINES / "http_load.py")]
         floor = str(BASELINES / "asgi_floor.py")
