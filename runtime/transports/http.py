@@ -267,6 +267,10 @@ class McpHttpApp:
             return None
         return session_id
 
+    async def _follow(self, ex: Exchange, stream: ReplayStream, **how: Any) -> bool:
+        """``write_stream`` with this app's retry hint and keep-alive."""
+        return await write_stream(ex, stream, retry_ms=self.retry_ms, keepalive=self.keepalive, **how)
+
     async def _transport_error(self, ex: Exchange, exc: TransportError) -> None:
         if isinstance(exc, UnknownSession):
             await self._unknown_session(ex, exc.session_id)
@@ -493,15 +497,8 @@ class McpHttpApp:
         stream = streams.open()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
-            delivered = await write_stream(
-                ex,
-                stream,
-                after=0,
-                resumable=True,
-                prime=True,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-                poll_after=self.sse_poll_after,
+            delivered = await self._follow(
+                ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
         if delivered:
             streams.discard(stream.key)
@@ -538,15 +535,7 @@ class McpHttpApp:
             stream = ReplayStream(0)
             stream.append(encode(first))
             stream.finish()
-            await write_stream(
-                ex,
-                stream,
-                after=0,
-                resumable=False,
-                prime=False,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-            )
+            await self._follow(ex, stream, after=0, resumable=False, prime=False)
             return
         if not wants_sse:
             final = await _unless_disconnected(
@@ -562,15 +551,7 @@ class McpHttpApp:
         stream.append(encode(first))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
-            delivered = await write_stream(
-                ex,
-                stream,
-                after=0,
-                resumable=False,
-                prime=False,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-            )
+            delivered = await self._follow(ex, stream, after=0, resumable=False, prime=False)
             if not delivered:
                 self.port.cancel_stateless(handle)  # the pump then ends with the request
 
@@ -634,15 +615,8 @@ class McpHttpApp:
                 stream.finish()
 
             nursery.start_soon(pump_all)
-            delivered = await write_stream(
-                ex,
-                stream,
-                after=0,
-                resumable=True,
-                prime=True,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-                poll_after=self.sse_poll_after,
+            delivered = await self._follow(
+                ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
         if delivered:
             streams.discard(stream.key)
@@ -669,15 +643,8 @@ class McpHttpApp:
         if previous is not None and resume is not None and not previous.standalone:
             # Resuming a POST's stream: the rest of that request's events, then its response.
             # Polls the handler asked for before this GET were honoured by earlier connections.
-            if await write_stream(
-                ex,
-                previous,
-                after=resume[1],
-                resumable=True,
-                prime=False,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-                polls_seen=previous.polls,
+            if await self._follow(
+                ex, previous, after=resume[1], resumable=True, prime=False, polls_seen=previous.polls
             ):
                 streams.discard(previous.key)
             return
@@ -692,15 +659,7 @@ class McpHttpApp:
         backlog = list(previous.since(resume[1])) if previous is not None and resume is not None else []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_standalone, channel, stream, backlog)
-            delivered = await write_stream(
-                ex,
-                stream,
-                after=0,
-                resumable=True,
-                prime=True,
-                retry_ms=self.retry_ms,
-                keepalive=self.keepalive,
-            )
+            delivered = await self._follow(ex, stream, after=0, resumable=True, prime=True)
             nursery.cancel_scope.cancel()
         if delivered:
             streams.discard(stream.key)
