@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -189,3 +190,175 @@ async def test_a_body_the_app_did_not_read_does_not_cost_the_connection() -> Non
             await stream.send_all(request)  # one connection: each answered, none closes it
             assert (await read_until(stream, b"\r\n\r\n", buffer)).startswith(b"HTTP/1.1 204 ")
         await stream.aclose()
+
+
+async def test_the_scope_follows_the_asgi_spec() -> None:
+    seen: list[Scope] = []
+
+    async def record(scope: Scope, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await echo(scope, receive, send)
+
+    async with serving(record) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(
+            b"GET /m%C3%BCnchen/a%2Fb?q=1&r=%20 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\n\r\n"
+        )
+        await read_until(stream, b"\r\n\r\n", bytearray())
+        local = stream.socket.getsockname()
+        await stream.aclose()
+    (scope,) = seen
+    assert scope["type"] == "http" and scope["asgi"]["version"] == "3.0"
+    assert scope["http_version"] == "1.1" and scope["method"] == "GET" and scope["scheme"] == "http"
+    assert scope["path"] == "/münchen/a/b" and scope["raw_path"] == b"/m%C3%BCnchen/a%2Fb"
+    assert scope["query_string"] == b"q=1&r=%20" and scope["root_path"] == ""
+    assert (b"x-mixed-case", b"V") in scope["headers"] and (b"host", b"h") in scope["headers"]
+    assert scope["client"] == (local[0], local[1]) and scope["server"] == ("127.0.0.1", port)
+
+
+async def test_an_http_1_0_request_is_answered_then_closed() -> None:
+    async with serving(echo) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET /old HTTP/1.0\r\n\r\n")
+        answer = await read_to_eof(stream)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"GET /old  ")
+
+
+async def test_a_client_leaving_an_open_stream_ends_the_app_promptly() -> None:
+    """The MCP app's pattern: it waits on its own work and watches ``receive`` for the disconnect."""
+    started = trio.Event()
+    ended = trio.Event()
+
+    async def forever_stream(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()  # the (empty) body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: hi\n\n", "more_body": True})
+        started.set()
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                assert (await receive())["type"] == "http.disconnect"
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            await trio.sleep_forever()  # the answer that never comes
+        ended.set()
+
+    async with serving(forever_stream) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await read_until(stream, b"data: hi\n\n", bytearray())
+        await started.wait()
+        await stream.aclose()
+        with trio.fail_after(1):
+            await ended.wait()
+
+
+async def test_a_client_flooding_an_open_stream_counts_as_gone_and_is_closed() -> None:
+    told: list[str] = []
+
+    async def open_stream(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"open", "more_body": True})
+        told.append((await receive())["type"])
+
+    async with serving(open_stream, max_header_bytes=1024) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await read_until(stream, b"open", bytearray())
+        with trio.fail_after(5), contextlib.suppress(trio.BrokenResourceError):
+            for _ in range(100):  # far past what a pipelined request head may be
+                await stream.send_all(b"x" * 65536)
+            await read_to_eof(stream)  # (or a reset: the server closed with our bytes unread)
+        assert told == ["http.disconnect"]
+
+
+async def test_an_oversized_body_is_413_from_the_mcp_app_chunked_or_not() -> None:
+    from mcpvisor.runtime.server import Server, start_server
+
+    post = (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Accept: application/json, text/event-stream\r\n"
+    )
+    big = b"[" + b" " * 3000 + b"]"
+    chunked = (
+        post
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (big[:1500], big[1500:]))
+        + b"0\r\n\r\n"
+    )
+    sized = post + f"Content-Length: {len(big)}\r\n\r\n".encode() + big
+    async with start_server(Server("limits", "1.0.0")) as mcp, trio.open_nursery() as nursery:
+        port = await nursery.start(
+            functools.partial(serve_http, mcp, port_number=0, max_body_bytes=1000)  # type: ignore[arg-type]
+        )
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffer = bytearray()
+        for request in (sized, chunked):  # one connection: the unread rest is skipped, not fatal
+            await stream.send_all(request)
+            head = await read_until(stream, b"\r\n\r\n", buffer)
+            assert head.startswith(b"HTTP/1.1 413 ")
+            await read_until(stream, b'Payload Too Large"}}', buffer)
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_stopping_closes_idle_connections_at_once_and_accepts_no_more() -> None:
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(functools.partial(serve_asgi, echo, port=0, keep_alive=30))
+        idle = await trio.open_tcp_stream("127.0.0.1", port)
+        await idle.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await read_until(idle, b"GET /  ", bytearray())  # served; now idle for up to 30 s
+        started = trio.current_time()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() - started < 0.5  # not the keep-alive, not the grace
+    assert await read_to_eof(idle) == b""
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_stopping_lets_a_request_in_flight_finish_within_the_grace() -> None:
+    arrived = trio.Event()
+
+    async def slow(scope: Scope, receive: Any, send: Any) -> None:
+        arrived.set()
+        await trio.sleep(0.2)
+        await echo(scope, receive, send)
+
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(functools.partial(serve_asgi, slow, port=0, grace=5))
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n")
+        await arrived.wait()
+        nursery.cancel_scope.cancel()
+    answer = await read_to_eof(stream)  # the whole answer, marked as the connection's last
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"GET /late  ")
+    assert b"connection: close" in answer.lower()
+
+
+async def test_stopping_cuts_what_outlasts_the_grace() -> None:
+    arrived = trio.Event()
+    cut = trio.Event()
+
+    async def stuck(scope: Scope, receive: Any, send: Any) -> None:
+        arrived.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cut.set()
+
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(functools.partial(serve_asgi, stuck, port=0, grace=0.2))
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await arrived.wait()
+        started = trio.current_time()
+        nursery.cancel_scope.cancel()
+    assert cut.is_set() and 0.15 < trio.current_time() - started < 1.5
+    assert await read_to_eof(stream) == b""
+
+
+async def test_serve_asgi_validates_its_grace() -> None:
+    with pytest.raises(ValueError, match="grace"):
+        await serve_asgi(echo, port=0, grace=-1)

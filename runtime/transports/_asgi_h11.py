@@ -10,14 +10,20 @@ comes (SSE must not wait).
 Scope: HTTP/1.1 (and 1.0) with keep-alive, no HTTP/2, no TLS, no websockets, no ``lifespan`` (the MCP
 app needs none; uvicorn's ``lifespan="off"``). Put a proxy in front for TLS. Limits: the request head
 (``max_header_bytes``; 431 beyond), an idle keep-alive connection (``keep_alive`` seconds), and the
-body through the app (ours answers 413 past its ``max_body_bytes``).
+body through the app (ours answers 413 past its ``max_body_bytes``, chunked bodies included, with a
+JSON-RPC error body a server-side limit could not give).
+
+Stopping (a cancellation) is graceful for ``grace`` seconds: no new connections, idle ones closed,
+requests in flight may finish. That matters for an orderly stop (SIGTERM): the tree behind the app is
+still running then, so a tools/call under way gets its answer instead of a reset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
@@ -43,6 +49,31 @@ _LINGER = 1.0
 _SKIP_LIMIT = 1024 * 1024
 
 
+class _Shutdown:
+    """What a stopping server tells its connections: serve no further request, stop idling now."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.idle: set[trio.CancelScope] = set()
+
+    def begin(self) -> None:
+        self.stopping = True
+        for scope in self.idle:
+            scope.cancel()
+
+    @contextlib.contextmanager
+    def idling(self, seconds: float) -> Iterator[trio.CancelScope]:
+        """A wait of at most ``seconds`` that serves no request, hence ends as soon as we stop."""
+        with trio.move_on_after(seconds) as scope:
+            if self.stopping:
+                scope.cancel()
+            self.idle.add(scope)
+            try:
+                yield scope
+            finally:
+                self.idle.discard(scope)
+
+
 class _ClientGone(Exception):
     """The peer closed the connection (or broke it) while we read."""
 
@@ -65,8 +96,17 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
 class _Exchange:
     """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
 
-    def __init__(self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request) -> None:
+    def __init__(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        request: h11.Request,
+        buffer_limit: int,
+        shutdown: _Shutdown,
+    ) -> None:
         self.conn = conn
+        self.buffer_limit = buffer_limit
+        self.shutdown = shutdown
         self.stream = stream
         self.request = request
         self.body_done = False
@@ -89,9 +129,10 @@ class _Exchange:
             self.body_done = True  # EndOfMessage
             return {"type": "http.request", "body": b"", "more_body": False}
         # Body read: the next thing the peer can tell us is that it left. Bytes of a pipelined next
-        # request are kept in h11's buffer for the next cycle.
+        # request are kept in h11's buffer for the next cycle, up to a bound: a peer that keeps sending
+        # while its response is still open is treated as gone (and its connection is closed after).
         try:
-            while True:
+            while len(self.conn.trailing_data[0]) <= self.buffer_limit:
                 data = await self.stream.receive_some(_READ_SIZE)
                 if not data:
                     break
@@ -107,6 +148,8 @@ class _Exchange:
             if self.head is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            if self.shutdown.stopping and not any(k.lower() == b"connection" for k, _ in headers):
+                headers.append((b"connection", b"close"))  # this is the connection's last response
             self.head = h11.Response(status_code=int(message["status"]), headers=headers)
             return
         if kind != "http.response.body":
@@ -171,7 +214,9 @@ def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
     return (str(found[0]), int(found[1]))
 
 
-async def _simple(stream: trio.SocketStream, conn: h11.Connection, status: int, reason: str) -> None:
+async def _simple(
+    stream: trio.SocketStream, conn: h11.Connection, status: int, reason: str, shutdown: _Shutdown
+) -> None:
     """A bare error answer (400, 431, 500) on a connection about to close; best effort."""
     body = f"{reason}\n".encode()
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
@@ -184,7 +229,7 @@ async def _simple(stream: trio.SocketStream, conn: h11.Connection, status: int, 
         # Close gently: a peer still sending (a head too large) would otherwise get a reset, which may
         # destroy the answer before it is read. Stop writing, take what still comes for a moment.
         await stream.send_eof()
-        with trio.move_on_after(_LINGER):
+        with shutdown.idling(_LINGER):
             for _ in range(16):
                 if not await stream.receive_some(_READ_SIZE):
                     break
@@ -210,17 +255,24 @@ async def _skip_body(conn: h11.Connection, stream: trio.SocketStream) -> bool:
 
 
 async def serve_connection(
-    app: ASGIApp, stream: trio.SocketStream, *, max_header_bytes: int, keep_alive: float
+    app: ASGIApp,
+    stream: trio.SocketStream,
+    *,
+    max_header_bytes: int,
+    keep_alive: float,
+    shutdown: _Shutdown | None = None,
 ) -> None:
     """Serve requests on one connection, one after another, until either side closes it."""
+    shutdown = shutdown or _Shutdown()
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
     client = _address(stream.socket, peer=True)
     server = _address(stream.socket, peer=False)
     try:
-        while True:
-            # Waiting for the next request head: bounded when the connection is idle.
+        while not shutdown.stopping:
+            # Waiting for the next request head: bounded when the connection is idle, and cut short
+            # when the server stops.
             try:
-                with trio.move_on_after(keep_alive) as idle:
+                with shutdown.idling(keep_alive) as idle:
                     event = await _next_event(conn, stream)
                 if idle.cancelled_caught:
                     return
@@ -233,22 +285,25 @@ async def serve_connection(
                     conn,
                     status,
                     "Request Header Fields Too Large" if status == 431 else "Bad Request",
+                    shutdown,
                 )
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed (or a stray event): nothing more to serve
-            exchange = _Exchange(conn, stream, event)
+            exchange = _Exchange(conn, stream, event, max_header_bytes, shutdown)
             try:
                 await app(_scope(event, client, server), exchange.receive, exchange.send)
             except Exception:
                 logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
                 if not exchange.response_started:
-                    await _simple(stream, conn, 500, "Internal Server Error")
+                    await _simple(stream, conn, 500, "Internal Server Error", shutdown)
                 return
             if not exchange.response_done:
                 if not exchange.response_started:
-                    await _simple(stream, conn, 500, "Internal Server Error")
+                    await _simple(stream, conn, 500, "Internal Server Error", shutdown)
                 return  # a response cut short cannot be followed by another
+            if exchange.disconnected:
+                return  # the peer left (or flooded us) while the response was open
             if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
                 return  # a body the app left unread, too big or too slow to skip
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -268,17 +323,51 @@ async def serve_asgi(
     port: int = 8000,
     max_header_bytes: int = 64 * 1024,
     keep_alive: float = 5.0,
+    grace: float = 1.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started`` gets the bound port
-    (``port=0`` picks a free one). A cancellation ends every connection with it."""
+    (``port=0`` picks a free one). Cancelled, it stops accepting, closes idle connections and gives
+    requests in flight ``grace`` seconds before cutting them (0: cut at once)."""
     if not keep_alive > 0:
         raise ValueError("keep_alive must be > 0 seconds")
+    if not grace >= 0:
+        raise ValueError("grace must be >= 0 seconds")
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = int(listeners[0].socket.getsockname()[1])
+    shutdown = _Shutdown()
     handler = functools.partial(
-        serve_connection, app, max_header_bytes=max_header_bytes, keep_alive=keep_alive
+        serve_connection, app, max_header_bytes=max_header_bytes, keep_alive=keep_alive, shutdown=shutdown
     )
+    stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handler, listeners)
+        nursery.start_soon(_connections, handler, listeners, shutdown, stop, grace)
         task_status.started(bound)
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+
+
+async def _connections(
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    listeners: list[trio.SocketListener],
+    shutdown: _Shutdown,
+    stop: trio.Event,
+    grace: float,
+) -> None:
+    """Accept and serve connections; shielded from the caller's cancellation, which ``stop`` relays,
+    so that the connections can finish within the grace instead of dying with it."""
+    with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as connections:
+            accepting = trio.CancelScope()
+
+            async def accept() -> None:
+                with accepting:
+                    await trio.serve_listeners(handler, listeners, handler_nursery=connections)
+
+            connections.start_soon(accept)
+            await stop.wait()
+            accepting.cancel()  # closes the listeners
+            shutdown.begin()
+            connections.cancel_scope.deadline = trio.current_time() + grace
