@@ -2,15 +2,18 @@
 
 It answers what ``http_load.py`` sends with fixed JSON (``initialize`` with a fresh ``Mcp-Session-Id``,
 202 for notifications, ``tools/call`` as ``add``), so its calls/s is what the HTTP server alone can do
-on this machine: the ceiling for any MCP server on it. Served two ways, each by the stack one side uses:
+on this machine: the ceiling for any MCP server on it. Served several ways:
 
-- ``--server hypercorn``: hypercorn's trio worker (our transport's server; run with our venv's Python);
+- ``--server hypercorn``: hypercorn's trio worker (our transport's server until 2026-12; run with our
+  venv's Python);
+- ``--server mcpvisor-h11``: our own ASGI server (``mcpvisor.runtime.transports._asgi_h11``, the
+  default of ``serve_http``; run with our venv's Python);
 - ``--server uvicorn``: uvicorn on asyncio (FastMCP's; run with the FastMCP venv's Python);
 - ``--server trio-h11``: no ASGI server at all, the same answers from h11 driven directly on trio
   sockets (``trio.serve_tcp``), one ``send_all`` per response: what trio itself allows, i.e. how far a
   leaner HTTP driver than hypercorn could take our transport (run with our venv's Python).
 
-All three speak HTTP/1.1 through h11 here (no uvloop or httptools in either venv).
+All of them speak HTTP/1.1 through h11 here (no uvloop or httptools in either venv).
 """
 
 from __future__ import annotations
@@ -95,13 +98,20 @@ async def serve_h11(stream: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--server", choices=["hypercorn", "uvicorn", "trio-h11"], required=True)
+    parser.add_argument(
+        "--server", choices=["hypercorn", "uvicorn", "trio-h11", "mcpvisor-h11"], required=True
+    )
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.server == "uvicorn":
         import uvicorn
 
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    elif args.server == "mcpvisor-h11":
+        import trio
+        from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
+
+        trio.run(functools.partial(serve_asgi, app, host="127.0.0.1", port=args.port))
     elif args.server == "trio-h11":
         import trio
 
