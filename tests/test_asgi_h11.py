@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 import pytest
 import trio
 from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
@@ -362,3 +363,37 @@ async def test_stopping_cuts_what_outlasts_the_grace() -> None:
 async def test_serve_asgi_validates_its_grace() -> None:
     with pytest.raises(ValueError, match="grace"):
         await serve_asgi(echo, port=0, grace=-1)
+
+
+async def test_an_orderly_stop_lets_a_call_in_flight_answer() -> None:
+    """``serve(stop=...)`` (what SIGTERM sets): the tree is still up during the grace, so the call ends."""
+    from _http_messages import stateless, stateless_headers
+    from mcpvisor.runtime.server import Server
+    from mcpvisor.runtime.server._run import serve
+
+    server = Server("stopping", "1.0.0")
+    entered = trio.Event()
+
+    @server.tool
+    async def slow() -> str:
+        entered.set()
+        await trio.sleep(0.3)
+        return "finished"
+
+    stop = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            url: str = await nursery.start(
+                functools.partial(serve, server, transport="http", port=0, stop=stop)
+            )
+
+            async def stop_once_entered() -> None:
+                await entered.wait()
+                stop.set()
+
+            nursery.start_soon(stop_once_entered)
+            async with httpx2.AsyncClient() as client:
+                call = stateless("tools/call", {"name": "slow", "arguments": {}})
+                response = await client.post(url, json=call, headers=stateless_headers("tools/call", "slow"))
+    assert stop.is_set() and response.status_code == 200
+    assert response.json()["result"]["content"][0]["text"] == "finished"
