@@ -397,3 +397,36 @@ async def test_an_orderly_stop_lets_a_call_in_flight_answer() -> None:
                 response = await client.post(url, json=call, headers=stateless_headers("tools/call", "slow"))
     assert stop.is_set() and response.status_code == 200
     assert response.json()["result"]["content"][0]["text"] == "finished"
+
+
+async def test_the_body_reaches_the_app_as_it_arrives() -> None:
+    """A body already whole is one message; one still arriving comes in parts, ``more_body`` set."""
+    messages: list[tuple[bytes, bool]] = []
+    first_part = trio.Event()
+
+    async def recorder(scope: Scope, receive: Any, send: Any) -> None:
+        messages.clear()
+        while True:
+            message = await receive()
+            messages.append((message["body"], message["more_body"]))
+            first_part.set()
+            if not message["more_body"]:
+                break
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(recorder) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffer = bytearray()
+        await stream.send_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+        await read_until(stream, b"\r\n\r\n", buffer)
+        assert messages == [(b"abc", False)]
+        first_part = trio.Event()
+        await stream.send_all(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        with trio.fail_after(5):
+            await first_part.wait()
+        assert messages == [(b"abc", True)]  # the app has the first chunk before the rest exists
+        await stream.send_all(b"2\r\nde\r\n0\r\n\r\n")
+        assert (await read_until(stream, b"\r\n\r\n", buffer)).startswith(b"HTTP/1.1 204 ")
+        assert messages in ([(b"abc", True), (b"de", True), (b"", False)], [(b"abc", True), (b"de", False)])
+        await stream.aclose()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, TypeAlias
 from urllib.parse import unquote
@@ -110,8 +111,10 @@ class _Exchange:
         self.stream = stream
         self.request = request
         self.body_done = False
+        self.pending: Any = None  # a body event read ahead of the app
         self.disconnected = False
-        self.head: h11.Response | None = None
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
         self.response_started = False
         self.response_done = False
 
@@ -119,13 +122,23 @@ class _Exchange:
         if self.disconnected or self.response_done:
             return {"type": "http.disconnect"}
         if not self.body_done:
+            event, self.pending = self.pending, None
             try:
-                event = await _next_event(self.conn, self.stream)
+                if event is None:
+                    event = await _next_event(self.conn, self.stream)
+                if isinstance(event, h11.Data):
+                    # Read ahead: a body that is all here ends in this message (one app round less).
+                    ahead = self.conn.next_event()
+                    if ahead is h11.NEED_DATA:
+                        return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+                    if not isinstance(ahead, h11.EndOfMessage):
+                        self.pending = ahead
+                        return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+                    self.body_done = True
+                    return {"type": "http.request", "body": bytes(event.data), "more_body": False}
             except (_ClientGone, h11.RemoteProtocolError):
                 self.disconnected = True
                 return {"type": "http.disconnect"}
-            if isinstance(event, h11.Data):
-                return {"type": "http.request", "body": bytes(event.data), "more_body": True}
             self.body_done = True  # EndOfMessage
             return {"type": "http.request", "body": b"", "more_body": False}
         # Body read: the next thing the peer can tell us is that it left. Bytes of a pipelined next
@@ -145,16 +158,16 @@ class _Exchange:
     async def send(self, message: ASGIMessage) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            if self.head is not None:
+            if self.status is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
-            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-            if self.shutdown.stopping and not any(k.lower() == b"connection" for k, _ in headers):
-                headers.append((b"connection", b"close"))  # this is the connection's last response
-            self.head = h11.Response(status_code=int(message["status"]), headers=headers)
+            self.status = int(message["status"])
+            self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            if self.shutdown.stopping and not _has_header(self.headers, b"connection"):
+                self.headers.append((b"connection", b"close"))  # this is the connection's last response
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message {kind!r}")
-        if self.head is None:
+        if self.status is None:
             raise RuntimeError("ASGI: http.response.body before http.response.start")
         if self.response_done:
             raise RuntimeError("ASGI: body sent after the response ended")
@@ -162,14 +175,11 @@ class _Exchange:
         more = bool(message.get("more_body", False))
         out: list[bytes] = []
         if not self.response_started:
-            head = self.head
-            if not more and not _has_header(head.headers, b"content-length"):
-                # The whole body is here: say how long it is rather than chunking one chunk.
-                head = h11.Response(
-                    status_code=head.status_code,
-                    headers=[*head.headers.raw_items(), (b"content-length", str(len(body)).encode())],
-                )
-            out.append(self.conn.send(head) or b"")
+            # The head waits for the first body message: when that is the whole body, the head can
+            # say how long it is (rather than chunking one chunk), and h11 checks the head once.
+            if not more and not _has_header(self.headers, b"content-length"):
+                self.headers.append((b"content-length", str(len(body)).encode()))
+            out.append(self.conn.send(h11.Response(status_code=self.status, headers=self.headers)) or b"")
             self.response_started = True
         if body:
             out.append(self.conn.send(h11.Data(data=body)) or b"")
@@ -183,8 +193,8 @@ class _Exchange:
             await self.stream.send_all(data)
 
 
-def _has_header(headers: Any, name: bytes) -> bool:
-    return any(key.lower() == name for key, _ in headers.raw_items())
+def _has_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in headers)
 
 
 def _scope(request: h11.Request, client: Any, server: Any) -> dict[str, Any]:
@@ -267,53 +277,71 @@ async def serve_connection(
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
     client = _address(stream.socket, peer=True)
     server = _address(stream.socket, peer=False)
+    # One scope per connection bounds each wait for a request head (its deadline moves; a scope per
+    # request costs more); the server cancels it when it stops while the connection waits.
+    idle = trio.CancelScope()
     try:
-        while not shutdown.stopping:
-            # Waiting for the next request head: bounded when the connection is idle, and cut short
-            # when the server stops.
-            try:
-                with shutdown.idling(keep_alive) as idle:
-                    event = await _next_event(conn, stream)
-                if idle.cancelled_caught:
-                    return
-            except _ClientGone:
-                return
-            except h11.RemoteProtocolError as exc:
-                status = exc.error_status_hint
-                await _simple(
-                    stream,
-                    conn,
-                    status,
-                    "Request Header Fields Too Large" if status == 431 else "Bad Request",
-                    shutdown,
-                )
-                return
-            if not isinstance(event, h11.Request):
-                return  # ConnectionClosed (or a stray event): nothing more to serve
-            exchange = _Exchange(conn, stream, event, max_header_bytes, shutdown)
-            try:
-                await app(_scope(event, client, server), exchange.receive, exchange.send)
-            except Exception:
-                logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
-                if not exchange.response_started:
-                    await _simple(stream, conn, 500, "Internal Server Error", shutdown)
-                return
-            if not exchange.response_done:
-                if not exchange.response_started:
-                    await _simple(stream, conn, 500, "Internal Server Error", shutdown)
-                return  # a response cut short cannot be followed by another
-            if exchange.disconnected:
-                return  # the peer left (or flooded us) while the response was open
-            if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
-                return  # a body the app left unread, too big or too slow to skip
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return  # Connection: close
-            conn.start_next_cycle()
+        with idle:
+            await _serve_requests(
+                app, stream, conn, client, server, idle, max_header_bytes, keep_alive, shutdown
+            )
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             await stream.aclose()
+
+
+async def _serve_requests(
+    app: ASGIApp,
+    stream: trio.SocketStream,
+    conn: h11.Connection,
+    client: Any,
+    server: Any,
+    idle: trio.CancelScope,
+    max_header_bytes: int,
+    keep_alive: float,
+    shutdown: _Shutdown,
+) -> None:
+    while not shutdown.stopping:
+        idle.deadline = trio.current_time() + keep_alive
+        shutdown.idle.add(idle)
+        bad: h11.RemoteProtocolError | None = None
+        try:
+            event = await _next_event(conn, stream)
+        except _ClientGone:
+            return
+        except h11.RemoteProtocolError as exc:
+            bad = exc
+        finally:
+            shutdown.idle.discard(idle)
+            idle.deadline = math.inf
+        if bad is not None:
+            status = bad.error_status_hint
+            reason = "Request Header Fields Too Large" if status == 431 else "Bad Request"
+            await _simple(stream, conn, status, reason, shutdown)
+            return
+        if not isinstance(event, h11.Request):
+            return  # ConnectionClosed (or a stray event): nothing more to serve
+        exchange = _Exchange(conn, stream, event, max_header_bytes, shutdown)
+        try:
+            await app(_scope(event, client, server), exchange.receive, exchange.send)
+        except Exception:
+            logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
+            if not exchange.response_started:
+                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
+            return
+        if not exchange.response_done:
+            if not exchange.response_started:
+                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
+            return  # a response cut short cannot be followed by another
+        if exchange.disconnected:
+            return  # the peer left (or flooded us) while the response was open
+        if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
+            return  # a body the app left unread, too big or too slow to skip
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return  # Connection: close
+        conn.start_next_cycle()
 
 
 async def serve_asgi(
