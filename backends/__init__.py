@@ -13,6 +13,7 @@ from ._codec import Codec, decode, decode_task_record, default_codec, encode, en
 from ._errors import (
     BackendClosed,
     BackendError,
+    BackendUnavailable,
     InvalidTransition,
     TaskExists,
     TaskNotFound,
@@ -20,6 +21,7 @@ from ._errors import (
     VersionConflict,
 )
 from ._memory import MemorySessionStore, MemoryTaskBackend
+from ._startup_check import check_session_store, check_task_backend
 from ._task_record import TaskPage, TaskRecord, TaskStatus, check_transition
 from ._urls import session_store_from_url, task_backend_from_url
 
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_VALUE_TTL",
     "BackendClosed",
     "BackendError",
+    "BackendUnavailable",
     "Codec",
     "InvalidTransition",
     "MemorySessionStore",
@@ -48,6 +51,8 @@ __all__ = [
     "TaskStatus",
     "UnsupportedBackendURL",
     "VersionConflict",
+    "check_session_store",
+    "check_task_backend",
     "check_transition",
     "decode",
     "decode_task_record",

@@ -40,3 +40,11 @@ class BackendClosed(BackendError):
 
 class UnsupportedBackendURL(BackendError, ValueError):
     """A backend URL whose scheme we do not know, or that is malformed."""
+
+
+class BackendUnavailable(BackendError):
+    """A backend failed its start-up check: it cannot be opened, read or written right now.
+
+    Raised before a server serves anything, so a store that cannot work is refused at start instead of
+    failing every request later. The message names the backend and the cause in one line.
+    """

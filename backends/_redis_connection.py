@@ -138,10 +138,16 @@ class RedisConnection:
             GlideClient,
             GlideClientConfiguration,
             GlideError,
+            Logger,
+            LogLevel,
             NodeAddress,
             ServerCredentials,
         )
 
+        # glide's Rust core logs every failed connection attempt to the console at WARN by default; we
+        # raise a BackendError that says the same, so keep its console for errors. ``init`` leaves a
+        # logger the application configured itself alone.
+        Logger.init(LogLevel.ERROR)
         address = self.address
         credentials = None
         if address.password is not None:

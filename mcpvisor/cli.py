@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             server = load_target(args.target)
         except TargetError as exc:
             parser.exit(2, f"mcpvisor: error: {exc}\n")
-    from mcpvisor.backends import UnsupportedBackendURL
+    from mcpvisor.backends import BackendUnavailable, UnsupportedBackendURL
     from mcpvisor.runtime.server._run import run_server
 
     try:
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             task_backend=args.task_backend,
             http_server=args.http_server,
         )
-    except UnsupportedBackendURL as exc:
+    except (UnsupportedBackendURL, BackendUnavailable) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")
     sys.exit(0)
 

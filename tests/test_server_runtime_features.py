@@ -12,6 +12,7 @@ import trio
 import trio.testing
 from _runtime_app import app
 from mcpvisor.backends import MemorySessionStore
+from mcpvisor.backends._startup_check import PROBE_SESSION_ID
 from mcpvisor.runtime.actors import ActorExited
 from mcpvisor.runtime.protocol import ErrorResponse, JsonRpcError, Message, Request, Response
 from mcpvisor.runtime.server import Context, Server, SessionBusy, UnknownSession, start_server
@@ -23,18 +24,23 @@ def text_of(result: Mapping[str, Any]) -> str:
 
 
 class RecordingStore(MemorySessionStore):
-    """Remembers which task ran each operation."""
+    """Remembers which task ran each operation, and for which session."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tasks: list[trio.lowlevel.Task] = []
+        self.probes: list[trio.lowlevel.Task] = []  # the start-up check's, before any actor runs
+
+    def _record(self, session_id: str) -> None:
+        task = trio.lowlevel.current_task()
+        (self.probes if session_id == PROBE_SESSION_ID else self.tasks).append(task)
 
     async def get(self, session_id: str, key: str) -> bytes | None:
-        self.tasks.append(trio.lowlevel.current_task())
+        self._record(session_id)
         return await super().get(session_id, key)
 
     async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        self.tasks.append(trio.lowlevel.current_task())
+        self._record(session_id)
         await super().put(session_id, key, value, ttl=ttl)
 
 
@@ -50,6 +56,8 @@ async def test_every_state_operation_runs_in_the_state_store_server() -> None:
         actor = running.registry.whereis("state_store")
         assert actor is not None
         assert store.tasks and {id(t) for t in store.tasks} == {id(actor._task)}
+        # The start-up check ran once (a put and a get), before the tree, from the starting task.
+        assert len(store.probes) == 2 and id(actor._task) not in {id(t) for t in store.probes}
 
 
 async def test_state_keys_of_the_runtime_are_reserved() -> None:

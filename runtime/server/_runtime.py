@@ -29,7 +29,14 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
-from mcpvisor.backends import SessionStateStore, TaskBackend, session_store_from_url, task_backend_from_url
+from mcpvisor.backends import (
+    SessionStateStore,
+    TaskBackend,
+    check_session_store,
+    check_task_backend,
+    session_store_from_url,
+    task_backend_from_url,
+)
 from mcpvisor.supervisors import (
     BRUTAL_KILL,
     INFINITY,
@@ -496,6 +503,7 @@ async def start_server(
     busy_retry_after: float = 1.0,
     expire_interval: float = 60.0,
     resume_sessions: bool = True,
+    backend_check_timeout: float | None = 10.0,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
 ) -> AsyncIterator[RunningServer]:
@@ -511,6 +519,11 @@ async def start_server(
     ``resume_sessions`` lets a session id this process does not hold, but whose negotiated settings are
     in the state store (a server restarted on a durable store, another node on a shared one), carry on
     here instead of getting 404 (see ``ServerPort.resume_session``).
+
+    Before anything is served both backends are checked (a probe value written, read and dropped in
+    the state store; one task record read): one that fails, or does not answer within
+    ``backend_check_timeout`` seconds, raises ``BackendUnavailable`` with a one-line reason, instead of
+    every request failing later. ``backend_check_timeout=None`` skips the check.
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -563,6 +576,13 @@ async def start_server(
     on_list_changed = getattr(server, "on_list_changed", None)
     on_resource_updated = getattr(server, "on_resource_updated", None)
     try:
+        if backend_check_timeout is not None:
+            # Before the tree: no actor owns the backends yet, and a refusal is one line, not a tree
+            # that starts and stops around it in the supervision log.
+            name = _backend_name(session_state_store)
+            await check_session_store(store, name=name, timeout=backend_check_timeout)
+            name = _backend_name(task_backend)
+            await check_task_backend(tasks, name=name, timeout=backend_check_timeout)
         async with open_supervisor(
             children, strategy=Strategy.REST_FOR_ONE, name="server", on_event=running._record_event
         ) as tree:
@@ -584,3 +604,8 @@ async def start_server(
                 await store.aclose()
             if isinstance(task_backend, str):
                 await tasks.aclose()
+
+
+def _backend_name(backend: object) -> str:
+    """How a backend is named in a start-up error: its URL, or the class of an object passed in."""
+    return backend if isinstance(backend, str) else f"{type(backend).__qualname__} object"
