@@ -11,6 +11,7 @@ from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._runtime import RunningServer, start_server
 from ._server import Server
+from ._session_label import session_label
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
 __all__ += [
@@ -28,4 +29,4 @@ __all__ += [
     "NoSessionState",
     "LocalEnv",
 ]
-__all__ += ["RunningServer", "start_server"]
+__all__ += ["RunningServer", "session_label", "start_server"]

@@ -79,6 +79,7 @@ from ._listen import LISTEN_METHOD, Listeners
 from ._port import SessionBusy, UnknownSession
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
+from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
@@ -269,7 +270,7 @@ class RunningServer:
         self._slots[session_id] = slot
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
-            session_id,
+            session_label(session_id),  # child ids reach the supervision log: never the id itself
             functools.partial(self._run_session, slot),
             restart=Restart.TEMPORARY,
             shutdown=self._shutdown_grace,
@@ -300,7 +301,7 @@ class RunningServer:
             if session_id in self._slots:  # closing here meanwhile: it is gone for good
                 return False
             await self._start_slot(SessionSlot(session_id, resumed=True))
-            logger.info("session %s resumed from the state store", session_id)
+            logger.info("session %s resumed from the state store", session_label(session_id))
             return True
         finally:
             del self._resuming[session_id]
@@ -433,7 +434,9 @@ class RunningServer:
         if sessions is not None:
             with suppress(ChildNotFound, SupervisorNotRunning):
                 # by handle, not id: a dynamic supervisor finds a handle without a scan
-                await sessions.terminate_child(slot.tree if slot.tree is not None else session_id)
+                await sessions.terminate_child(
+                    slot.tree if slot.tree is not None else session_label(session_id)
+                )
         await slot.done.wait()
 
     # ---- one session's subtree ----------------------------------------------------------------------
@@ -455,7 +458,7 @@ class RunningServer:
 
     def _close_idle(self, slot: SessionSlot) -> None:
         """The IdleReaper's verdict: end the session for good (its values are dropped)."""
-        logger.info("session %s idle for %gs: closing", slot.session_id, slot.idle_timeout)
+        logger.info("session %s idle for %gs: closing", session_label(slot.session_id), slot.idle_timeout)
         slot.closing = True
         slot.close_reason = f"idle for {slot.idle_timeout:g}s"
         ref = slot.ref
@@ -482,7 +485,7 @@ class RunningServer:
                         if bus is not None:
                             await bus.call(UnsubscribeAll(sid))
                     except Exception as exc:
-                        logger.warning("session %s: dropping its values failed: %r", sid, exc)
+                        logger.warning("session %s: dropping its values failed: %r", session_label(sid), exc)
         finally:
             slot.done.set()
 

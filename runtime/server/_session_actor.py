@@ -53,6 +53,7 @@ from ._request_env import (
     SubscribeUri,
     UnsubscribeUri,
 )
+from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import StateStoreClient
@@ -120,7 +121,7 @@ class SessionActor:
             self.slot.idle_timeout = settings.idle_timeout
             for uri in settings.subscriptions:
                 await self._bus(Subscribe(resource_topic(uri), sid))
-            logger.info("session %s resumed (%s)", sid, settings.protocol_version)
+            logger.info("session %s resumed (%s)", session_label(sid), settings.protocol_version)
         self.slot.set_ref(self.ref)
         if self.slot.closing:  # closed (idle) while this incarnation was starting
             self.ref.request_stop(NORMAL)
@@ -216,7 +217,9 @@ class SessionActor:
             IDLE_TIMEOUT_CAPABILITY: {"seconds": idle},
         }
         result["capabilities"] = server_caps
-        logger.info("session %s initialized (%s)", self.slot.session_id, start.protocol_version)
+        logger.info(
+            "session %s initialized (%s)", session_label(self.slot.session_id), start.protocol_version
+        )
         self._finish(entry, Response(request.id, result))
 
     def _notification(self, note: Notification) -> None:
@@ -262,7 +265,10 @@ class SessionActor:
                 final = Response(request.id, result)
             except CrashSession as exc:
                 logger.warning(
-                    "session %s: request %r crashed the session: %r", self.slot.session_id, request.id, exc
+                    "session %s: request %r crashed the session: %r",
+                    session_label(self.slot.session_id),
+                    request.id,
+                    exc,
                 )
                 assert self.ref is not None
                 self.ref.request_stop(exc)
@@ -270,7 +276,10 @@ class SessionActor:
             except Exception as exc:
                 if not isinstance(exc, NoSessionState | JsonRpcError):
                     logger.exception(
-                        "session %s: %s (id %r) failed", self.slot.session_id, request.method, request.id
+                        "session %s: %s (id %r) failed",
+                        session_label(self.slot.session_id),
+                        request.method,
+                        request.id,
                     )
                 final = error_for(request.id, exc)
         if final is None:  # cancelled by the client: no response, per the spec
@@ -293,7 +302,7 @@ async def run_incarnation(
             await run_actor(
                 actor,
                 mailbox_size=deps.mailbox_size,
-                name=f"session {slot.session_id}",
+                name=f"session {session_label(slot.session_id)}",
                 task_status=task_status,
             )
             nursery.cancel_scope.cancel()

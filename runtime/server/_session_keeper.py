@@ -29,6 +29,7 @@ from mcpvisor.supervisors import (
 )
 
 from ._session_actor import SessionDeps, run_incarnation
+from ._session_label import session_label
 from ._session_slot import SessionSlot
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -68,7 +69,7 @@ async def keep_session(
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
     session exceeds its restart intensity. A failed *first* start fails ``start_child``."""
-    name = f"session {slot.session_id}"
+    name = f"session {session_label(slot.session_id)}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
     status: Any = task_status
@@ -98,7 +99,7 @@ async def keep_session(
             slot.close_reason = (
                 f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
             )
-            logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
+            logger.warning("session %s closed: %s", session_label(slot.session_id), slot.close_reason)
             slot.fail_in_flight(f"session crashed ({crash}) and was closed: {slot.close_reason}")
             return
         # Every request the dead incarnation held gets its final answer now, running or still queued.

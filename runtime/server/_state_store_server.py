@@ -16,6 +16,7 @@ import attrs
 from mcpvisor.backends import SessionStateStore
 
 from ..actors import ActorExited, Caller, Registry
+from ._session_label import session_label
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -99,7 +100,10 @@ class StateStoreServer:
             if type(msg) is Expire:
                 return await store.expire()
         except Exception as exc:
-            logger.warning("session store operation %r failed: %r", msg, exc)
+            # Not the message itself: it holds the session id (a bearer secret) and the value.
+            sid = getattr(msg, "session_id", None)
+            whose = "" if sid is None else f" for session {session_label(sid)}"
+            logger.warning("session store %s%s failed: %r", type(msg).__name__, whose, exc)
             return StoreFailed(exc)
         raise TypeError(f"StateStoreServer got an unknown message {msg!r}")
 

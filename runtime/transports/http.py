@@ -51,6 +51,7 @@ from ..protocol import (
 )
 from ..server._listen import LISTEN_METHOD
 from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
+from ..server._session_label import session_label
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -467,7 +468,7 @@ class McpHttpApp:
                     try:
                         await self.port.submit(session_id, refusal)
                     except TransportError:
-                        logger.debug("could not refuse %s for %s", message.method, session_id)
+                        logger.debug("could not refuse %s for %s", message.method, session_label(session_id))
         return error_response(request_id, INTERNAL_ERROR, "Internal error")
 
     async def _request(
@@ -724,6 +725,23 @@ def _is_loopback(host: str) -> bool:
     return host.strip("[]").lower() in {h.strip("[]") for h in LOOPBACK_HOSTS} or host.startswith("127.")
 
 
+def _warn_if_exposed(app: McpHttpApp, host: str) -> None:
+    """Say so, once at start, when a server reachable from other machines checks no Host (or Origin):
+    DNS-rebinding protection then rests on the other check alone, or on nothing."""
+    if _is_loopback(host):
+        return
+    off = [name for name, allow in (("Host", app.hosts), ("Origin", app.origins)) if allow.allows_all]
+    if not off:
+        return
+    logger.warning(
+        "serving on non-loopback address %s with the %s check off: a browser page can reach this server"
+        " through DNS rebinding unless a proxy in front checks it; name your public host names with"
+        " allowed_hosts=[...] (and origins with allowed_origins=[...])",
+        host,
+        " and ".join(off),
+    )
+
+
 def _bound_port(bind: str) -> int:
     """hypercorn reports `http://127.0.0.1:54321` / `http://[::1]:54321`: the port is after the last colon."""
     return int(bind.rsplit(":", 1)[1])
@@ -757,6 +775,7 @@ async def serve_http(
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
     app = mcp_asgi_app(port, path=path, **options)
+    _warn_if_exposed(app, host)
     if server == "h11":
         from ._asgi_h11 import serve_asgi
 
