@@ -13,6 +13,7 @@ from ._codec import Codec, decode, decode_task_record, default_codec, encode, en
 from ._errors import (
     BackendClosed,
     BackendError,
+    BackendOutcomeUnknown,
     InvalidTransition,
     TaskExists,
     TaskNotFound,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_VALUE_TTL",
     "BackendClosed",
     "BackendError",
+    "BackendOutcomeUnknown",
     "Codec",
     "InvalidTransition",
     "MemorySessionStore",

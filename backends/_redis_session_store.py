@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Final, Self, cast
 
 from ._behaviours import DEFAULT_VALUE_TTL
+from ._errors import BackendOutcomeUnknown
 from ._redis_connection import DEFAULT_REQUEST_TIMEOUT, RedisConnection, check_prefix
 
 #: An index outlives its longest-lived value by this much so ``expire()`` can count what expired.
@@ -149,6 +150,21 @@ class RedisSessionStore:
     def __repr__(self) -> str:
         return f"RedisSessionStore({self._conn.address.redacted()!r}, prefix={self._p[1:-1]!r})"
 
+    async def _write(self, source: str, keys: list[str], args: list[str | bytes], what: str) -> object:
+        """A write script. A timeout or a lost connection after sending leaves its fate unknown (a
+        paused Redis runs the buffered command when it resumes): ``BackendOutcomeUnknown``, so the
+        runtime never answers "failed" for a write that lands later."""
+        from glide import ConnectionError as GlideConnectionError
+        from glide import TimeoutError as GlideTimeoutError
+
+        try:
+            return await self._conn.script(source, keys, args)
+        except (GlideTimeoutError, GlideConnectionError) as exc:
+            raise BackendOutcomeUnknown(
+                f"{self!r}: {what} was sent and got no answer ({type(exc).__name__}: {exc}); "
+                "Redis may still apply it"
+            ) from exc
+
     def _value_prefix(self, session_id: str) -> str:
         return f"{self._p}:s:{len(session_id)}:{session_id}:"
 
@@ -167,16 +183,16 @@ class RedisSessionStore:
         ttl = self._default_ttl if ttl is None else ttl
         # Beyond ~3,000 years (or inf) a TTL is "never": Redis rejects such expiry times.
         ttl_ms = "" if ttl is None or ttl > _FOREVER_S else str(int(ttl * 1000))
-        await self._conn.script(
+        await self._write(
             _PUT,
             [self._value_prefix(session_id) + key, self._index(session_id), self._sessions],
             [bytes(value), ttl_ms, key, session_id],
+            f"put of {key!r}",
         )
 
     async def delete(self, session_id: str, key: str) -> bool:
-        removed = await self._conn.script(
-            _DELETE, [self._value_prefix(session_id) + key, self._index(session_id)], [key]
-        )
+        keys = [self._value_prefix(session_id) + key, self._index(session_id)]
+        removed = await self._write(_DELETE, keys, [key], f"delete of {key!r}")
         return removed == 1
 
     async def keys(self, session_id: str) -> list[str]:
@@ -188,8 +204,11 @@ class RedisSessionStore:
         return sorted(k.decode() for k in live)
 
     async def drop_session(self, session_id: str) -> None:
-        await self._conn.script(
-            _DROP, [self._index(session_id), self._sessions], [self._value_prefix(session_id), session_id]
+        await self._write(
+            _DROP,
+            [self._index(session_id), self._sessions],
+            [self._value_prefix(session_id), session_id],
+            "drop_session",
         )
 
     async def expire(self) -> int:

@@ -55,7 +55,7 @@ from ._request_env import (
 )
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
-from ._state_store_server import StateStoreClient
+from ._state_store_server import StateStoreClient, StateStoreUnavailable
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -84,8 +84,10 @@ class Incoming:
 
 
 def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
-    """-32603 with no details, except for errors whose message is meant for the client."""
-    if isinstance(exc, NoSessionState):
+    """-32603 with no details, except for errors whose message is meant for the client: a stateless
+    request using state, and a state store that timed out or cannot say whether a write landed (the
+    client must know whether to send the request again)."""
+    if isinstance(exc, NoSessionState | StateStoreUnavailable):
         return error_response(request_id, INTERNAL_ERROR, str(exc))
     return error_for_exception(request_id, exc)
 
