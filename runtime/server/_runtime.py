@@ -74,7 +74,13 @@ from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
 from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
-from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
+from ._state_store_server import (
+    DEFAULT_OUTCOME_WAIT,
+    DEFAULT_STORE_TIMEOUT,
+    STATE_STORE_NAME,
+    StateStoreClient,
+    StateStoreServer,
+)
 from ._stateless_runner import RequestSupervisor
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
@@ -495,6 +501,8 @@ async def start_server(
     shutdown_grace: float = 5.0,
     busy_retry_after: float = 1.0,
     expire_interval: float = 60.0,
+    state_store_timeout: float | None = DEFAULT_STORE_TIMEOUT,
+    state_store_outcome_wait: float = DEFAULT_OUTCOME_WAIT,
     resume_sessions: bool = True,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
@@ -508,6 +516,9 @@ async def start_server(
     ``session_restart_intensity`` times within ``session_restart_period`` seconds is closed.
     ``handle_request`` replaces the MCP dispatcher (tests, custom protocols). Every
     ``expire_interval`` seconds the janitor has both backends drop what is past its TTL.
+    A state operation that has not started within ``state_store_timeout`` seconds is dropped and its
+    caller told "not applied"; one already running in the backend then is waited for up to
+    ``state_store_outcome_wait`` more seconds, after which its caller is told "outcome unknown".
     ``resume_sessions`` lets a session id this process does not hold, but whose negotiated settings are
     in the state store (a server restarted on a durable store, another node on a shared one), carry on
     here instead of getting 404 (see ``ServerPort.resume_session``).
@@ -515,7 +526,7 @@ async def start_server(
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
-    client = StateStoreClient(registry)
+    client = StateStoreClient(registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait)
     running = RunningServer(
         server,
         registry=registry,
