@@ -13,7 +13,8 @@
     └── Janitor              periodic expire() of both backends
 
 Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
-is closed (its values dropped, -32603 answers, then ``UnknownSession``) instead of escalating to the
+is closed (-32603 answers, then ``UnknownSession``; its values stay in the store until their TTL, so
+``resume_session`` can take it up again) instead of escalating to the
 SessionSupervisor and, through rest_for_one, taking every other session down. Its child is temporary,
 so its end is never counted against the SessionSupervisor.
 """
@@ -147,6 +148,7 @@ class RunningServer:
         self._requests: RequestSupervisor | None = None
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
+        self._deps.resume = resume_sessions
         self._resume = resume_sessions
         #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
         self.listeners = Listeners(lambda: self.registry.whereis(EVENT_BUS_NAME))
@@ -476,7 +478,8 @@ class RunningServer:
                 with trio.move_on_after(self._shutdown_grace) as scope:
                     scope.shield = True
                     try:
-                        await self.store.drop_session(sid)
+                        if not slot.keep_values:
+                            await self.store.drop_session(sid)
                         bus = self.registry.whereis(EVENT_BUS_NAME)
                         if bus is not None:
                             await bus.call(UnsubscribeAll(sid))

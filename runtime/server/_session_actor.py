@@ -73,6 +73,8 @@ class SessionDeps:
     idle_timeout: float
     mailbox_size: int
     reaper: IdleReaper | None = None
+    #: The server takes up a session id it does not hold from the store (``resume_sessions``).
+    resume: bool = True
 
 
 @attrs.frozen
@@ -120,6 +122,7 @@ class SessionActor:
             self.lifecycle.state = LifecycleState.READY
             self.lifecycle.protocol_version = settings.protocol_version
             self.slot.idle_timeout = settings.idle_timeout
+            self.slot.initialized = True
             for uri in settings.subscriptions:
                 await self._bus(Subscribe(resource_topic(uri), sid))
             logger.info("session %s resumed (%s)", sid, settings.protocol_version)
@@ -208,6 +211,7 @@ class SessionActor:
             idle,
         )
         await self._persist()
+        self.slot.initialized = True
         self.slot.idle_timeout = idle
         if self.deps.reaper is not None:
             self.deps.reaper.schedule(self.slot)

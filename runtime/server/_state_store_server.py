@@ -245,7 +245,7 @@ def _not_started(op: StoreOp, timeout: float | None) -> StateStoreTimeout:
     within = "before its deadline" if timeout is None else f"within {timeout:g}s"
     return StateStoreTimeout(
         f"the session state store did not start the {_describe(op)} {within} (its backend is slow or "
-        "unreachable): it was not applied and never will be; the request may be sent again"
+        "unreachable): it was not applied and never will be"
     )
 
 
