@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._behaviours import DEFAULT_VALUE_TTL, SessionStateStore, TaskBackend
+from ._behaviours import DEFAULT_VALUE_TTL, AtomicSessionStateStore, SessionStateStore, TaskBackend
 from ._codec import Codec, decode, decode_task_record, default_codec, encode, encode_task_record, register
 from ._errors import (
     BackendClosed,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_VALUE_TTL",
+    "AtomicSessionStateStore",
     "BackendClosed",
     "BackendError",
     "BackendOutcomeUnknown",

@@ -8,8 +8,9 @@ re-raised in the caller, so the StateStoreServer itself keeps running).
 
 **Atomic updates.** ``Update`` reads a value, calls the caller's sync function on it and writes the
 result, all inside this actor's one ``handle_call``: no other operation of this server interleaves, so
-``ctx.update_state`` never loses an update to a concurrent request of the same server. (Across nodes
-sharing a backend nothing serialises the read and the write: see docs/server.md.)
+``ctx.update_state`` never loses an update to a concurrent request of the same server. Across nodes
+sharing a backend, a store with ``compare_and_set`` (all three shipped ones) makes the write
+conditional on what was read, and a lost race is retried with the newer value (docs/server.md).
 
 **Fencing: an error answer means "not applied".** Every operation travels inside a ``Fenced``
 envelope carrying its caller's deadline. The actor runs an operation only if its caller still waits
@@ -45,6 +46,8 @@ STATE_STORE_NAME = "state_store"
 DEFAULT_STORE_TIMEOUT = 30.0
 #: Seconds a caller waits, past its deadline, for an operation already running in the backend.
 DEFAULT_OUTCOME_WAIT = 15.0
+#: Reads and conditional writes an update tries before giving up on a key other nodes keep changing.
+_CAS_ATTEMPTS = 64
 
 
 @attrs.frozen
@@ -134,6 +137,10 @@ class StateStoreTimeout(StateStoreUnavailable):
     """The operation did not start before its deadline. It was not applied and never will be."""
 
 
+class StateStoreConflict(StateStoreUnavailable):
+    """``update_state`` lost the race to other nodes too many times in a row: nothing was written."""
+
+
 class StateStoreOutcomeUnknown(StateStoreUnavailable):
     """A write was running in the backend and did not finish in time: it may or may not be applied.
 
@@ -202,16 +209,28 @@ class StateStoreServer:
         raise TypeError(f"StateStoreServer got an unknown message {msg!r}")
 
     async def _update(self, msg: Update) -> Any:
+        """Read, apply, write. This actor serialises the server's own updates; a store with
+        ``compare_and_set`` also makes the write conditional on the bytes read, so an update by
+        another node in between is noticed and the function re-applied to the newer value."""
         store = self.store
-        data = await store.get(msg.session_id, msg.key)
-        old = msg.default if data is None else decode(data)
-        try:
-            new = _apply(msg, old)
-            blob = encode(new, key=msg.key)
-        except Exception as exc:
-            raise _FnFailed(exc) from exc
-        await store.put(msg.session_id, msg.key, blob, ttl=msg.ttl)
-        return new
+        cas = getattr(store, "compare_and_set", None)
+        for _attempt in range(_CAS_ATTEMPTS):
+            data = await store.get(msg.session_id, msg.key)
+            old = msg.default if data is None else decode(data)
+            try:
+                new = _apply(msg, old)
+                blob = encode(new, key=msg.key)
+            except Exception as exc:
+                raise _FnFailed(exc) from exc
+            if cas is None:
+                await store.put(msg.session_id, msg.key, blob, ttl=msg.ttl)
+                return new
+            if await cas(msg.session_id, msg.key, data, blob, ttl=msg.ttl):
+                return new
+        raise StateStoreConflict(
+            f"update_state({msg.key!r}): other nodes changed the value between every read and write, "
+            f"{_CAS_ATTEMPTS} times in a row; nothing was written"
+        )
 
 
 def _apply(msg: Update, old: Any) -> Any:
