@@ -11,6 +11,12 @@ from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._runtime import RunningServer, start_server
 from ._server import Server
+from ._state_store_server import (
+    StateStoreConflict,
+    StateStoreOutcomeUnknown,
+    StateStoreTimeout,
+    StateStoreUnavailable,
+)
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
 __all__ += [
@@ -29,3 +35,4 @@ __all__ += [
     "LocalEnv",
 ]
 __all__ += ["RunningServer", "start_server"]
+__all__ += ["StateStoreUnavailable", "StateStoreTimeout", "StateStoreOutcomeUnknown", "StateStoreConflict"]

@@ -117,11 +117,14 @@ class Context:
         """Atomically replace ``key``'s value with ``fn(old)`` and return the new value.
 
         ``old`` is the stored value (``default`` when there is none). ``fn`` is a plain sync function,
-        called once, inside the state store's actor, between the read and the write: no other state
+        called inside the state store's actor, between the read and the write: no other state
         operation of this server interleaves, so concurrent requests never lose each other's updates
-        (``get_state`` then ``set_state`` can). Keep it short and pure: every session of the server
-        waits while it runs. If it raises, nothing is written and its exception reaches you; a result
-        the codec cannot store raises ``TypeError`` naming ``key``, again writing nothing.
+        (``get_state`` then ``set_state`` can). On a store shared by several nodes the write is a
+        compare-and-set, and ``fn`` is called again on the newer value when another node wrote in
+        between. Keep it short and pure: every session of the server waits while it runs. If it
+        raises, nothing is written and its exception reaches you; a result the codec cannot store
+        raises ``TypeError`` naming ``key``, again writing nothing. A store that times out raises a
+        ``StateStoreUnavailable`` saying whether the write was applied (see docs/backends.md).
 
         A key set with ``serializable=False`` is updated where it lives, in this request, and never
         reaches the store. Raises ``NoSessionState`` on a stateless request otherwise.
