@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._behaviours import DEFAULT_VALUE_TTL, SessionStateStore, TaskBackend
+from ._behaviours import DEFAULT_VALUE_TTL, AtomicSessionStateStore, SessionStateStore, TaskBackend
 from ._codec import Codec, decode, decode_task_record, default_codec, encode, encode_task_record, register
 from ._errors import (
     BackendClosed,
     BackendError,
+    BackendOutcomeUnknown,
     BackendUnavailable,
     InvalidTransition,
     TaskExists,
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_VALUE_TTL",
+    "AtomicSessionStateStore",
     "BackendClosed",
     "BackendError",
     "BackendUnavailable",
+    "BackendOutcomeUnknown",
     "Codec",
     "InvalidTransition",
     "MemorySessionStore",

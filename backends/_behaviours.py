@@ -45,6 +45,22 @@ class SessionStateStore(Protocol):
 
 
 @runtime_checkable
+class AtomicSessionStateStore(SessionStateStore, Protocol):
+    """A ``SessionStateStore`` that can also write conditionally, atomically across every process
+    sharing it. Optional: the runtime uses it when present (``update_state`` is then exact across
+    nodes) and serialises updates in its own StateStoreServer otherwise (exact within one node).
+    """
+
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        """Store ``value`` (as ``put`` would, ``ttl`` included) only if the key's live value is
+        ``expected`` (``None``: absent or expired); True if it was stored, False if not (nothing
+        changed). The comparison and the write are one atomic step for every client of the store."""
+        ...
+
+
+@runtime_checkable
 class TaskBackend(Protocol):
     """Storage of MCP background-task records with compare-and-set updates and cursor paging.
 

@@ -34,6 +34,16 @@ class InvalidTransition(BackendError):
     """A status change the MCP tasks utility forbids, e.g. anything out of a terminal status."""
 
 
+class BackendOutcomeUnknown(BackendError):
+    """A write was sent and no answer came (a timeout, a connection lost mid-request): it may or may
+    not have been applied, and may still be applied later.
+
+    A backend raises this, and only this, when it cannot know; any other exception from a write
+    promises that nothing was written. The runtime reports it to the caller as "outcome unknown",
+    never as a plain failure, so an answer never contradicts the store.
+    """
+
+
 class BackendClosed(BackendError):
     """The backend was used after ``aclose()``."""
 

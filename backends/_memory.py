@@ -105,6 +105,15 @@ class MemorySessionStore:
         if len(heap) > 2 * self._live + _HEAP_SLACK:
             self._compact()
 
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        # Neither call yields, so nothing runs between the read and the write.
+        if await self.get(session_id, key) != expected:
+            return False
+        await self.put(session_id, key, value, ttl=ttl)
+        return True
+
     async def delete(self, session_id: str, key: str) -> bool:
         if self._closed:
             raise BackendClosed("MemorySessionStore is closed")

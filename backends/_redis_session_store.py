@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Final, Self, cast
 
 from ._behaviours import DEFAULT_VALUE_TTL
+from ._errors import BackendOutcomeUnknown
 from ._redis_connection import DEFAULT_REQUEST_TIMEOUT, RedisConnection, check_prefix
 
 #: An index outlives its longest-lived value by this much so ``expire()`` can count what expired.
@@ -42,9 +43,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS: value, index, sessions. ARGV: value, ttl ms ('' = never expires), key, session id.
-_PUT: Final = (
-    _NOW_MS
-    + """
+_PUT_BODY: Final = (
+    """
 if ARGV[2] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('ZADD', KEYS[2], 'inf', ARGV[3])
@@ -70,6 +70,22 @@ else
 end
 return 1
 """
+)
+_PUT: Final = _NOW_MS + _PUT_BODY
+
+# compare_and_set: _PUT's keys and arguments, plus ARGV[5] '1' when a value is expected (ARGV[6]),
+# '0' when the key must be absent. GET is Redis's own verdict on expiry (an expired key is nil).
+_CAS: Final = (
+    _NOW_MS
+    + """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[5] == '0' then
+  if cur then return 0 end
+elseif cur ~= ARGV[6] then
+  return 0
+end
+"""
+    + _PUT_BODY
 )
 
 # KEYS: value, index. ARGV: key.
@@ -149,6 +165,21 @@ class RedisSessionStore:
     def __repr__(self) -> str:
         return f"RedisSessionStore({self._conn.address.redacted()!r}, prefix={self._p[1:-1]!r})"
 
+    async def _write(self, source: str, keys: list[str], args: list[str | bytes], what: str) -> object:
+        """A write script. A timeout or a lost connection after sending leaves its fate unknown (a
+        paused Redis runs the buffered command when it resumes): ``BackendOutcomeUnknown``, so the
+        runtime never answers "failed" for a write that lands later."""
+        from glide import ConnectionError as GlideConnectionError
+        from glide import TimeoutError as GlideTimeoutError
+
+        try:
+            return await self._conn.script(source, keys, args)
+        except (GlideTimeoutError, GlideConnectionError) as exc:
+            raise BackendOutcomeUnknown(
+                f"{self!r}: {what} was sent and got no answer ({type(exc).__name__}: {exc}); "
+                "Redis may still apply it"
+            ) from exc
+
     def _value_prefix(self, session_id: str) -> str:
         return f"{self._p}:s:{len(session_id)}:{session_id}:"
 
@@ -158,7 +189,8 @@ class RedisSessionStore:
     async def get(self, session_id: str, key: str) -> bytes | None:
         return await self._conn.get(self._value_prefix(session_id) + key)
 
-    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+    def _ttl_ms(self, value: bytes, ttl: float | None) -> str:
+        """Check a write's value and TTL; the TTL argument of the scripts ('' = never expires)."""
         if not isinstance(value, bytes | bytearray | memoryview):
             raise TypeError(
                 f"session values are bytes (encode them with the codec), got {type(value).__name__}"
@@ -166,17 +198,32 @@ class RedisSessionStore:
         _check_ttl(ttl, "ttl")
         ttl = self._default_ttl if ttl is None else ttl
         # Beyond ~3,000 years (or inf) a TTL is "never": Redis rejects such expiry times.
-        ttl_ms = "" if ttl is None or ttl > _FOREVER_S else str(int(ttl * 1000))
-        await self._conn.script(
+        return "" if ttl is None or ttl > _FOREVER_S else str(int(ttl * 1000))
+
+    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        ttl_ms = self._ttl_ms(value, ttl)
+        await self._write(
             _PUT,
             [self._value_prefix(session_id) + key, self._index(session_id), self._sessions],
             [bytes(value), ttl_ms, key, session_id],
+            f"put of {key!r}",
         )
 
-    async def delete(self, session_id: str, key: str) -> bool:
-        removed = await self._conn.script(
-            _DELETE, [self._value_prefix(session_id) + key, self._index(session_id)], [key]
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        ttl_ms = self._ttl_ms(value, ttl)
+        stored = await self._write(
+            _CAS,
+            [self._value_prefix(session_id) + key, self._index(session_id), self._sessions],
+            [bytes(value), ttl_ms, key, session_id, "0" if expected is None else "1", bytes(expected or b"")],
+            f"compare_and_set of {key!r}",
         )
+        return stored == 1
+
+    async def delete(self, session_id: str, key: str) -> bool:
+        keys = [self._value_prefix(session_id) + key, self._index(session_id)]
+        removed = await self._write(_DELETE, keys, [key], f"delete of {key!r}")
         return removed == 1
 
     async def keys(self, session_id: str) -> list[str]:
@@ -188,8 +235,11 @@ class RedisSessionStore:
         return sorted(k.decode() for k in live)
 
     async def drop_session(self, session_id: str) -> None:
-        await self._conn.script(
-            _DROP, [self._index(session_id), self._sessions], [self._value_prefix(session_id), session_id]
+        await self._write(
+            _DROP,
+            [self._index(session_id), self._sessions],
+            [self._value_prefix(session_id), session_id],
+            "drop_session",
         )
 
     async def expire(self) -> int:

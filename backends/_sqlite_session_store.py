@@ -31,6 +31,13 @@ _PUT: Final = (
     "INSERT INTO mcpvisor_session_values (session_id, key, value, expires_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
 )
+# compare_and_set, each one statement (so atomic against every connection to the file): an insert
+# that may replace only an expired row, or an update of the live row holding the expected value.
+_SET_IF_ABSENT: Final = _PUT + " WHERE mcpvisor_session_values.expires_at <= ?"
+_SET_IF_EQUAL: Final = (
+    "UPDATE mcpvisor_session_values SET value = ?, expires_at = ?"
+    " WHERE session_id = ? AND key = ? AND value = ? AND expires_at > ?"
+)
 _DELETE: Final = "DELETE FROM mcpvisor_session_values WHERE session_id = ? AND key = ? RETURNING expires_at"
 _KEYS: Final = "SELECT key FROM mcpvisor_session_values WHERE session_id = ? AND expires_at > ? ORDER BY key"
 _DROP: Final = "DELETE FROM mcpvisor_session_values WHERE session_id = ?"
@@ -96,6 +103,25 @@ class SQLiteSessionStore:
         expires_at = math.inf if ttl is None else self._clock() + ttl
         params = (session_id, key, bytes(value), expires_at)
         await self._db.run(lambda conn: conn.execute(_PUT, params).close())
+
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"session values are bytes (encode them with the codec), got {type(value).__name__}"
+            )
+        _check_ttl(ttl, "ttl")
+        ttl = self._default_ttl if ttl is None else ttl
+        now = self._clock()
+        expires_at = math.inf if ttl is None else now + ttl
+        sql: str
+        params: tuple[object, ...]
+        if expected is None:
+            sql, params = _SET_IF_ABSENT, (session_id, key, bytes(value), expires_at, now)
+        else:
+            sql, params = _SET_IF_EQUAL, (bytes(value), expires_at, session_id, key, bytes(expected), now)
+        return await self._db.run(lambda conn: conn.execute(sql, params).rowcount == 1)
 
     async def delete(self, session_id: str, key: str) -> bool:
         params = (session_id, key)

@@ -197,6 +197,30 @@ class DropLeavesTTLKeys(MemorySessionStore):
                 await self.delete(session_id, key)
 
 
+class BlindCompareAndSet(MemorySessionStore):
+    """``compare_and_set`` that never compares: two nodes' ``update_state`` would lose updates."""
+
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        await self.put(session_id, key, value, ttl=ttl)
+        return True
+
+
+class StaleCompareAndSet(MemorySessionStore):
+    """``compare_and_set`` that compares with an expired value still held (ignores the TTL)."""
+
+    async def compare_and_set(
+        self, session_id: str, key: str, expected: bytes | None, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        entry = self._sessions.get(session_id, {}).get(key)
+        current = None if entry is None else entry[0]
+        if current != expected:
+            return False
+        await self.put(session_id, key, value, ttl=ttl)
+        return True
+
+
 #: What the kit's failure report must say for each bug, so a bug is caught by the right check and not by
 #: an unrelated one. A TTL bug must be reported at the very instant the value expired.
 SYMPTOMS: dict[type, str] = {
@@ -210,9 +234,11 @@ SYMPTOMS: dict[type, str] = {
     IgnoresTTL: r"expected (None|\[|False)|at most",
     EmptyIsMissing: r"= None, expected b''",
     NaiveKeys: r"\('a(:b)?'",
-    LateExpiry: r"expired at (\S+), now is \1\)",
+    LateExpiry: r"expired at (\S+), now is \1\)|at its expiry instant",
     LeakyKeys: r"keys\('a'\) = ",
     DropLeavesTTLKeys: r"= \[.+\], expected \[\]|expected None",
+    BlindCompareAndSet: r"compare_and_set\(.+\) = True, but the live value is",
+    StaleCompareAndSet: r"compare_and_set\(.+\) = (True|False), but the live value is",
 }
 
 TASK_BUGS: list[type[MemoryTaskBackend]] = [
@@ -231,6 +257,8 @@ SESSION_BUGS: list[type[MemorySessionStore]] = [
     LateExpiry,
     LeakyKeys,
     DropLeavesTTLKeys,
+    BlindCompareAndSet,
+    StaleCompareAndSet,
 ]
 
 

@@ -59,7 +59,7 @@ async def test_no_log_line_holds_a_session_id(caplog: pytest.LogCaptureFixture) 
     lines = [record.getMessage() for record in caplog.records]
     assert not [line for line in lines if sid in line]
     label = session_label(sid)
-    for what in ("initialized", "ChildExited", "ChildRestarted", "Store"):
+    for what in ("initialized", "ChildExited", "ChildRestarted", "of 'count'"):
         assert any(label in line and what in line for line in lines), f"no {what!r} line names {label}"
     assert not [line for line in lines if "value=" in line]  # nor a stored value
 

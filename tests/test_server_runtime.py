@@ -159,7 +159,7 @@ async def test_restart_intensity_exceeded_closes_only_that_session() -> None:
         assert running.session_ids() == [other.session_id]
         with pytest.raises(UnknownSession):
             await client.call_tool("counter")
-        assert await store.keys(sid) == []  # a closed session's values are dropped
+        assert await store.keys(sid) != []  # kept until their TTL (test_session_crash_close.py)
         assert text_of(await other.call_tool("counter")) == "1"
 
 

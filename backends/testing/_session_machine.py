@@ -65,11 +65,56 @@ class SessionStoreMachine(BackendMachine):
         result, window = self.call(self.store.put, session, key, value, ttl=ttl)
         expect_ok(result, f"put({session!r}, {key!r}, ttl={ttl})")
         assert result is None, f"put returned {result!r}, expected None"
+        self._stored(session, key, value, ttl, window)
+
+    def _stored(self, session: str, key: str, value: bytes, ttl: float | None, window: Window) -> None:
         lifetime = self.default_ttl if ttl is None else ttl
         if lifetime is None:
             self.model[session, key] = _Entry(value, None, None)
         else:
             self.model[session, key] = _Entry(value, window.start + lifetime, window.end + lifetime)
+
+    @precondition(lambda self: hasattr(self.store, "compare_and_set"))
+    @rule(
+        pick=st.integers(0, 8 + len(SESSIONS) * len(KEYS) - 1),
+        value=st.sampled_from([b"", b"v"]) | st.binary(max_size=20),
+        ttl_index=st.integers(0, len(FAKE_TTLS) - 1),
+        stale=st.booleans(),
+    )
+    def compare_and_set(self, pick: int, value: bytes, ttl_index: int, stale: bool) -> None:
+        """Optional (``AtomicSessionStateStore``): a write only if the live value is the expected one.
+
+        ``expected`` is what the model holds (``None`` when it holds nothing) or, when ``stale``, a
+        value that is certainly not the live one; an entry that expired makes the model's value stale
+        too (the live value is then "absent").
+        """
+        session, key = self._choose(pick)
+        entry = self.model.get((session, key))
+        held = None if entry is None else entry.value
+        if stale:
+            expected: bytes | None = b"stale" if held is None else held + b"!"
+        else:
+            expected = held
+        ttl = self.ttls[ttl_index]
+        what = f"compare_and_set({session!r}, {key!r}, expected={expected!r}, ttl={ttl})"
+        result, window = self.call(self.store.compare_and_set, session, key, expected, value, ttl=ttl)
+        expect_ok(result, what)
+        assert isinstance(result, bool), f"{what} returned {result!r}, expected a bool"
+        state = DEAD if entry is None else entry.liveness(window)
+        if state == MAYBE:
+            # Expiring during the call: either verdict, and the model follows the backend's.
+            if result:
+                assert not stale, f"{what} = True, but the live value is {held!r} or absent"
+                self._stored(session, key, value, ttl, window)
+            elif not stale:
+                del self.model[session, key]  # it must have expired: the live value is absent now
+                self.forgotten += 1
+            return
+        live = held if state == ALIVE else None
+        assert result is (expected == live), f"{what} = {result!r}, but the live value is {live!r}"
+        if result:
+            self._stored(session, key, value, ttl, window)
+        self._check_get(session, key)
 
     def _choose(self, pick: int) -> tuple[str, str]:
         """Mostly a key the model holds (so reads hit), sometimes any session and key."""
@@ -219,6 +264,31 @@ class SessionStoreMachine(BackendMachine):
             self._check_keys(session)
         if delete:
             self._check_delete(*due[0])
+
+    @precondition(
+        lambda self: (
+            not self.real_time and hasattr(self.store, "compare_and_set") and self._next_expiry() is not None
+        )
+    )
+    @rule(value=st.binary(max_size=8))
+    def compare_and_set_at_an_expiry(self, value: bytes) -> None:
+        """At exactly a value's expiry instant, before any read: expecting the old value must fail
+        (the live value is absent now), and expecting absence must succeed."""
+        next_expiry = self._next_expiry()
+        assert next_expiry is not None
+        self.advance_time(next_expiry - self.now())
+        session, key = min(sk for sk, e in self.model.items() if e.expires_lo == next_expiry)
+        held = self.model[session, key].value
+        what = f"compare_and_set({session!r}, {key!r}, expected={held!r}) at its expiry instant"
+        result, _ = self.call(self.store.compare_and_set, session, key, held, value)
+        expect_ok(result, what)
+        assert result is False, f"{what} = {result!r}, but the live value is None (expired)"
+        result, window = self.call(self.store.compare_and_set, session, key, None, value)
+        absent = f"compare_and_set({session!r}, {key!r}, expected=None) at its expiry instant"
+        expect_ok(result, absent)
+        assert result is True, f"{absent} = {result!r}, but the live value is None (expired)"
+        self._stored(session, key, value, None, window)
+        self._check_get(session, key)
 
     @precondition(lambda self: not self.real_time and self.default_ttl is not None)
     @rule()

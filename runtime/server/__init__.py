@@ -12,6 +12,12 @@ from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSess
 from ._runtime import RunningServer, start_server
 from ._server import Server
 from ._session_label import session_label
+from ._state_store_server import (
+    StateStoreConflict,
+    StateStoreOutcomeUnknown,
+    StateStoreTimeout,
+    StateStoreUnavailable,
+)
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
 __all__ += [
@@ -30,3 +36,4 @@ __all__ += [
     "LocalEnv",
 ]
 __all__ += ["RunningServer", "session_label", "start_server"]
+__all__ += ["StateStoreUnavailable", "StateStoreTimeout", "StateStoreOutcomeUnknown", "StateStoreConflict"]

@@ -7,7 +7,8 @@ the StateStoreServer actor, notifications and client requests go out on the requ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ...backends._codec import decode, encode
@@ -111,6 +112,35 @@ class Context:
         data = encode(value, key=key)
         await self._env.store_value(key, data)
         self._local.pop(key, None)
+
+    async def update_state(self, key: str, fn: Callable[[Any], Any], *, default: Any = None) -> Any:
+        """Atomically replace ``key``'s value with ``fn(old)`` and return the new value.
+
+        ``old`` is the stored value (``default`` when there is none). ``fn`` is a plain sync function,
+        called inside the state store's actor, between the read and the write: no other state
+        operation of this server interleaves, so concurrent requests never lose each other's updates
+        (``get_state`` then ``set_state`` can). On a store shared by several nodes the write is a
+        compare-and-set, and ``fn`` is called again on the newer value when another node wrote in
+        between. Keep it short and pure: every session of the server waits while it runs. If it
+        raises, nothing is written and its exception reaches you; a result the codec cannot store
+        raises ``TypeError`` naming ``key``, again writing nothing. A store that times out raises a
+        ``StateStoreUnavailable`` saying whether the write was applied (see docs/backends.md).
+
+        A key set with ``serializable=False`` is updated where it lives, in this request, and never
+        reaches the store. Raises ``NoSessionState`` on a stateless request otherwise.
+        """
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"update_state({key!r}) needs a sync function, got the coroutine function {fn!r}: it runs "
+                "inside the state store, where nothing may wait"
+            )
+        local = self._local.get(key, _MISSING)
+        if local is not _MISSING:
+            new = fn(local)
+            self._local[key] = new
+            return new
+        self._require_session()
+        return await self._env.update_value(key, fn, default)
 
     async def delete_state(self, key: str) -> None:
         """Forget ``key`` (request-local and stored); deleting a missing key is not an error."""

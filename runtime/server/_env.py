@@ -7,7 +7,7 @@ message to the StateStoreServer actor in the real runtime, which is why they are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..protocol import LoggingLevel, Notification, RequestId
@@ -46,6 +46,13 @@ class RequestEnv(Protocol):
 
     async def store_value(self, key: str, value: bytes) -> None:
         """Store a session value (codec bytes). Raises ``NoSessionState`` when stateless."""
+        ...
+
+    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store ``fn(old)`` (``old`` decoded, ``default`` if absent; the result encoded
+        with the codec) and return it; ``fn`` runs where the value is owned (the StateStoreServer), so
+        nothing interleaves between the read and the write. If ``fn`` or the codec raises, nothing is
+        written and the exception propagates. Raises ``NoSessionState`` when stateless."""
         ...
 
     async def delete_value(self, key: str) -> None:

@@ -25,6 +25,7 @@ from ._context import Context
 from ._env import NoSessionState
 from ._errors import CrashSession, ToolError
 from ._input_rounds import InputRequired, NeedsInput
+from ._state_store_server import StateStoreUnavailable
 
 logger: Final = logging.getLogger("mcpvisor.server")
 
@@ -118,6 +119,11 @@ async def invoke(
     except NoSessionState as exc:
         # The server author's mistake, not the client's or the model's: say so plainly.
         logger.warning("%s used session state on a stateless request", handler.label)
+        raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
+    except StateStoreUnavailable as exc:
+        # The client must learn whether its write landed ("not applied" / "outcome unknown") to
+        # decide whether to send the request again; the text names keys and timings, never values.
+        logger.warning("%s: %s", handler.label, exc)
         raise JsonRpcError(INTERNAL_ERROR, str(exc)) from exc
     except Exception as exc:
         if isinstance(exc, ExceptionGroup):

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ...backends._codec import decode, encode
 from ..protocol import LoggingLevel, Notification, RequestId
 from ._env import NoSessionState
 
@@ -58,6 +59,14 @@ class LocalEnv:
     async def store_value(self, key: str, value: bytes) -> None:
         self._session()
         self.store[key] = value
+
+    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        """As the StateStoreServer does it: read, ``fn``, encode, write, with no await in between."""
+        self._session()
+        data = self.store.get(key)
+        new = fn(default if data is None else decode(data))
+        self.store[key] = encode(new, key=key)
+        return new
 
     async def delete_value(self, key: str) -> None:
         self._session()

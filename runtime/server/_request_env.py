@@ -7,7 +7,7 @@ stream, as Streamable HTTP requires), and every state operation is a call to the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -141,6 +141,10 @@ class SessionRequestEnv:
         check_user_key(key)
         await self._store.put(self._sid, key, value)
 
+    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        check_user_key(key)
+        return await self._store.update(self._sid, key, fn, default)
+
     async def delete_value(self, key: str) -> None:
         check_user_key(key)
         await self._store.delete(self._sid, key)
@@ -196,6 +200,9 @@ class StatelessRequestEnv:
         raise NoSessionState()
 
     async def store_value(self, key: str, value: bytes) -> None:
+        raise NoSessionState()
+
+    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
         raise NoSessionState()
 
     async def delete_value(self, key: str) -> None:

@@ -13,7 +13,8 @@
     └── Janitor              periodic expire() of both backends
 
 Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
-is closed (its values dropped, -32603 answers, then ``UnknownSession``) instead of escalating to the
+is closed (-32603 answers, then ``UnknownSession``; its values stay in the store until their TTL, so
+``resume_session`` can take it up again) instead of escalating to the
 SessionSupervisor and, through rest_for_one, taking every other session down. Its child is temporary,
 so its end is never counted against the SessionSupervisor.
 """
@@ -82,7 +83,13 @@ from ._session_keeper import keep_session
 from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
-from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
+from ._state_store_server import (
+    DEFAULT_OUTCOME_WAIT,
+    DEFAULT_STORE_TIMEOUT,
+    STATE_STORE_NAME,
+    StateStoreClient,
+    StateStoreServer,
+)
 from ._stateless_runner import RequestSupervisor
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
@@ -149,6 +156,7 @@ class RunningServer:
         self._requests: RequestSupervisor | None = None
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
+        self._deps.resume = resume_sessions
         self._resume = resume_sessions
         #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
         self.listeners = Listeners(lambda: self.registry.whereis(EVENT_BUS_NAME))
@@ -480,7 +488,8 @@ class RunningServer:
                 with trio.move_on_after(self._shutdown_grace) as scope:
                     scope.shield = True
                     try:
-                        await self.store.drop_session(sid)
+                        if not slot.keep_values:
+                            await self.store.drop_session(sid)
                         bus = self.registry.whereis(EVENT_BUS_NAME)
                         if bus is not None:
                             await bus.call(UnsubscribeAll(sid))
@@ -505,6 +514,8 @@ async def start_server(
     shutdown_grace: float = 5.0,
     busy_retry_after: float = 1.0,
     expire_interval: float = 60.0,
+    state_store_timeout: float | None = DEFAULT_STORE_TIMEOUT,
+    state_store_outcome_wait: float = DEFAULT_OUTCOME_WAIT,
     resume_sessions: bool = True,
     backend_check_timeout: float | None = 10.0,
     on_event: Callable[[Any], None] | None = None,
@@ -519,6 +530,9 @@ async def start_server(
     ``session_restart_intensity`` times within ``session_restart_period`` seconds is closed.
     ``handle_request`` replaces the MCP dispatcher (tests, custom protocols). Every
     ``expire_interval`` seconds the janitor has both backends drop what is past its TTL.
+    A state operation that has not started within ``state_store_timeout`` seconds is dropped and its
+    caller told "not applied"; one already running in the backend then is waited for up to
+    ``state_store_outcome_wait`` more seconds, after which its caller is told "outcome unknown".
     ``resume_sessions`` lets a session id this process does not hold, but whose negotiated settings are
     in the state store (a server restarted on a durable store, another node on a shared one), carry on
     here instead of getting 404 (see ``ServerPort.resume_session``).
@@ -531,7 +545,7 @@ async def start_server(
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
-    client = StateStoreClient(registry)
+    client = StateStoreClient(registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait)
     running = RunningServer(
         server,
         registry=registry,

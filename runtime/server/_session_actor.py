@@ -56,7 +56,7 @@ from ._request_env import (
 from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
-from ._state_store_server import StateStoreClient
+from ._state_store_server import StateStoreClient, StateStoreUnavailable
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -74,6 +74,8 @@ class SessionDeps:
     idle_timeout: float
     mailbox_size: int
     reaper: IdleReaper | None = None
+    #: The server takes up a session id it does not hold from the store (``resume_sessions``).
+    resume: bool = True
 
 
 @attrs.frozen
@@ -85,8 +87,10 @@ class Incoming:
 
 
 def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
-    """-32603 with no details, except for errors whose message is meant for the client."""
-    if isinstance(exc, NoSessionState):
+    """-32603 with no details, except for errors whose message is meant for the client: a stateless
+    request using state, and a state store that timed out or cannot say whether a write landed (the
+    client must know whether to send the request again)."""
+    if isinstance(exc, NoSessionState | StateStoreUnavailable):
         return error_response(request_id, INTERNAL_ERROR, str(exc))
     return error_for_exception(request_id, exc)
 
@@ -119,6 +123,7 @@ class SessionActor:
             self.lifecycle.state = LifecycleState.READY
             self.lifecycle.protocol_version = settings.protocol_version
             self.slot.idle_timeout = settings.idle_timeout
+            self.slot.initialized = True
             for uri in settings.subscriptions:
                 await self._bus(Subscribe(resource_topic(uri), sid))
             logger.info("session %s resumed (%s)", session_label(sid), settings.protocol_version)
@@ -207,6 +212,7 @@ class SessionActor:
             idle,
         )
         await self._persist()
+        self.slot.initialized = True
         self.slot.idle_timeout = idle
         if self.deps.reaper is not None:
             self.deps.reaper.schedule(self.slot)

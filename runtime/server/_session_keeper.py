@@ -99,9 +99,43 @@ async def keep_session(
             slot.close_reason = (
                 f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
             )
+            # Its values stay until their TTL: the client may re-open it, an operator may look at them.
+            slot.keep_values = slot.initialized
             logger.warning("session %s closed: %s", session_label(slot.session_id), slot.close_reason)
-            slot.fail_in_flight(f"session crashed ({crash}) and was closed: {slot.close_reason}")
+            slot.fail_in_flight(_closed_message(slot, crash, deps.resume))
             return
         # Every request the dead incarnation held gets its final answer now, running or still queued.
-        slot.fail_in_flight(f"session crashed ({crash}); it is being restarted under the same id, retry")
+        slot.fail_in_flight(_restarted_message(slot, crash))
         status = _Restarted(name, on_event)
+
+
+def _never_started(crash: str) -> str:
+    return (
+        f"initialize failed: the session crashed ({crash}) before the handshake completed, so no "
+        "session was started; send initialize again"
+    )
+
+
+def _restarted_message(slot: SessionSlot, crash: str) -> str:
+    """Each text says what is true of this case, and what the client can do about it."""
+    if not slot.initialized:
+        return _never_started(crash)
+    return (
+        f"session crashed ({crash}) and is being restarted under the same id; this request did not "
+        "complete (what it stored before the crash is kept): it may be sent again"
+    )
+
+
+def _closed_message(slot: SessionSlot, crash: str, resume: bool) -> str:
+    if not slot.initialized:
+        return _never_started(crash)
+    reopen = (
+        "send a request with the same Mcp-Session-Id (Streamable HTTP) to re-open it, or initialize a "
+        "new session"
+        if resume
+        else "initialize a new session"
+    )
+    return (
+        f"session crashed ({crash}) and was closed: {slot.close_reason}. Its stored values are kept "
+        f"until they expire; {reopen}"
+    )

@@ -46,6 +46,12 @@ class SessionSlot:
     #: Set by close_session / the idle timer: the session ends for good and its values are dropped.
     closing: bool = False
     close_reason: str = ""
+    #: A closing session whose values stay in the store until their TTL (closed for crashing too
+    #: often: its client may re-open it, an operator may inspect it).
+    keep_values: bool = False
+    #: The handshake completed (the settings are in the store); until then a crash means the
+    #: ``initialize`` failed and no session was established.
+    initialized: bool = False
     #: Set once the session's whole supervision subtree has ended.
     done: trio.Event = attrs.field(factory=trio.Event)
     incarnations: int = 0

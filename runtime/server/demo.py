@@ -23,8 +23,8 @@ server = Server(
 @server.tool()
 async def counter(ctx: Context) -> str:
     """Add one to this session's counter and return it."""
-    count: int = await ctx.get_state("count", 0) + 1
-    await ctx.set_state("count", count)
+    # One atomic step in the state store: concurrent calls never lose a count (get then set could).
+    count: int = await ctx.update_state("count", lambda n: n + 1, default=0)
     return f"count = {count} (session {ctx.session_id})"
 
 
