@@ -8,11 +8,21 @@ from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._input_rounds import InputRequired
 from ._local_env import LocalEnv
 from ._media import Audio, Image
-from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
+from ._port import (
+    SERVER_BUSY,
+    Headers,
+    RequestLimitReached,
+    ServerPort,
+    SessionBusy,
+    SessionLimitReached,
+    TransportError,
+    UnknownSession,
+)
 from ._runtime import RunningServer, start_server
 from ._server import Server
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
+__all__ += ["RequestLimitReached", "SessionLimitReached", "SERVER_BUSY"]
 __all__ += [
     "Server",
     "Context",

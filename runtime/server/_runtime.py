@@ -76,6 +76,7 @@ from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
 from ._stateless_runner import RequestSupervisor
+from ._stats import ServerStats
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -147,6 +148,8 @@ class RunningServer:
         self._resuming: dict[str, trio.Event] = {}
         #: The latest supervision events of the whole tree (sessions included), oldest first.
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
+        #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
+        self.stats = ServerStats()
 
     # ---- introspection ------------------------------------------------------------------------------
 
@@ -191,7 +194,8 @@ class RunningServer:
     def _deliver(self, subscriber_id: str, notification: Notification) -> None:
         slot = self._slots.get(subscriber_id)
         if slot is not None:
-            slot.deliver_standalone(notification)
+            if not slot.deliver_standalone(notification) and slot.standalone is not None:
+                self.stats.count_dropped()  # its GET stream's reader is too slow
             return
         stream = self.listeners.get(subscriber_id)
         if stream is not None:

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 import trio
 
-from ..protocol import INTERNAL_ERROR, ErrorResponse, Message, RequestId, Response, encode, error_response
+from ..protocol import (
+    INTERNAL_ERROR,
+    ErrorResponse,
+    Message,
+    Notification,
+    RequestId,
+    Response,
+    encode,
+    error_response,
+)
 from ..server._port import CloseSseStream
 from ._http_events import ReplayStream, format_event, format_retry
 from ._http_exchange import Disconnected, Exchange
@@ -32,6 +41,7 @@ async def pump_replies(
     """Move a request's replies into its replay log, whatever happens to the connection.
 
     A ``CloseSseStream`` control item is not an event: it asks the connection following the log to end.
+    Only notifications are droppable: the log keeps answers and server requests until they are written.
     """
     waiting = set(pending)
     async with replies:
@@ -39,7 +49,7 @@ async def pump_replies(
             if isinstance(message, CloseSseStream):
                 stream.request_poll()
                 continue
-            stream.append(encode(message))
+            stream.append(encode(message), droppable=isinstance(message, Notification))
             if isinstance(message, Response | ErrorResponse) and message.id in waiting:
                 waiting.discard(message.id)
                 if not waiting:
@@ -107,12 +117,15 @@ async def write_stream(
                     parts.append(format_event(data, stream.event_id(s) if resumable else None))
                     seq = s
                 chunk = b"".join(parts)
+                stream.mark_taken(seq)
                 if stream.finished and seq >= stream.last_seq:
                     await ex.body(chunk)
+                    stream.mark_written(seq)
                     delivered = True
                     break
                 if chunk:
                     await ex.body(chunk, more=True)
+                    stream.mark_written(seq)
                 if resumable and stream.polls > polls_seen:
                     await ex.body(format_retry(retry_ms))
                     break
@@ -140,10 +153,10 @@ async def pump_standalone(
 ) -> None:
     """Move the standalone stream's messages into its log (after a replayed backlog), until it ends."""
     for _, data in backlog:
-        stream.append(data)
+        stream.append(data, droppable=True)  # a standalone stream carries notifications only
     try:
         async with channel:
             async for message in channel:
-                stream.append(encode(message))
+                stream.append(encode(message), droppable=isinstance(message, Notification))
     finally:
         stream.finish()

@@ -50,7 +50,15 @@ from ..protocol import (
     parse_payload,
 )
 from ..server._listen import LISTEN_METHOD
-from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
+from ..server._port import (
+    CloseSseStream,
+    RequestLimitReached,
+    ServerPort,
+    SessionBusy,
+    TransportError,
+    UnknownSession,
+)
+from ..server._stats import ServerStats
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -137,6 +145,10 @@ class McpHttpApp:
         self.reply_buffer = reply_buffer
         self._streams: dict[str, SessionStreams] = {}
         self._initializes = 0
+        # Count into the running server's stats when the port has them (``RunningServer.stats``), so
+        # one object tells what the server and this transport dropped or refused.
+        stats = getattr(port, "stats", None)
+        self.stats: ServerStats = stats if isinstance(stats, ServerStats) else ServerStats()
         # SEP-2243 needs the tools' schemas (their `x-mcp-header` annotations); a `RunningServer`
         # port carries its `Server`. Any other port (a test fake, a custom runtime) is not checked.
         server = getattr(port, "server", None)
@@ -233,7 +245,9 @@ class McpHttpApp:
     def _session_streams(self, session_id: str) -> SessionStreams:
         streams = self._streams.get(session_id)
         if streams is None:
-            streams = SessionStreams(self.max_streams_per_session, self.max_events_per_stream)
+            streams = SessionStreams(
+                self.max_streams_per_session, self.max_events_per_stream, on_drop=self.stats.count_dropped
+            )
             self._streams[session_id] = streams
         return streams
 
@@ -494,7 +508,7 @@ class McpHttpApp:
             return
         if streams is None:
             streams = self._session_streams(session_id)
-        stream = streams.open()
+        stream = streams.open(label=f"POST stream of request {request.id!r}")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
             delivered = await self._follow(
@@ -547,8 +561,13 @@ class McpHttpApp:
                 return
             await ex.respond(_stateless_status(final), encode(final))
             return
-        stream = ReplayStream(0, max_events=self.max_events_per_stream)
-        stream.append(encode(first))
+        stream = ReplayStream(
+            0,
+            max_events=self.max_events_per_stream,
+            on_drop=self.stats.count_dropped,
+            label=f"POST stream of stateless request {request.id!r}",
+        )
+        stream.append(encode(first), droppable=isinstance(first, Notification))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
             delivered = await self._follow(ex, stream, after=0, resumable=False, prime=False)
@@ -578,13 +597,13 @@ class McpHttpApp:
                 if isinstance(item, Request):
                     send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
                     try:
-                        await self.port.submit(session_id, item, send_replies)
+                        await self._submit_batched(session_id, item, send_replies)
                     except TransportError:
                         send_replies.close()
                         raise
                     channels.append((item.id, replies))
                 else:
-                    await self.port.submit(session_id, item)
+                    await self._submit_batched(session_id, item, None)
             except UnknownSession as exc:
                 await self._transport_error(ex, exc)
                 return
@@ -601,7 +620,7 @@ class McpHttpApp:
             await ex.respond(200, encode(answers))
             return
         streams = self._session_streams(session_id)
-        stream = streams.open()
+        stream = streams.open(label=f"POST stream of a batch of {len(items)}")
         for message in early:
             stream.append(encode(message))
         async with trio.open_nursery() as nursery:
@@ -620,6 +639,30 @@ class McpHttpApp:
             )
         if delivered:
             streams.discard(stream.key)
+
+    async def _submit_batched(
+        self, session_id: str, item: Message, replies: trio.MemorySendChannel[Message] | None
+    ) -> None:
+        """``port.submit`` for one item of a batch, waiting out a full mailbox.
+
+        A batch hands its items over all at once, faster than the session takes them in, so a full
+        mailbox is waited for (up to the ``retry_after`` it names) instead of failing the rest of the
+        batch. A request limit is not waited for: those items are answered with the error.
+        """
+        deadline: float | None = None
+        while True:
+            try:
+                await self.port.submit(session_id, item, replies)
+            except RequestLimitReached:
+                raise
+            except SessionBusy as busy:
+                now = trio.current_time()
+                deadline = now + busy.retry_after if deadline is None else deadline
+                if now >= deadline:
+                    raise
+                await trio.sleep(0.001)
+            else:
+                return
 
     # -- GET ----------------------------------------------------------------------------------------
 
@@ -653,7 +696,7 @@ class McpHttpApp:
         except UnknownSession as exc:
             await self._transport_error(ex, exc)
             return
-        stream = streams.open(standalone=True)
+        stream = streams.open(standalone=True, label="GET stream")
         # When this resumes a standalone stream, the events its old connection missed go first on the
         # new one (with new ids: ids are per stream, and this is a new stream).
         backlog = list(previous.since(resume[1])) if previous is not None and resume is not None else []
