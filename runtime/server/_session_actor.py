@@ -73,6 +73,8 @@ class SessionDeps:
     idle_timeout: float
     mailbox_size: int
     reaper: IdleReaper | None = None
+    #: Requests of one session running at once (``max_requests_per_session``); the rest wait in turn.
+    max_running: int = 128
 
 
 @attrs.frozen
@@ -103,6 +105,9 @@ class SessionActor:
         self.waiters: dict[RequestId, ClientWaiter] = {}
         self._next_client_id = 0
         self.ref: ActorRef | None = None
+        # FIFO turns for request handlers; a waiting request is cancellable like a running one. How
+        # many may wait is bounded before the mailbox, in ``RunningServer.submit``.
+        self._turns = trio.Semaphore(deps.max_running)
 
     # ---- life ---------------------------------------------------------------------------------------
 
@@ -258,7 +263,8 @@ class SessionActor:
         with entry.scope:
             try:
                 env = SessionRequestEnv(self, request, entry.replies, progress_token_of(request))
-                result = await self.deps.handle_request(self.deps.server, request, env)
+                async with self._turns:
+                    result = await self.deps.handle_request(self.deps.server, request, env)
                 final = Response(request.id, result)
             except CrashSession as exc:
                 logger.warning(

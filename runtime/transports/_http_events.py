@@ -82,6 +82,9 @@ class ReplayStream:
     label: str = ""
     _events: OrderedDict[int, bytes] = attrs.field(factory=OrderedDict)
     _droppable: deque[int] = attrs.field(factory=deque)
+    #: Connections following this stream right now (see ``attach``).
+    followers: int = 0
+    _unfollowed_at: float | None = None
     _last_seq: int = 0
     _taken: int = 0
     _written: int = 0
@@ -151,6 +154,33 @@ class ReplayStream:
             )
         if self.on_drop is not None:
             self.on_drop(1)
+
+    def attach(self) -> None:
+        """A connection starts following this stream."""
+        self.followers += 1
+        self._lot.unpark_all()
+
+    def detach(self) -> None:
+        """That connection ended (delivered, cut for polling, or its client left)."""
+        self.followers -= 1
+        if not self.followers:
+            self._unfollowed_at = trio.current_time()
+        self._lot.unpark_all()
+
+    async def wait_abandoned(self, grace: float) -> bool:
+        """True once no connection has followed this unfinished stream for ``grace`` seconds (its
+        client left and did not resume); False as soon as the stream finishes."""
+        while not self.finished:
+            if self.followers:
+                await self._lot.park()
+                continue
+            since = self._unfollowed_at if self._unfollowed_at is not None else trio.current_time()
+            with trio.move_on_at(since + grace) as waited:
+                while not self.finished and not self.followers:
+                    await self._lot.park()
+            if waited.cancelled_caught:
+                return True
+        return False
 
     def request_poll(self) -> None:
         """The handler wants the current connection ended (its client will resume with GET)."""

@@ -37,8 +37,11 @@ async def pump_replies(
     pending: list[RequestId],
     *,
     finish: bool = True,
+    answered: set[RequestId] | None = None,
 ) -> None:
     """Move a request's replies into its replay log, whatever happens to the connection.
+
+    ``answered`` collects the ids whose final answer is in (so an abandoned batch cancels only the rest).
 
     A ``CloseSseStream`` control item is not an event: it asks the connection following the log to end.
     Only notifications are droppable: the log keeps answers and server requests until they are written.
@@ -52,6 +55,8 @@ async def pump_replies(
             stream.append(encode(message), droppable=isinstance(message, Notification))
             if isinstance(message, Response | ErrorResponse) and message.id in waiting:
                 waiting.discard(message.id)
+                if answered is not None:
+                    answered.add(message.id)
                 if not waiting:
                     break
     for request_id in pending:
@@ -100,6 +105,7 @@ async def write_stream(
     deadline = math.inf if poll_after is None else trio.current_time() + poll_after
     seq = after
     delivered = False
+    stream.attach()
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:
@@ -142,6 +148,8 @@ async def write_stream(
                     break
         except Disconnected:
             pass
+        finally:
+            stream.detach()
         nursery.cancel_scope.cancel()
     return delivered
 

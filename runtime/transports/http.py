@@ -16,6 +16,7 @@ every failure is an HTTP status with a JSON-RPC error body, never a dropped conn
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -40,6 +41,7 @@ from ..protocol import (
     Request,
     RequestId,
     Response,
+    cancelled_notification,
     check_param_headers,
     check_stateless_headers,
     encode,
@@ -51,10 +53,12 @@ from ..protocol import (
 )
 from ..server._listen import LISTEN_METHOD
 from ..server._port import (
+    SERVER_BUSY,
     CloseSseStream,
     RequestLimitReached,
     ServerPort,
     SessionBusy,
+    SessionLimitReached,
     TransportError,
     UnknownSession,
 )
@@ -126,7 +130,11 @@ class McpHttpApp:
         max_streams_per_session: int = 64,
         reply_buffer: int = 64,
         keepalive: float | None = 15.0,
+        abandon_after: float | None = 30.0,
     ) -> None:
+        if abandon_after is not None and abandon_after < 0:
+            raise ValueError("abandon_after must be >= 0 seconds (or None to never cancel abandoned streams)")
+        self.abandon_after = abandon_after
         if sse_poll_after is not None and sse_poll_after < 0:
             raise ValueError("sse_poll_after must be >= 0 seconds (or None to keep streams open)")
         if keepalive is not None and not keepalive > 0:
@@ -288,6 +296,13 @@ class McpHttpApp:
     async def _transport_error(self, ex: Exchange, exc: TransportError) -> None:
         if isinstance(exc, UnknownSession):
             await self._unknown_session(ex, exc.session_id)
+        elif isinstance(exc, SessionLimitReached | RequestLimitReached):
+            # A cap, not a crowded moment: 503 for the whole server's sessions (as the official SDK),
+            # 429 for one client's requests; both say when to come back.
+            status = 503 if isinstance(exc, SessionLimitReached) else 429
+            retry_after = str(max(1, math.ceil(exc.retry_after)))
+            phrase = "Service Unavailable" if status == 503 else "Too Many Requests"
+            await ex.error(status, SERVER_BUSY, f"{phrase}: {exc}", [("retry-after", retry_after)])
         elif isinstance(exc, SessionBusy):
             retry_after = str(max(1, math.ceil(exc.retry_after)))
             await ex.error(
@@ -503,17 +518,27 @@ class McpHttpApp:
             await self._stateless_answer(ex, request, send_replies, replies, wants_sse)
             return
         if not wants_sse:
-            final = await self._final_reply(replies, session_id, request.id)
+            final = await _unless_disconnected(
+                ex, functools.partial(self._final_reply, replies, session_id, request.id)
+            )
+            if final is None:  # a JSON answer cannot be resumed: the request is abandoned
+                await self._abandon(session_id, [request.id])
+                return
             await ex.respond(200, encode(final))
             return
         if streams is None:
             streams = self._session_streams(session_id)
         stream = streams.open(label=f"POST stream of request {request.id!r}")
+        answered: set[RequestId] = set()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_replies, replies, stream, [request.id])
+            nursery.start_soon(
+                functools.partial(pump_replies, replies, stream, [request.id], answered=answered)
+            )
             delivered = await self._follow(
                 ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
+            if not delivered:
+                await self._abandon_unfollowed(session_id, stream, [request.id], answered)
         if delivered:
             streams.discard(stream.key)
 
@@ -609,7 +634,8 @@ class McpHttpApp:
                 return
             except TransportError as exc:
                 if isinstance(item, Request):
-                    early.append(error_response(item.id, INTERNAL_ERROR, str(exc)))
+                    code = SERVER_BUSY if isinstance(exc, RequestLimitReached) else INTERNAL_ERROR
+                    early.append(error_response(item.id, code, str(exc)))
         if not channels and not early:
             await ex.respond(202)
             return
@@ -621,6 +647,7 @@ class McpHttpApp:
             return
         streams = self._session_streams(session_id)
         stream = streams.open(label=f"POST stream of a batch of {len(items)}")
+        answered: set[RequestId] = set()
         for message in early:
             stream.append(encode(message))
         async with trio.open_nursery() as nursery:
@@ -629,7 +656,9 @@ class McpHttpApp:
                 async with trio.open_nursery() as inner:
                     for request_id, replies in channels:
                         inner.start_soon(
-                            functools.partial(pump_replies, replies, stream, [request_id], finish=False)
+                            functools.partial(
+                                pump_replies, replies, stream, [request_id], finish=False, answered=answered
+                            )
                         )
                 stream.finish()
 
@@ -637,8 +666,35 @@ class McpHttpApp:
             delivered = await self._follow(
                 ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
+            if not delivered:
+                ids = [request_id for request_id, _ in channels]
+                await self._abandon_unfollowed(session_id, stream, ids, answered)
         if delivered:
             streams.discard(stream.key)
+
+    async def _abandon(self, session_id: str, request_ids: Sequence[RequestId]) -> None:
+        """Cancel requests whose client closed the response they were waiting on, so they free their
+        place in the session's limits (``notifications/cancelled``, as the client could have sent)."""
+        self.stats.requests_abandoned += len(request_ids)
+        for request_id in request_ids:
+            note = cancelled_notification(request_id, "the client closed the HTTP response")
+            with contextlib.suppress(TransportError):
+                await self._submit_batched(session_id, note, None)
+
+    async def _abandon_unfollowed(
+        self,
+        session_id: str,
+        stream: ReplayStream,
+        request_ids: Sequence[RequestId],
+        answered: set[RequestId],
+    ) -> None:
+        """A POST's SSE connection ended before its answers: the client may resume (GET with
+        Last-Event-ID), and a disconnect alone is no cancellation. When no connection follows the
+        stream for ``abandon_after`` seconds, though, nobody will: cancel what is still running."""
+        if self.abandon_after is None:
+            return
+        if await stream.wait_abandoned(self.abandon_after):
+            await self._abandon(session_id, [rid for rid in request_ids if rid not in answered])
 
     async def _submit_batched(
         self, session_id: str, item: Message, replies: trio.MemorySendChannel[Message] | None
@@ -736,6 +792,7 @@ def mcp_asgi_app(
     max_events_per_stream: int = 1024,
     max_streams_per_session: int = 64,
     keepalive: float | None = 15.0,
+    abandon_after: float | None = 30.0,
 ) -> McpHttpApp:
     """The Streamable HTTP endpoint for `port` as an ASGI application.
 
@@ -747,6 +804,9 @@ def mcp_asgi_app(
     announced to them. `path=None` serves every path (when a router already chose this app).
     `keepalive` (seconds) writes an SSE comment on a stream that has been quiet that long, so proxies
     and client read timeouts do not end a long-lived one (a GET stream, a `subscriptions/listen`).
+    A request whose client closed the response is cancelled, so it frees its place in the limits: at
+    once for a JSON answer (it cannot be resumed), after `abandon_after` seconds without a connection
+    following it for an SSE stream (the client may resume it meanwhile; None: never).
     """
     return McpHttpApp(
         port,
@@ -760,6 +820,7 @@ def mcp_asgi_app(
         max_events_per_stream=max_events_per_stream,
         max_streams_per_session=max_streams_per_session,
         keepalive=keepalive,
+        abandon_after=abandon_after,
     )
 
 
