@@ -562,6 +562,7 @@ class McpHttpApp:
         """
         first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
         if first is None:
+            self.stats.requests_abandoned += 1
             self.port.cancel_stateless(handle)
             replies.close()
             return
@@ -581,6 +582,7 @@ class McpHttpApp:
                 ex, functools.partial(self._final_reply, replies, None, request.id)
             )
             if final is None:
+                self.stats.requests_abandoned += 1
                 self.port.cancel_stateless(handle)
                 replies.close()
                 return
@@ -596,7 +598,8 @@ class McpHttpApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
             delivered = await self._follow(ex, stream, after=0, resumable=False, prime=False)
-            if not delivered:
+            if not delivered and not stream.finished:
+                self.stats.requests_abandoned += 1
                 self.port.cancel_stateless(handle)  # the pump then ends with the request
 
     async def _post_batch(
