@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import trio
 from _asgi_client import parse_sse
-from mcpvisor.runtime.server import Context, Server, start_server
+from mcpvisor.runtime.server import SERVER_BUSY, Context, Server, start_server
 from mcpvisor.runtime.transports.http import serve_http
 
 app = Server("sse-pressure", "1.0.0")
@@ -46,8 +46,8 @@ SSE_HEADERS = {"accept": "application/json, text/event-stream", "content-type": 
 
 
 @asynccontextmanager
-async def served(**options: Any) -> AsyncIterator[tuple[Any, str]]:
-    async with start_server(app) as port, trio.open_nursery() as nursery:
+async def served(limits: dict[str, Any] | None = None, **options: Any) -> AsyncIterator[tuple[Any, str]]:
+    async with start_server(app, **(limits or {})) as port, trio.open_nursery() as nursery:
         bound = await nursery.start(
             functools.partial(serve_http, port, port_number=0, **options)  # type: ignore[arg-type]
         )
@@ -87,9 +87,13 @@ def sse_messages(body: bytes) -> list[Any]:
 
 
 async def test_a_batch_larger_than_the_replay_log_answers_every_request() -> None:
-    # 2,000 answers into a log that keeps 1,024 events: the log must not evict an answer.
+    # 2,000 answers into a log that keeps 1,024 events: the log must not evict an answer. (The queue
+    # is raised so that no request is refused by the session's limit, tested below.)
     with trio.fail_after(60):
-        async with served() as (_, url), httpx2.AsyncClient(timeout=30) as client:
+        async with (
+            served({"max_queued_requests_per_session": 4096}) as (_, url),
+            httpx2.AsyncClient(timeout=30) as client,
+        ):
             headers = await open_session(client, url, "2025-03-26")
             batch = [
                 {
@@ -150,3 +154,30 @@ async def test_a_reader_that_does_not_read_loses_only_counted_notifications() ->
             dropped = port.stats.notifications_dropped
             assert dropped > 0, "the reader was slow enough to lose some"
             assert progress + dropped == count  # every notification was delivered or counted
+
+
+async def test_batch_items_over_the_request_limit_are_answered_with_server_busy() -> None:
+    limits = {"max_requests_per_session": 1, "max_queued_requests_per_session": 9}
+    with trio.fail_after(60):
+        async with served(limits) as (port, url), httpx2.AsyncClient(timeout=30) as client:
+            headers = await open_session(client, url, "2025-03-26")
+            batch = [
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "tools/call",
+                    "params": {"name": "add", "arguments": {"a": i, "b": 1}},
+                }
+                for i in range(1, 201)
+            ]
+            response = await client.post(url, json=batch, headers=headers)
+            answers = {m["id"]: m for m in sse_messages(response.content) if "id" in m}
+            assert sorted(answers) == list(range(1, 201))  # every request answered, one way or the other
+            busy = [i for i, m in answers.items() if "error" in m]
+            assert all(answers[i]["error"]["code"] == SERVER_BUSY for i in busy)
+            assert 0 < len(busy) == port.stats.requests_refused
+            assert all(
+                answers[i]["result"]["structuredContent"] == {"result": i + 1}
+                for i in answers
+                if i not in busy
+            )

@@ -625,13 +625,13 @@ class McpHttpApp:
                 if isinstance(item, Request):
                     send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
                     try:
-                        await self._submit_batched(session_id, item, send_replies)
+                        await self._submit_patiently(session_id, item, send_replies)
                     except TransportError:
                         send_replies.close()
                         raise
                     channels.append((item.id, replies))
                 else:
-                    await self._submit_batched(session_id, item, None)
+                    await self._submit_patiently(session_id, item, None)
             except UnknownSession as exc:
                 await self._transport_error(ex, exc)
                 return
@@ -682,7 +682,7 @@ class McpHttpApp:
         for request_id in request_ids:
             note = cancelled_notification(request_id, "the client closed the HTTP response")
             with contextlib.suppress(TransportError):
-                await self._submit_batched(session_id, note, None)
+                await self._submit_patiently(session_id, note, None)
 
     async def _abandon_unfollowed(
         self,
@@ -699,10 +699,11 @@ class McpHttpApp:
         if await stream.wait_abandoned(self.abandon_after):
             await self._abandon(session_id, [rid for rid in request_ids if rid not in answered])
 
-    async def _submit_batched(
+    async def _submit_patiently(
         self, session_id: str, item: Message, replies: trio.MemorySendChannel[Message] | None
     ) -> None:
-        """``port.submit`` for one item of a batch, waiting out a full mailbox.
+        """``port.submit`` waiting out a full mailbox: for the items of a batch, and the cancellations
+        of abandoned requests, which the server sends itself and has no client to retry them.
 
         A batch hands its items over all at once, faster than the session takes them in, so a full
         mailbox is waited for (up to the ``retry_after`` it names) instead of failing the rest of the
