@@ -192,8 +192,18 @@ class ReplayStream:
         self._lot.unpark_all()
 
     def since(self, seq: int) -> Iterator[tuple[int, bytes]]:
-        """Stored events after `seq` (older ones may have been dropped by the bound)."""
-        return ((s, data) for s, data in list(self._events.items()) if s > seq)
+        """Stored events after `seq` (older ones may have been dropped by the bound).
+
+        Walks back from the newest event, so a follower that keeps up pays for the new events only,
+        not for the whole log on every wake-up.
+        """
+        newer: list[tuple[int, bytes]] = []
+        for s, data in reversed(self._events.items()):
+            if s <= seq:
+                break
+            newer.append((s, data))
+        newer.reverse()
+        return iter(newer)
 
     async def wait_after(self, seq: int, polls: int | None = None) -> None:
         """Return once an event after `seq` exists or the stream is finished (or, given `polls`, once
