@@ -209,16 +209,27 @@ def _busy(running: RunningServer) -> bool:
     return runner is not None and runner.active == 1
 
 
-async def test_an_abandoned_json_request_is_cancelled_and_frees_its_place() -> None:
-    gates["abandoned-json"] = trio.Event()
+@pytest.mark.parametrize("http_server", ["h11", "hypercorn"])
+async def test_an_abandoned_json_request_is_cancelled_and_frees_its_place(http_server: str) -> None:
+    tag = f"abandoned-json-{http_server}"
+    gates[tag] = trio.Event()
     with trio.fail_after(30):
-        async with served() as (running, url), httpx2.AsyncClient(timeout=10) as client:
+        async with (
+            served(http={"server": http_server}) as (running, url),
+            httpx2.AsyncClient(timeout=10) as client,
+        ):
             headers = await open_session(client, url)
             sid = headers["mcp-session-id"]
             with trio.move_on_after(0.3):  # the client gives up: its connection closes
-                await client.post(url, json=call(2, "hold", {"tag": "abandoned-json"}), headers=headers)
+                await client.post(url, json=call(2, "hold", {"tag": tag}), headers=headers)
             await wait_until(lambda: running.requests_in_flight(sid) == 0)
-            assert "abandoned-json" in stopped and running.stats.requests_abandoned == 1
+            assert tag in stopped and running.stats.requests_abandoned == 1
+            # A JSON answer the client waits for is not mistaken for an abandoned one.
+            gates["kept"] = trio.Event()
+            gates["kept"].set()
+            kept = await client.post(url, json=call(3, "hold", {"tag": "kept"}), headers=headers)
+            assert kept.json()["result"]["content"][0]["text"] == "kept"
+            assert running.stats.requests_abandoned == 1
 
 
 async def test_an_abandoned_sse_request_is_cancelled_once_nobody_resumed_it() -> None:
