@@ -314,3 +314,54 @@ async def test_in_memory_request_over_the_limit_raises() -> None:
         with pytest.raises(RequestLimitReached, match="the limit is 2"):
             await client.call_tool("add", {"a": 1, "b": 2})
         gates["memory"].set()
+
+
+async def test_a_client_that_resumes_in_time_keeps_its_request() -> None:
+    gates["resumed"] = trio.Event()
+    with trio.fail_after(30):
+        async with (
+            served(http={"abandon_after": 0.3}) as (running, url),
+            httpx2.AsyncClient(timeout=10) as client,
+        ):
+            headers = {**await open_session(client, url), **SSE}
+            sid = headers["mcp-session-id"]
+            body = call(2, "hold", {"tag": "resumed"})
+            async with client.stream("POST", url, json=body, headers=headers) as response:
+                async for chunk in response.aiter_bytes():
+                    last_id = chunk.decode().split("id: ", 1)[1].split("\n", 1)[0]  # the priming event
+                    break
+            resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            texts: list[str] = []
+
+            async def follow() -> None:
+                texts.append((await client.get(url, headers=resume)).text)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(follow)
+                await trio.sleep(0.6)  # past abandon_after, but a connection follows the stream
+                assert running.requests_in_flight(sid) == 1 and "resumed" not in stopped
+                gates["resumed"].set()
+            assert '"id":2' in texts[0] and '"text":"resumed"' in texts[0]
+            assert running.stats.requests_abandoned == 0
+
+
+async def test_stdio_initialize_over_the_session_cap_is_answered() -> None:
+    stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+    stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+    with trio.fail_after(30):
+        async with (
+            start_server(app, max_sessions=1) as running,
+            open_memory_client(running),  # the port is shared: its one session is taken
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(
+                functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
+            )
+            await stdin_send.send_all(json.dumps(init(1)).encode() + b"\n")
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await stdout_receive.receive_some()
+            refused = json.loads(line)
+            assert refused["id"] == 1 and refused["error"]["code"] == SERVER_BUSY
+            assert "max_sessions" in refused["error"]["message"]
+            nursery.cancel_scope.cancel()
