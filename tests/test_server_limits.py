@@ -332,12 +332,18 @@ async def test_a_client_that_resumes_in_time_keeps_its_request() -> None:
                     break
             resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
             texts: list[str] = []
+            headed = trio.Event()
 
             async def follow() -> None:
-                texts.append((await client.get(url, headers=resume)).text)
+                async with client.stream("GET", url, headers=resume) as resumed:
+                    assert resumed.status_code == 200
+                    headed.set()
+                    texts.append(b"".join([chunk async for chunk in resumed.aiter_bytes()]).decode())
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(follow)
+                with trio.fail_after(5):  # the head comes at once, though no event is pending
+                    await headed.wait()
                 await trio.sleep(0.6)  # past abandon_after, but a connection follows the stream
                 assert running.requests_in_flight(sid) == 1 and "resumed" not in stopped
                 gates["resumed"].set()

@@ -105,6 +105,7 @@ async def write_stream(
     deadline = math.inf if poll_after is None else trio.current_time() + poll_after
     seq = after
     delivered = False
+    started = False
     stream.attach()
     async with trio.open_nursery() as nursery:
 
@@ -129,9 +130,13 @@ async def write_stream(
                     stream.mark_written(seq)
                     delivered = True
                     break
-                if chunk:
+                if chunk or not started:
+                    # The first write goes out even when empty: it sends the response head, which a
+                    # server may hold until the first body write (ours does), so a resuming GET with
+                    # nothing pending yet is not left without a status until the next event.
                     await ex.body(chunk, more=True)
                     stream.mark_written(seq)
+                started = True
                 if resumable and stream.polls > polls_seen:
                     await ex.body(format_retry(retry_ms))
                     break
