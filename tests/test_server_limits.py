@@ -21,10 +21,10 @@ from mcpvisor.runtime.server import (
     RequestLimitReached,
     RunningServer,
     Server,
+    ServerLimits,
     SessionLimitReached,
     start_server,
 )
-from mcpvisor.runtime.server._limits import ServerLimits
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.memory import open_memory_client
 from mcpvisor.runtime.transports.stdio import serve_stdio

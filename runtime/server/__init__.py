@@ -6,6 +6,7 @@ from ._dispatch import handle_request
 from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._input_rounds import InputRequired
+from ._limits import ServerLimits
 from ._local_env import LocalEnv
 from ._media import Audio, Image
 from ._port import (
@@ -20,6 +21,7 @@ from ._port import (
 )
 from ._runtime import RunningServer, start_server
 from ._server import Server
+from ._stats import ServerStats
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
 __all__ += ["RequestLimitReached", "SessionLimitReached", "SERVER_BUSY"]
@@ -38,4 +40,4 @@ __all__ += [
     "NoSessionState",
     "LocalEnv",
 ]
-__all__ += ["RunningServer", "start_server"]
+__all__ += ["RunningServer", "start_server", "ServerLimits", "ServerStats"]
