@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -371,3 +372,25 @@ async def test_stdio_initialize_over_the_session_cap_is_answered() -> None:
             assert refused["id"] == 1 and refused["error"]["code"] == SERVER_BUSY
             assert "max_sessions" in refused["error"]["message"]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_get_stream_that_is_not_read_drops_counted_notifications_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Server("standalone")
+
+    @server.resource("memo://a")
+    async def memo() -> str:
+        return "a"
+
+    async with start_server(server) as running, open_memory_client(running) as client:
+        assert client.session_id is not None
+        await client.request("resources/subscribe", {"uri": "memo://a"})
+        stream = running.standalone_stream(client.session_id)  # opened, never read
+        with caplog.at_level(logging.WARNING, "mcpvisor.runtime.server"):
+            for _ in range(300):
+                await running.notify_resource_updated("memo://a")
+        assert running.stats.notifications_dropped == 300 - 256  # the stream holds 256
+        warnings = [r.getMessage() for r in caplog.records if "standalone" in r.getMessage()]
+        assert len(warnings) == 1
+        stream.close()

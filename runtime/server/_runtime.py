@@ -214,7 +214,14 @@ class RunningServer:
         slot = self._slots.get(subscriber_id)
         if slot is not None:
             if not slot.deliver_standalone(notification) and slot.standalone is not None:
-                self.stats.count_dropped()  # its GET stream's reader is too slow
+                # Its GET stream's reader is too slow: count every drop, log the first of each stream.
+                self.stats.count_dropped()
+                slot.standalone_dropped += 1
+                if slot.standalone_dropped == 1:
+                    logger.warning(
+                        "a session's standalone (GET) stream is read slower than notifications arrive: "
+                        "dropping them (the count is in the server's stats)"
+                    )
             return
         stream = self.listeners.get(subscriber_id)
         if stream is not None:
@@ -443,6 +450,7 @@ class RunningServer:
         slot.close_standalone()
         send, receive = trio.open_memory_channel[Message](256)
         slot.standalone = send
+        slot.standalone_dropped = 0
         return receive
 
     async def close_session(self, session_id: str) -> None:
