@@ -70,6 +70,90 @@ def load_target(target: str) -> Any:
     return value
 
 
+# ---- limits: one block of flags, mapped onto start_server's options (docs/server.md "Limits") --------
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cap(text: str) -> int:
+    return 0 if text.strip() == "0" else _count(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def limit_flags(sub: argparse.ArgumentParser) -> None:
+    """The server's bounds as flags; ``limit_options`` turns the parsed values into options."""
+    group = sub.add_argument_group("limits (docs/server.md, Limits)")
+    group.add_argument(
+        "--max-sessions",
+        type=_cap,
+        default=10_000,
+        help="live sessions at once; beyond it initialize gets HTTP 503 (default 10000; 0: no cap)",
+    )
+    group.add_argument(
+        "--session-idle-timeout",
+        type=_seconds,
+        default=1800.0,
+        help="seconds a session may stay idle before it is closed (default 1800)",
+    )
+    group.add_argument(
+        "--session-restart-intensity",
+        type=_count,
+        default=3,
+        help="a session crashing more than this many times within the period is closed (default 3)",
+    )
+    group.add_argument(
+        "--session-restart-period", type=_seconds, default=5.0, help="that period in seconds (default 5)"
+    )
+    group.add_argument(
+        "--max-requests-per-session",
+        type=_count,
+        default=128,
+        help="requests of one session running at once; more wait for a turn (default 128)",
+    )
+    group.add_argument(
+        "--max-queued-requests-per-session",
+        type=_count,
+        default=1024,
+        help="requests of one session waiting for a turn; beyond it HTTP 429 + Retry-After (default 1024)",
+    )
+    group.add_argument(
+        "--max-stateless-requests",
+        type=_count,
+        default=1024,
+        help="2026-07-28 requests running at once, server-wide; beyond it HTTP 429 (default 1024)",
+    )
+
+
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``start_server`` options from the flags of ``limit_flags``."""
+    return {
+        "max_sessions": args.max_sessions or None,
+        "session_idle_timeout": args.session_idle_timeout,
+        "session_restart_intensity": args.session_restart_intensity,
+        "session_restart_period": args.session_restart_period,
+        "max_requests_per_session": args.max_requests_per_session,
+        "max_queued_requests_per_session": args.max_queued_requests_per_session,
+        "max_stateless_requests": args.max_stateless_requests,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcpvisor", description="Run MCP servers under OTP-style supervision."
@@ -94,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
             default="h11",
             help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
         )
+        limit_flags(sub)
 
     run = commands.add_parser("run", help="serve a Server: mcpvisor run app.py:server")
     run.add_argument("target", help="path/to/app.py:attr or package.module:attr (attr defaults to 'server')")
@@ -127,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             session_state_store=args.state_store,
             task_backend=args.task_backend,
             http_server=args.http_server,
+            **limit_options(args),
         )
     except (UnsupportedBackendURL, BackendUnavailable) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")

@@ -135,3 +135,79 @@ def test_a_bad_http_server_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as info:
         main(["demo", "--http-server", "nginx"])
     assert info.value.code == 2 and "invalid choice: 'nginx'" in capsys.readouterr().err
+
+
+def test_limit_flags_become_server_options() -> None:
+    from mcpvisor.cli import _parser, limit_options
+
+    defaults = limit_options(_parser().parse_args(["demo"]))
+    assert defaults == {
+        "max_sessions": 10_000,
+        "session_idle_timeout": 1800.0,
+        "session_restart_intensity": 3,
+        "session_restart_period": 5.0,
+        "max_requests_per_session": 128,
+        "max_queued_requests_per_session": 1024,
+        "max_stateless_requests": 1024,
+    }
+    flags = [
+        "run",
+        "app.py:server",
+        "--max-sessions",
+        "0",
+        "--session-idle-timeout",
+        "60",
+        "--session-restart-intensity",
+        "5",
+        "--session-restart-period",
+        "2.5",
+        "--max-requests-per-session",
+        "8",
+        "--max-queued-requests-per-session",
+        "16",
+        "--max-stateless-requests",
+        "32",
+    ]
+    assert limit_options(_parser().parse_args(flags)) == {
+        "max_sessions": None,  # 0: no cap
+        "session_idle_timeout": 60.0,
+        "session_restart_intensity": 5,
+        "session_restart_period": 2.5,
+        "max_requests_per_session": 8,
+        "max_queued_requests_per_session": 16,
+        "max_stateless_requests": 32,
+    }
+
+
+@pytest.mark.parametrize("flag", ["--max-requests-per-session", "--session-idle-timeout"])
+def test_a_bad_limit_is_a_usage_error(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", flag, "-1"])
+    assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_max_sessions_flag_caps_the_demo_with_503() -> None:
+    proc, url = start_demo("--port", "0", "--max-sessions", "1")
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    try:
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 503 and int(info.value.headers["retry-after"]) >= 1
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        proc.stderr.close()

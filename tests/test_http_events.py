@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
+import pytest
 import trio
 import trio.testing
 from _asgi_client import parse_event
@@ -25,23 +27,68 @@ from mcpvisor.runtime.transports._http_guard import (
     accepts,
 )
 
-ops = st.lists(st.one_of(st.binary(max_size=8), st.integers(min_value=0, max_value=40)), max_size=60)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.binary(max_size=8), st.booleans()),
+        st.tuples(st.sampled_from(["take", "write", "since"]), st.integers(min_value=0, max_value=40)),
+    ),
+    max_size=60,
+)
 
 
 @given(ops, st.integers(min_value=1, max_value=10))
-def test_replay_stream_matches_a_bounded_list_model(steps: list[bytes | int], bound: int) -> None:
+def test_replay_stream_never_evicts_an_unwritten_answer(steps: list[tuple[object, ...]], bound: int) -> None:
+    # Model: every appended event, whether droppable (a notification), how far connections took and
+    # wrote. The log may only lose written events and droppable ones, and counts the droppable ones
+    # lost before any connection took them.
     stream = ReplayStream(7, max_events=bound)
-    model: list[tuple[int, bytes]] = []
-    for step in steps:
-        if isinstance(step, bytes):
-            seq = stream.append(step)
-            model.append((seq, step))
-            assert seq == len(model) and stream.last_seq == seq
-        else:
-            kept = model[-bound:]
-            assert list(stream.since(step)) == [(s, d) for s, d in kept if s > step]
+    appended: dict[int, tuple[bytes, bool]] = {}
+    taken = written = expected_dropped = 0
+    present: set[int] = set()
+    for op, *args in steps:
+        if op == "append":
+            data, droppable = args
+            assert isinstance(data, bytes) and isinstance(droppable, bool)
+            seq = stream.append(data, droppable=droppable)
+            assert seq == len(appended) + 1 and stream.last_seq == seq
+            appended[seq] = (data, droppable)
+            present.add(seq)
+        elif op == "take":
+            taken = max(taken, min(int(args[0]), stream.last_seq))  # type: ignore[call-overload]
+            stream.mark_taken(taken)
+        elif op == "write":
+            written = max(written, min(int(args[0]), stream.last_seq))  # type: ignore[call-overload]
+            taken = max(taken, written)
+            stream.mark_written(written)
+        kept = list(stream.since(0))
+        assert [s for s, _ in kept] == sorted({s for s, _ in kept})
+        assert all(appended[s][0] == data for s, data in kept)
+        now = {s for s, _ in kept}
+        lost = present - now
+        assert all(s <= written or appended[s][1] for s in lost), "an unwritten answer was evicted"
+        expected_dropped += sum(1 for s in lost if s > taken and appended[s][1])
+        present = now
+        assert stream.dropped == expected_dropped
+        if len(kept) > bound:  # only answers still owed may hold the log past its bound
+            assert all(s > written and not appended[s][1] for s in now)
+        if op == "since":
+            after = int(args[0])  # type: ignore[call-overload]
+            assert list(stream.since(after)) == [(s, d) for s, d in kept if s > after]
     assert stream.event_id(3) == "7-3"
     assert parse_event_id(stream.event_id(12)) == (7, 12)
+
+
+def test_dropped_notifications_are_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    drops: list[int] = []
+    stream = ReplayStream(3, max_events=2, on_drop=drops.append, label="POST stream of request 5")
+    with caplog.at_level(logging.WARNING, "mcpvisor.runtime.transports.http"):
+        for i in range(10):
+            stream.append(b"note %d" % i, droppable=True)
+        stream.append(b"answer")
+    assert stream.dropped == 9 and sum(drops) == 9
+    assert [d for _, d in stream.since(0)] == [b"note 9", b"answer"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "POST stream of request 5" in warnings[0]
 
 
 @given(st.integers(0, 10**9), st.integers(0, 10**9), st.text(max_size=12))

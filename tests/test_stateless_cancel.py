@@ -19,7 +19,7 @@ import trio
 import trio.testing
 from _http_messages import stateless, stateless_headers
 from mcpvisor.runtime.protocol import Message, Request
-from mcpvisor.runtime.server import Context, Server, start_server
+from mcpvisor.runtime.server import Context, RunningServer, Server, start_server
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.stdio import serve_stdio
 
@@ -86,26 +86,27 @@ async def test_cancel_stateless_stops_the_handler_and_sends_nothing() -> None:
 
 
 @asynccontextmanager
-async def served() -> AsyncIterator[str]:
+async def served() -> AsyncIterator[tuple[RunningServer, str]]:
     async with start_server(app) as port, trio.open_nursery() as nursery:
         bound = await nursery.start(functools.partial(serve_http, port, port_number=0))  # type: ignore[arg-type]
-        yield f"http://127.0.0.1:{bound}/mcp"
+        yield port, f"http://127.0.0.1:{bound}/mcp"
         nursery.cancel_scope.cancel()
 
 
 async def test_closing_a_json_response_cancels_the_request() -> None:
     reset()
-    async with served() as url, httpx2.AsyncClient() as client:
+    async with served() as (running, url), httpx2.AsyncClient() as client:
         with trio.move_on_after(0.5):  # the client gives up: its connection closes
             await client.post(url, json=slow_call(), headers=stateless_headers("tools/call", "slow"))
         await wait_ended()
         assert seen == ["started", "cancelled"]
+        assert running.stats.requests_abandoned == 1
 
 
 async def test_closing_an_sse_response_cancels_the_request() -> None:
     reset()
     headers = {**stateless_headers("tools/call", "slow"), "accept": "application/json, text/event-stream"}
-    async with served() as url, httpx2.AsyncClient() as client:
+    async with served() as (running, url), httpx2.AsyncClient() as client:
         async with client.stream("POST", url, json=slow_call(progress=True), headers=headers) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             async for line in response.aiter_lines():
@@ -113,16 +114,18 @@ async def test_closing_an_sse_response_cancels_the_request() -> None:
                     break  # the stream is open and flowing: now walk away
         await wait_ended()
         assert seen == ["started", "cancelled"]
+        assert running.stats.requests_abandoned == 1
 
 
 async def test_a_request_that_finishes_is_not_cancelled() -> None:
     reset()
-    async with served() as url, httpx2.AsyncClient() as client:
+    async with served() as (running, url), httpx2.AsyncClient() as client:
         answer = await client.post(
             url, json=slow_call(seconds=0.05), headers=stateless_headers("tools/call", "slow")
         )
         assert answer.status_code == 200 and answer.json()["result"]["content"][0]["text"] == "done"
         assert seen == ["started", "finished"]
+        assert running.stats.requests_abandoned == 0
 
 
 async def test_notifications_cancelled_cancels_a_stateless_request_over_stdio() -> None:

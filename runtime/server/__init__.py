@@ -6,9 +6,19 @@ from ._dispatch import handle_request
 from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._input_rounds import InputRequired
+from ._limits import ServerLimits
 from ._local_env import LocalEnv
 from ._media import Audio, Image
-from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
+from ._port import (
+    SERVER_BUSY,
+    Headers,
+    RequestLimitReached,
+    ServerPort,
+    SessionBusy,
+    SessionLimitReached,
+    TransportError,
+    UnknownSession,
+)
 from ._runtime import RunningServer, start_server
 from ._server import Server
 from ._session_label import session_label
@@ -18,8 +28,10 @@ from ._state_store_server import (
     StateStoreTimeout,
     StateStoreUnavailable,
 )
+from ._stats import ServerStats
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
+__all__ += ["RequestLimitReached", "SessionLimitReached", "SERVER_BUSY"]
 __all__ += [
     "Server",
     "Context",
@@ -35,5 +47,5 @@ __all__ += [
     "NoSessionState",
     "LocalEnv",
 ]
-__all__ += ["RunningServer", "session_label", "start_server"]
+__all__ += ["RunningServer", "session_label", "start_server", "ServerLimits", "ServerStats"]
 __all__ += ["StateStoreUnavailable", "StateStoreTimeout", "StateStoreOutcomeUnknown", "StateStoreConflict"]

@@ -15,6 +15,12 @@ import trio
 
 from ..protocol import Message, Notification
 
+#: The JSON-RPC error code answering a request refused by a request limit (``RequestLimitReached``)
+#: over stdio and the in-memory connection (HTTP says 429 instead). JSON-RPC leaves -32000..-32099 to
+#: implementations; the SDKs use -32000/-32001 (connection closed, request timeout), MCP -32002 and
+#: -32042 and, from 2026-07-28, -32020 upwards, so this one sits apart from all of them.
+SERVER_BUSY: Final = -32050
+
 #: The method of `CloseSseStream`; a client that ever saw one would ignore it as an unknown notification.
 CLOSE_SSE_STREAM: Final = "notifications/mcpvisor/closeSseStream"
 
@@ -58,6 +64,39 @@ class SessionBusy(TransportError):
         return f"session {self.session_id!r} is busy; retry after {self.retry_after:g}s"
 
 
+@attrs.define(eq=False)
+class RequestLimitReached(SessionBusy):
+    """Too many requests in flight: the session's ``max_requests_per_session`` running plus
+    ``max_queued_requests_per_session`` waiting, or (``session_id`` None) ``max_stateless_requests``.
+
+    HTTP answers 429 with ``Retry-After``; stdio and the in-memory connection answer the request with
+    JSON-RPC error ``SERVER_BUSY`` (-32050). Unlike a full mailbox, waiting a moment does not help
+    unless requests finish, so a pipe's connection refuses instead of waiting.
+    """
+
+    limit: int = 0
+
+    def __str__(self) -> str:
+        where = "server-wide (stateless)" if self.session_id is None else "in this session"
+        return (
+            f"too many requests in flight {where}: the limit is {self.limit}; "
+            f"retry after {self.retry_after:g}s, once some of them finished"
+        )
+
+
+@attrs.define(eq=False)
+class SessionLimitReached(SessionBusy):
+    """``max_sessions`` sessions are live: HTTP 503 with ``Retry-After``; a clear error elsewhere."""
+
+    limit: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"the server holds its maximum of {self.limit} sessions (max_sessions); retry after "
+            f"{self.retry_after:g}s, end idle sessions (DELETE), or raise max_sessions"
+        )
+
+
 class ServerPort(Protocol):
     """What a running server (``start_server``) offers a transport.
 
@@ -98,7 +137,8 @@ class ServerPort(Protocol):
         sees ``replies`` close with no final reply answers -32603 itself.
 
         Notifications and responses (the client's answers to server-to-client requests) pass
-        ``replies=None``. Raises ``UnknownSession`` and ``SessionBusy``; never raises for bad content
+        ``replies=None``. Raises ``UnknownSession`` and ``SessionBusy`` (``RequestLimitReached`` when
+        too many requests are in flight); never raises for bad content
         (that becomes an ``ErrorResponse`` on ``replies``).
         """
         ...

@@ -76,8 +76,9 @@ from ._event_bus import (
 )
 from ._idle_reaper import IdleReaper
 from ._janitor import Janitor
+from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._listen import LISTEN_METHOD, Listeners
-from ._port import SessionBusy, UnknownSession
+from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, UnknownSession
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
 from ._session_label import session_label
@@ -91,6 +92,7 @@ from ._state_store_server import (
     StateStoreServer,
 )
 from ._stateless_runner import RequestSupervisor
+from ._stats import ServerStats
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -137,12 +139,23 @@ class RunningServer:
         busy_retry_after: float,
         on_event: Callable[[Any], None] | None,
         resume_sessions: bool = True,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.server = server
         self.registry = registry
         #: Every state operation goes through this client (and the StateStoreServer actor).
         self.store = store
-        self._deps = SessionDeps(server, handle_request, store, registry, session_idle_timeout, mailbox_size)
+        #: The bounds this server enforces (see docs/server.md "Limits").
+        self.limits = limits if limits is not None else ServerLimits()
+        self._deps = SessionDeps(
+            server,
+            handle_request,
+            store,
+            registry,
+            session_idle_timeout,
+            mailbox_size,
+            max_running=self.limits.max_requests_per_session,
+        )
         self._intensity = session_restart_intensity
         self._period = session_restart_period
         self._shutdown_grace = shutdown_grace
@@ -163,6 +176,8 @@ class RunningServer:
         self._resuming: dict[str, trio.Event] = {}
         #: The latest supervision events of the whole tree (sessions included), oldest first.
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
+        #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
+        self.stats = ServerStats()
 
     # ---- introspection ------------------------------------------------------------------------------
 
@@ -174,6 +189,13 @@ class RunningServer:
         """The current incarnation's ref (None between incarnations); for tests and debugging."""
         slot = self._slots.get(session_id)
         return None if slot is None else slot.ref
+
+    def requests_in_flight(self, session_id: str) -> int:
+        """The session's requests accepted and not yet answered, running or waiting for a turn."""
+        slot = self._slots.get(session_id)
+        if slot is None:
+            raise UnknownSession(session_id)
+        return len(slot.in_flight)
 
     def session_incarnations(self, session_id: str) -> int:
         """How many incarnations the session's actor has had (1 + restarts)."""
@@ -207,7 +229,15 @@ class RunningServer:
     def _deliver(self, subscriber_id: str, notification: Notification) -> None:
         slot = self._slots.get(subscriber_id)
         if slot is not None:
-            slot.deliver_standalone(notification)
+            if not slot.deliver_standalone(notification) and slot.standalone is not None:
+                # Its GET stream's reader is too slow: count every drop, log the first of each stream.
+                self.stats.count_dropped()
+                slot.standalone_dropped += 1
+                if slot.standalone_dropped == 1:
+                    logger.warning(
+                        "a session's standalone (GET) stream is read slower than notifications arrive: "
+                        "dropping them (the count is in the server's stats)"
+                    )
             return
         stream = self.listeners.get(subscriber_id)
         if stream is not None:
@@ -288,7 +318,9 @@ class RunningServer:
             self._reaper.schedule(slot)  # after init: a resumed session's lifetime is its negotiated one
         except MaxChildrenReached:
             self._slots.pop(session_id, None)
-            raise SessionBusy(None, self._retry_after) from None
+            self.stats.sessions_refused += 1
+            limit = self.limits.max_sessions or 0
+            raise SessionLimitReached(None, self._retry_after, limit) from None
         except BaseException:
             self._slots.pop(session_id, None)
             raise
@@ -347,6 +379,10 @@ class RunningServer:
                     ),
                 )
                 return
+            limit = self.limits.max_requests_per_session + self.limits.max_queued_requests_per_session
+            if len(slot.in_flight) >= limit:
+                self.stats.requests_refused += 1
+                raise RequestLimitReached(session_id, self._retry_after, limit)
             entry = InFlight(request_id, replies)
         for _attempt in range(3):
             ref = slot.ref
@@ -414,7 +450,8 @@ class RunningServer:
         if runner is None or not runner.running:
             raise SessionBusy(None, self._retry_after)
         if runner.full():
-            raise SessionBusy(None, self._retry_after)
+            self.stats.requests_refused += 1
+            raise RequestLimitReached(None, self._retry_after, runner.max_concurrent)
         runner.start(message, replies, ctx, self.listeners.serve if message.method == LISTEN_METHOD else None)
 
     def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
@@ -429,6 +466,7 @@ class RunningServer:
         slot.close_standalone()
         send, receive = trio.open_memory_channel[Message](256)
         slot.standalone = send
+        slot.standalone_dropped = 0
         return receive
 
     async def close_session(self, session_id: str) -> None:
@@ -509,8 +547,10 @@ async def start_server(
     session_idle_timeout: float = 30 * 60.0,
     session_restart_intensity: int = 3,
     session_restart_period: float = 5.0,
-    max_sessions: int | None = None,
-    max_stateless_requests: int = 1024,
+    max_sessions: int | None = DEFAULT_LIMITS.max_sessions,
+    max_requests_per_session: int = DEFAULT_LIMITS.max_requests_per_session,
+    max_queued_requests_per_session: int = DEFAULT_LIMITS.max_queued_requests_per_session,
+    max_stateless_requests: int = DEFAULT_LIMITS.max_stateless_requests,
     shutdown_grace: float = 5.0,
     busy_retry_after: float = 1.0,
     expire_interval: float = 60.0,
@@ -541,7 +581,19 @@ async def start_server(
     the state store; one task record read): one that fails, or does not answer within
     ``backend_check_timeout`` seconds, raises ``BackendUnavailable`` with a one-line reason, instead of
     every request failing later. ``backend_check_timeout=None`` skips the check.
+
+    Limits (``running.limits``; docs/server.md "Limits"): at most ``max_sessions`` live sessions
+    (``SessionLimitReached``, HTTP 503; None for no cap); per session ``max_requests_per_session``
+    requests run at once and ``max_queued_requests_per_session`` more wait for a turn, beyond which
+    ``submit`` raises ``RequestLimitReached`` (HTTP 429; -32050 over stdio); ``max_stateless_requests``
+    2026-07-28 requests run at once server-wide (likewise).
     """
+    limits = ServerLimits(
+        max_sessions=max_sessions,
+        max_requests_per_session=max_requests_per_session,
+        max_queued_requests_per_session=max_queued_requests_per_session,
+        max_stateless_requests=max_stateless_requests,
+    )
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
@@ -559,6 +611,7 @@ async def start_server(
         busy_retry_after=busy_retry_after,
         on_event=on_event,
         resume_sessions=resume_sessions,
+        limits=limits,
     )
     requests = RequestSupervisor(
         server,

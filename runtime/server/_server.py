@@ -440,8 +440,14 @@ class Server:
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
         http_server: str = "h11",
+        **options: Any,
     ) -> None:
-        """Serve until interrupted (blocking); see docs/server.md for transports and backends."""
+        """Serve until interrupted (blocking); see docs/server.md for transports and backends.
+
+        ``options`` go to ``start_server``: the limits (``max_sessions``, ``max_requests_per_session``,
+        ``max_queued_requests_per_session``, ``max_stateless_requests``), ``session_idle_timeout``,
+        ``session_restart_intensity`` / ``session_restart_period`` and the rest.
+        """
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(
@@ -452,4 +458,5 @@ class Server:
             session_state_store=session_state_store,
             task_backend=task_backend,
             http_server=http_server,
+            **options,
         )

@@ -76,6 +76,8 @@ class SessionDeps:
     reaper: IdleReaper | None = None
     #: The server takes up a session id it does not hold from the store (``resume_sessions``).
     resume: bool = True
+    #: Requests of one session running at once (``max_requests_per_session``); the rest wait in turn.
+    max_running: int = 128
 
 
 @attrs.frozen
@@ -108,6 +110,9 @@ class SessionActor:
         self.waiters: dict[RequestId, ClientWaiter] = {}
         self._next_client_id = 0
         self.ref: ActorRef | None = None
+        # FIFO turns for request handlers; a waiting request is cancellable like a running one. How
+        # many may wait is bounded before the mailbox, in ``RunningServer.submit``.
+        self._turns = trio.Semaphore(deps.max_running)
 
     # ---- life ---------------------------------------------------------------------------------------
 
@@ -267,7 +272,8 @@ class SessionActor:
         with entry.scope:
             try:
                 env = SessionRequestEnv(self, request, entry.replies, progress_token_of(request))
-                result = await self.deps.handle_request(self.deps.server, request, env)
+                async with self._turns:
+                    result = await self.deps.handle_request(self.deps.server, request, env)
                 final = Response(request.id, result)
             except CrashSession as exc:
                 logger.warning(

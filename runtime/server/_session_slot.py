@@ -43,6 +43,8 @@ class SessionSlot:
     ref: ActorRef | None = None
     in_flight: dict[RequestId, InFlight] = attrs.field(factory=dict)
     standalone: trio.MemorySendChannel[Message] | None = None
+    #: Notifications the current standalone stream refused because its reader fell behind.
+    standalone_dropped: int = 0
     #: Set by close_session / the idle timer: the session ends for good and its values are dropped.
     closing: bool = False
     close_reason: str = ""

@@ -26,7 +26,15 @@ from ..protocol import (
     negotiate_version,
     parse_cancelled,
 )
-from ..server._port import CloseSseStream, ServerPort, SessionBusy, UnknownSession
+from ..server._port import (
+    SERVER_BUSY,
+    CloseSseStream,
+    RequestLimitReached,
+    ServerPort,
+    SessionBusy,
+    SessionLimitReached,
+    UnknownSession,
+)
 
 #: What goes to the client: one message, or the answers to a batch (2025-03-26), sent as one array.
 Outgoing = Message | tuple[Message, ...]
@@ -48,6 +56,12 @@ class _Batch:
             async with self.out:
                 if self.answers:  # a batch of only cancelled requests answers nothing
                     await self.out.send(tuple(self.answers))
+
+
+def _busy(request_id: RequestId, exc: SessionBusy) -> ErrorResponse:
+    """A request refused by a limit: ``SERVER_BUSY`` (-32050), saying which limit and when to retry."""
+    data = {"retryAfter": exc.retry_after, "limit": getattr(exc, "limit", None)}
+    return error_response(request_id, SERVER_BUSY, str(exc), data)
 
 
 class SingleClientConnection:
@@ -137,6 +151,8 @@ class SingleClientConnection:
         while True:
             try:
                 await self.port.submit(target, message, replies)
+            except RequestLimitReached:
+                raise  # waiting would stall reading the pipe (and its cancellations): refuse
             except SessionBusy as busy:
                 await trio.sleep(min(busy.retry_after, 0.05))  # a pipe has one client: just wait
             else:
@@ -152,7 +168,11 @@ class SingleClientConnection:
             if (initialize or (not stateless and self.session_id is None)) and (
                 self.session_id is None or not port.has_session(self.session_id)
             ):
-                self.session_id = await port.create_session()
+                try:
+                    self.session_id = await port.create_session()
+                except SessionLimitReached as exc:  # a port shared with other transports is full
+                    await self._answer(_busy(message.id, exc), batch)
+                    return
                 self.version = None
                 self.nursery.start_soon(
                     self._pump_standalone, port.standalone_stream(self.session_id), self.out.clone()
@@ -188,6 +208,9 @@ class SingleClientConnection:
             except UnknownSession:
                 self.session_id = None
                 await send.send(error_response(message.id, INVALID_REQUEST, "The session has ended"))
+                send.close()
+            except RequestLimitReached as exc:
+                await send.send(_busy(message.id, exc))
                 send.close()
             return
         if isinstance(message, Notification) and message.method == "notifications/cancelled":

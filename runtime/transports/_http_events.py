@@ -6,18 +6,26 @@ disconnect is not a cancellation, and a server may close the connection early so
 that log. A client that lost the connection sends `GET` with `Last-Event-ID: <stream>-<seq>` and a new
 connection follows the same log from that point; events are never replayed onto another stream.
 
-Everything here is bounded: a stream keeps its last `max_events` events, a session keeps its last
-`max_streams` streams, so a client that never comes back costs a fixed amount of memory.
+Everything here is bounded: a stream keeps about `max_events` events, a session keeps its last
+`max_streams` streams, so a client that never comes back costs a fixed amount of memory. The bound
+never costs an answer: an event not yet written to any connection is evicted only when it is a
+notification (progress, logs: "droppable"); responses and server-to-client requests stay until they
+are written, so a stream may grow past `max_events` by the answers it still owes (a batch holds at
+most one per request in it). Dropped notifications are counted (`ReplayStream.dropped`, and the
+`on_drop` callback the transport feeds its `ServerStats` from) and logged once per stream.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 import trio
+
+logger = logging.getLogger("mcpvisor.runtime.transports.http")
 
 
 def format_event(data: bytes, event_id: str | None = None, retry_ms: int | None = None) -> bytes:
@@ -54,6 +62,10 @@ class ReplayStream:
     Sequence numbers start at 1; 0 is the priming event, which carries no data and is never stored.
     `finished` means no event will follow (the request's final response is in, or the standalone stream
     ended), so a follower that has seen everything can end its HTTP response.
+
+    Past `max_events`, events already written to a connection go first (they are kept only for a
+    resume), then unwritten *droppable* ones (notifications), oldest first; those are counted in
+    `dropped`. Unwritten answers and server-to-client requests are never evicted.
     """
 
     key: int
@@ -62,26 +74,113 @@ class ReplayStream:
     finished: bool = False
     #: How many times the handler asked to end the connection early (``ctx.close_sse_stream()``).
     polls: int = 0
-    _events: deque[tuple[int, bytes]] = attrs.field(factory=deque)
+    #: Notifications evicted before any connection wrote them (the client never saw them).
+    dropped: int = 0
+    #: Called with 1 for every dropped notification (the transport's stats counter).
+    on_drop: Callable[[int], None] | None = None
+    #: What the one log line about drops names ("the POST stream of request 7").
+    label: str = ""
+    _events: OrderedDict[int, bytes] = attrs.field(factory=OrderedDict)
+    _droppable: deque[int] = attrs.field(factory=deque)
+    #: Connections following this stream right now (see ``attach``).
+    followers: int = 0
+    _unfollowed_at: float | None = None
     _last_seq: int = 0
+    _taken: int = 0
+    _written: int = 0
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
 
     @property
     def last_seq(self) -> int:
         return self._last_seq
 
+    @property
+    def written(self) -> int:
+        """The highest sequence number a connection has written so far."""
+        return self._written
+
     def event_id(self, seq: int) -> str:
         return f"{self.key}-{seq}"
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes, *, droppable: bool = False) -> int:
+        """Log one event; ``droppable=True`` for a notification, which the bound may evict unwritten."""
         if self.finished:
             raise RuntimeError(f"SSE stream {self.key} is finished")
         self._last_seq += 1
-        self._events.append((self._last_seq, data))
-        while len(self._events) > self.max_events:
-            self._events.popleft()
+        self._events[self._last_seq] = data
+        if droppable:
+            self._droppable.append(self._last_seq)
+        self._evict()
         self._lot.unpark_all()
         return self._last_seq
+
+    def mark_taken(self, seq: int) -> None:
+        """A connection is writing every event up to ``seq``: a notification among them that the bound
+        evicts meanwhile is not lost (the write holds it), so it is not counted as dropped."""
+        self._taken = max(self._taken, seq)
+
+    def mark_written(self, seq: int) -> None:
+        """A connection wrote every event up to ``seq``: they may now go first when the log is full."""
+        self._taken = max(self._taken, seq)
+        if seq > self._written:
+            self._written = seq
+            self._evict()
+
+    def _evict(self) -> None:
+        events = self._events
+        while len(events) > self.max_events:
+            oldest = next(iter(events))
+            if oldest <= self._written:
+                events.popitem(last=False)
+                continue
+            # Every event left is unwritten: only a notification may go.
+            droppable = self._droppable
+            while droppable and droppable[0] not in events:
+                droppable.popleft()
+            if not droppable:
+                return  # answers owed: the log grows past its bound until they are written
+            victim = droppable.popleft()
+            del events[victim]
+            if victim > self._taken:
+                self._count_drop()
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            logger.warning(
+                "SSE %s: the client reads slower than the server writes; dropping notifications "
+                "(answers and server requests are kept; the count is in the server's stats)",
+                self.label or f"stream {self.key}",
+            )
+        if self.on_drop is not None:
+            self.on_drop(1)
+
+    def attach(self) -> None:
+        """A connection starts following this stream."""
+        self.followers += 1
+        self._lot.unpark_all()
+
+    def detach(self) -> None:
+        """That connection ended (delivered, cut for polling, or its client left)."""
+        self.followers -= 1
+        if not self.followers:
+            self._unfollowed_at = trio.current_time()
+        self._lot.unpark_all()
+
+    async def wait_abandoned(self, grace: float) -> bool:
+        """True once no connection has followed this unfinished stream for ``grace`` seconds (its
+        client left and did not resume); False as soon as the stream finishes."""
+        while not self.finished:
+            if self.followers:
+                await self._lot.park()
+                continue
+            since = self._unfollowed_at if self._unfollowed_at is not None else trio.current_time()
+            with trio.move_on_at(since + grace) as waited:
+                while not self.finished and not self.followers:
+                    await self._lot.park()
+            if waited.cancelled_caught:
+                return True
+        return False
 
     def request_poll(self) -> None:
         """The handler wants the current connection ended (its client will resume with GET)."""
@@ -93,8 +192,18 @@ class ReplayStream:
         self._lot.unpark_all()
 
     def since(self, seq: int) -> Iterator[tuple[int, bytes]]:
-        """Stored events after `seq` (older ones may have been dropped by the bound)."""
-        return ((s, data) for s, data in list(self._events) if s > seq)
+        """Stored events after `seq` (older ones may have been dropped by the bound).
+
+        Walks back from the newest event, so a follower that keeps up pays for the new events only,
+        not for the whole log on every wake-up.
+        """
+        newer: list[tuple[int, bytes]] = []
+        for s, data in reversed(self._events.items()):
+            if s <= seq:
+                break
+            newer.append((s, data))
+        newer.reverse()
+        return iter(newer)
 
     async def wait_after(self, seq: int, polls: int | None = None) -> None:
         """Return once an event after `seq` exists or the stream is finished (or, given `polls`, once
@@ -109,11 +218,19 @@ class SessionStreams:
 
     max_streams: int = 64
     max_events: int = 1024
+    #: Handed to every stream opened here (see ``ReplayStream.on_drop``).
+    on_drop: Callable[[int], None] | None = None
     _streams: OrderedDict[int, ReplayStream] = attrs.field(factory=OrderedDict)
     _keys: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
-    def open(self, *, standalone: bool = False) -> ReplayStream:
-        stream = ReplayStream(next(self._keys), standalone=standalone, max_events=self.max_events)
+    def open(self, *, standalone: bool = False, label: str = "") -> ReplayStream:
+        stream = ReplayStream(
+            next(self._keys),
+            standalone=standalone,
+            max_events=self.max_events,
+            on_drop=self.on_drop,
+            label=label,
+        )
         self._streams[stream.key] = stream
         self._evict()
         return stream

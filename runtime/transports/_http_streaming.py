@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 import trio
 
-from ..protocol import INTERNAL_ERROR, ErrorResponse, Message, RequestId, Response, encode, error_response
+from ..protocol import (
+    INTERNAL_ERROR,
+    ErrorResponse,
+    Message,
+    Notification,
+    RequestId,
+    Response,
+    encode,
+    error_response,
+)
 from ..server._port import CloseSseStream
 from ._http_events import ReplayStream, format_event, format_retry
 from ._http_exchange import Disconnected, Exchange
@@ -28,10 +37,14 @@ async def pump_replies(
     pending: list[RequestId],
     *,
     finish: bool = True,
+    answered: set[RequestId] | None = None,
 ) -> None:
     """Move a request's replies into its replay log, whatever happens to the connection.
 
+    ``answered`` collects the ids whose final answer is in (so an abandoned batch cancels only the rest).
+
     A ``CloseSseStream`` control item is not an event: it asks the connection following the log to end.
+    Only notifications are droppable: the log keeps answers and server requests until they are written.
     """
     waiting = set(pending)
     async with replies:
@@ -39,9 +52,11 @@ async def pump_replies(
             if isinstance(message, CloseSseStream):
                 stream.request_poll()
                 continue
-            stream.append(encode(message))
+            stream.append(encode(message), droppable=isinstance(message, Notification))
             if isinstance(message, Response | ErrorResponse) and message.id in waiting:
                 waiting.discard(message.id)
+                if answered is not None:
+                    answered.add(message.id)
                 if not waiting:
                     break
     for request_id in pending:
@@ -90,6 +105,8 @@ async def write_stream(
     deadline = math.inf if poll_after is None else trio.current_time() + poll_after
     seq = after
     delivered = False
+    started = False
+    stream.attach()
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:
@@ -107,12 +124,19 @@ async def write_stream(
                     parts.append(format_event(data, stream.event_id(s) if resumable else None))
                     seq = s
                 chunk = b"".join(parts)
+                stream.mark_taken(seq)
                 if stream.finished and seq >= stream.last_seq:
                     await ex.body(chunk)
+                    stream.mark_written(seq)
                     delivered = True
                     break
-                if chunk:
+                if chunk or not started:
+                    # The first write goes out even when empty: it sends the response head, which a
+                    # server may hold until the first body write (ours does), so a resuming GET with
+                    # nothing pending yet is not left without a status until the next event.
                     await ex.body(chunk, more=True)
+                    stream.mark_written(seq)
+                started = True
                 if resumable and stream.polls > polls_seen:
                     await ex.body(format_retry(retry_ms))
                     break
@@ -129,6 +153,8 @@ async def write_stream(
                     break
         except Disconnected:
             pass
+        finally:
+            stream.detach()
         nursery.cancel_scope.cancel()
     return delivered
 
@@ -140,10 +166,10 @@ async def pump_standalone(
 ) -> None:
     """Move the standalone stream's messages into its log (after a replayed backlog), until it ends."""
     for _, data in backlog:
-        stream.append(data)
+        stream.append(data, droppable=True)  # a standalone stream carries notifications only
     try:
         async with channel:
             async for message in channel:
-                stream.append(encode(message))
+                stream.append(encode(message), droppable=isinstance(message, Notification))
     finally:
         stream.finish()

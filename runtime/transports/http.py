@@ -16,6 +16,7 @@ every failure is an HTTP status with a JSON-RPC error body, never a dropped conn
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -40,6 +41,7 @@ from ..protocol import (
     Request,
     RequestId,
     Response,
+    cancelled_notification,
     check_param_headers,
     check_stateless_headers,
     encode,
@@ -50,8 +52,18 @@ from ..protocol import (
     parse_payload,
 )
 from ..server._listen import LISTEN_METHOD
-from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
+from ..server._port import (
+    SERVER_BUSY,
+    CloseSseStream,
+    RequestLimitReached,
+    ServerPort,
+    SessionBusy,
+    SessionLimitReached,
+    TransportError,
+    UnknownSession,
+)
 from ..server._session_label import session_label
+from ..server._stats import ServerStats
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -119,7 +131,11 @@ class McpHttpApp:
         max_streams_per_session: int = 64,
         reply_buffer: int = 64,
         keepalive: float | None = 15.0,
+        abandon_after: float | None = 30.0,
     ) -> None:
+        if abandon_after is not None and abandon_after < 0:
+            raise ValueError("abandon_after must be >= 0 seconds (or None to never cancel abandoned streams)")
+        self.abandon_after = abandon_after
         if sse_poll_after is not None and sse_poll_after < 0:
             raise ValueError("sse_poll_after must be >= 0 seconds (or None to keep streams open)")
         if keepalive is not None and not keepalive > 0:
@@ -138,6 +154,10 @@ class McpHttpApp:
         self.reply_buffer = reply_buffer
         self._streams: dict[str, SessionStreams] = {}
         self._initializes = 0
+        # Count into the running server's stats when the port has them (``RunningServer.stats``), so
+        # one object tells what the server and this transport dropped or refused.
+        stats = getattr(port, "stats", None)
+        self.stats: ServerStats = stats if isinstance(stats, ServerStats) else ServerStats()
         # SEP-2243 needs the tools' schemas (their `x-mcp-header` annotations); a `RunningServer`
         # port carries its `Server`. Any other port (a test fake, a custom runtime) is not checked.
         server = getattr(port, "server", None)
@@ -234,7 +254,9 @@ class McpHttpApp:
     def _session_streams(self, session_id: str) -> SessionStreams:
         streams = self._streams.get(session_id)
         if streams is None:
-            streams = SessionStreams(self.max_streams_per_session, self.max_events_per_stream)
+            streams = SessionStreams(
+                self.max_streams_per_session, self.max_events_per_stream, on_drop=self.stats.count_dropped
+            )
             self._streams[session_id] = streams
         return streams
 
@@ -275,6 +297,13 @@ class McpHttpApp:
     async def _transport_error(self, ex: Exchange, exc: TransportError) -> None:
         if isinstance(exc, UnknownSession):
             await self._unknown_session(ex, exc.session_id)
+        elif isinstance(exc, SessionLimitReached | RequestLimitReached):
+            # A cap, not a crowded moment: 503 for the whole server's sessions (as the official SDK),
+            # 429 for one client's requests; both say when to come back.
+            status = 503 if isinstance(exc, SessionLimitReached) else 429
+            retry_after = str(max(1, math.ceil(exc.retry_after)))
+            phrase = "Service Unavailable" if status == 503 else "Too Many Requests"
+            await ex.error(status, SERVER_BUSY, f"{phrase}: {exc}", [("retry-after", retry_after)])
         elif isinstance(exc, SessionBusy):
             retry_after = str(max(1, math.ceil(exc.retry_after)))
             await ex.error(
@@ -490,17 +519,27 @@ class McpHttpApp:
             await self._stateless_answer(ex, request, send_replies, replies, wants_sse)
             return
         if not wants_sse:
-            final = await self._final_reply(replies, session_id, request.id)
+            final = await _unless_disconnected(
+                ex, functools.partial(self._final_reply, replies, session_id, request.id)
+            )
+            if final is None:  # a JSON answer cannot be resumed: the request is abandoned
+                await self._abandon(session_id, [request.id])
+                return
             await ex.respond(200, encode(final))
             return
         if streams is None:
             streams = self._session_streams(session_id)
-        stream = streams.open()
+        stream = streams.open(label=f"POST stream of request {request.id!r}")
+        answered: set[RequestId] = set()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_replies, replies, stream, [request.id])
+            nursery.start_soon(
+                functools.partial(pump_replies, replies, stream, [request.id], answered=answered)
+            )
             delivered = await self._follow(
                 ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
+            if not delivered:
+                await self._abandon_unfollowed(session_id, stream, [request.id], answered)
         if delivered:
             streams.discard(stream.key)
 
@@ -524,6 +563,7 @@ class McpHttpApp:
         """
         first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
         if first is None:
+            self.stats.requests_abandoned += 1
             self.port.cancel_stateless(handle)
             replies.close()
             return
@@ -543,17 +583,24 @@ class McpHttpApp:
                 ex, functools.partial(self._final_reply, replies, None, request.id)
             )
             if final is None:
+                self.stats.requests_abandoned += 1
                 self.port.cancel_stateless(handle)
                 replies.close()
                 return
             await ex.respond(_stateless_status(final), encode(final))
             return
-        stream = ReplayStream(0, max_events=self.max_events_per_stream)
-        stream.append(encode(first))
+        stream = ReplayStream(
+            0,
+            max_events=self.max_events_per_stream,
+            on_drop=self.stats.count_dropped,
+            label=f"POST stream of stateless request {request.id!r}",
+        )
+        stream.append(encode(first), droppable=isinstance(first, Notification))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_replies, replies, stream, [request.id])
             delivered = await self._follow(ex, stream, after=0, resumable=False, prime=False)
-            if not delivered:
+            if not delivered and not stream.finished:
+                self.stats.requests_abandoned += 1
                 self.port.cancel_stateless(handle)  # the pump then ends with the request
 
     async def _post_batch(
@@ -579,19 +626,20 @@ class McpHttpApp:
                 if isinstance(item, Request):
                     send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
                     try:
-                        await self.port.submit(session_id, item, send_replies)
+                        await self._submit_patiently(session_id, item, send_replies)
                     except TransportError:
                         send_replies.close()
                         raise
                     channels.append((item.id, replies))
                 else:
-                    await self.port.submit(session_id, item)
+                    await self._submit_patiently(session_id, item, None)
             except UnknownSession as exc:
                 await self._transport_error(ex, exc)
                 return
             except TransportError as exc:
                 if isinstance(item, Request):
-                    early.append(error_response(item.id, INTERNAL_ERROR, str(exc)))
+                    code = SERVER_BUSY if isinstance(exc, RequestLimitReached) else INTERNAL_ERROR
+                    early.append(error_response(item.id, code, str(exc)))
         if not channels and not early:
             await ex.respond(202)
             return
@@ -602,7 +650,8 @@ class McpHttpApp:
             await ex.respond(200, encode(answers))
             return
         streams = self._session_streams(session_id)
-        stream = streams.open()
+        stream = streams.open(label=f"POST stream of a batch of {len(items)}")
+        answered: set[RequestId] = set()
         for message in early:
             stream.append(encode(message))
         async with trio.open_nursery() as nursery:
@@ -611,7 +660,9 @@ class McpHttpApp:
                 async with trio.open_nursery() as inner:
                     for request_id, replies in channels:
                         inner.start_soon(
-                            functools.partial(pump_replies, replies, stream, [request_id], finish=False)
+                            functools.partial(
+                                pump_replies, replies, stream, [request_id], finish=False, answered=answered
+                            )
                         )
                 stream.finish()
 
@@ -619,8 +670,60 @@ class McpHttpApp:
             delivered = await self._follow(
                 ex, stream, after=0, resumable=True, prime=True, poll_after=self.sse_poll_after
             )
+            if not delivered:
+                ids = [request_id for request_id, _ in channels]
+                await self._abandon_unfollowed(session_id, stream, ids, answered)
         if delivered:
             streams.discard(stream.key)
+
+    async def _abandon(self, session_id: str, request_ids: Sequence[RequestId]) -> None:
+        """Cancel requests whose client closed the response they were waiting on, so they free their
+        place in the session's limits (``notifications/cancelled``, as the client could have sent)."""
+        self.stats.requests_abandoned += len(request_ids)
+        for request_id in request_ids:
+            note = cancelled_notification(request_id, "the client closed the HTTP response")
+            with contextlib.suppress(TransportError):
+                await self._submit_patiently(session_id, note, None)
+
+    async def _abandon_unfollowed(
+        self,
+        session_id: str,
+        stream: ReplayStream,
+        request_ids: Sequence[RequestId],
+        answered: set[RequestId],
+    ) -> None:
+        """A POST's SSE connection ended before its answers: the client may resume (GET with
+        Last-Event-ID), and a disconnect alone is no cancellation. When no connection follows the
+        stream for ``abandon_after`` seconds, though, nobody will: cancel what is still running."""
+        if self.abandon_after is None:
+            return
+        if await stream.wait_abandoned(self.abandon_after):
+            await self._abandon(session_id, [rid for rid in request_ids if rid not in answered])
+
+    async def _submit_patiently(
+        self, session_id: str, item: Message, replies: trio.MemorySendChannel[Message] | None
+    ) -> None:
+        """``port.submit`` waiting out a full mailbox: for the items of a batch, and the cancellations
+        of abandoned requests, which the server sends itself and has no client to retry them.
+
+        A batch hands its items over all at once, faster than the session takes them in, so a full
+        mailbox is waited for (up to the ``retry_after`` it names) instead of failing the rest of the
+        batch. A request limit is not waited for: those items are answered with the error.
+        """
+        deadline: float | None = None
+        while True:
+            try:
+                await self.port.submit(session_id, item, replies)
+            except RequestLimitReached:
+                raise
+            except SessionBusy as busy:
+                now = trio.current_time()
+                deadline = now + busy.retry_after if deadline is None else deadline
+                if now >= deadline:
+                    raise
+                await trio.sleep(0.001)
+            else:
+                return
 
     # -- GET ----------------------------------------------------------------------------------------
 
@@ -654,7 +757,7 @@ class McpHttpApp:
         except UnknownSession as exc:
             await self._transport_error(ex, exc)
             return
-        stream = streams.open(standalone=True)
+        stream = streams.open(standalone=True, label="GET stream")
         # When this resumes a standalone stream, the events its old connection missed go first on the
         # new one (with new ids: ids are per stream, and this is a new stream).
         backlog = list(previous.since(resume[1])) if previous is not None and resume is not None else []
@@ -694,6 +797,7 @@ def mcp_asgi_app(
     max_events_per_stream: int = 1024,
     max_streams_per_session: int = 64,
     keepalive: float | None = 15.0,
+    abandon_after: float | None = 30.0,
 ) -> McpHttpApp:
     """The Streamable HTTP endpoint for `port` as an ASGI application.
 
@@ -705,6 +809,9 @@ def mcp_asgi_app(
     announced to them. `path=None` serves every path (when a router already chose this app).
     `keepalive` (seconds) writes an SSE comment on a stream that has been quiet that long, so proxies
     and client read timeouts do not end a long-lived one (a GET stream, a `subscriptions/listen`).
+    A request whose client closed the response is cancelled, so it frees its place in the limits: at
+    once for a JSON answer (it cannot be resumed), after `abandon_after` seconds without a connection
+    following it for an SSE stream (the client may resume it meanwhile; None: never).
     """
     return McpHttpApp(
         port,
@@ -718,6 +825,7 @@ def mcp_asgi_app(
         max_events_per_stream=max_events_per_stream,
         max_streams_per_session=max_streams_per_session,
         keepalive=keepalive,
+        abandon_after=abandon_after,
     )
 
 
