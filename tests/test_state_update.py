@@ -57,7 +57,10 @@ async def test_ten_thousand_concurrent_demo_counter_calls_count_exactly() -> Non
     """The demo's ``counter`` (now ``update_state``): every acknowledged call is counted, exactly."""
     with trio.fail_after(120):
         async with (
-            start_server(demo_server, mailbox_size=CALLS + 64) as running,
+            # Room for every call at once: this tests the count, not the request limits.
+            start_server(
+                demo_server, mailbox_size=CALLS + 64, max_queued_requests_per_session=CALLS
+            ) as running,
             open_memory_client(running, protocol_version="2025-06-18") as client,
         ):
             acknowledged = await _hammer(client, "counter", CALLS)
