@@ -9,7 +9,7 @@ comes (SSE must not wait).
 
 Scope: HTTP/1.1 (and 1.0) with keep-alive, no HTTP/2, no TLS, no websockets, no ``lifespan`` (the MCP
 app needs none; uvicorn's ``lifespan="off"``). Put a proxy in front for TLS. Limits: the request head
-(``max_header_bytes``; 431 beyond), an idle keep-alive connection (``keep_alive`` seconds), and the
+(``max_header_bytes``, exactly; 431 beyond), an idle keep-alive connection (``keep_alive`` seconds), and the
 body through the app (ours answers 413 past its ``max_body_bytes``, chunked bodies included, with a
 JSON-RPC error body a server-side limit could not give).
 
@@ -94,6 +94,54 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
         conn.receive_data(data)
 
 
+async def _next_head(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> Any:
+    """The next request head (or the end of the connection), refused past ``limit`` bytes exactly.
+
+    h11's own bound (``max_incomplete_event_size``) only applies while a head is incomplete, so a
+    head that arrives whole in one read of 64 KiB sails past a 64 KiB limit, and one that straddles
+    two reads may reach about twice the limit. Reading at most up to ``limit + 1`` buffered bytes
+    makes h11 refuse any head longer than that; the one byte more is checked here.
+    """
+    fed = len(conn.trailing_data[0])  # a pipelined request read with the previous one
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            if fed > limit and isinstance(event, h11.Request) and fed - len(conn.trailing_data[0]) > limit:
+                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+            return event
+        try:
+            # h11 raised above if more than ``limit`` bytes were buffered and no head was complete
+            data = await stream.receive_some(max(1, min(_READ_SIZE, limit + 1 - fed)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _ClientGone from exc
+        if not data:
+            raise _ClientGone
+        fed += len(data)
+        conn.receive_data(data)
+
+
+#: The status of a refused request, by the status h11 suggests for what it refused.
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+def _ambiguous_length(request: h11.Request) -> bool:
+    """Content-Length together with Transfer-Encoding: a request-smuggling shape (RFC 9112 section
+    6.3). h11 reads the body by Transfer-Encoding; the connection must close after the answer."""
+    length = chunked = False
+    for name, _ in request.headers:
+        if name == b"content-length":
+            length = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length and chunked
+
+
 class _Exchange:
     """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
 
@@ -117,6 +165,10 @@ class _Exchange:
         self.headers: list[tuple[bytes, bytes]] = []
         self.response_started = False
         self.response_done = False
+        #: the status owed for a request body we could not read (malformed framing), if any
+        self.refused: int | None = None
+        #: the answer must end the connection (a smuggling shape, or the server is stopping)
+        self.close_after = False
 
     async def receive(self) -> ASGIMessage:
         if self.disconnected or self.response_done:
@@ -136,7 +188,13 @@ class _Exchange:
                         return {"type": "http.request", "body": bytes(event.data), "more_body": True}
                     self.body_done = True
                     return {"type": "http.request", "body": bytes(event.data), "more_body": False}
-            except (_ClientGone, h11.RemoteProtocolError):
+            except _ClientGone:
+                self.disconnected = True
+                return {"type": "http.disconnect"}
+            except h11.RemoteProtocolError as exc:
+                # Bad framing (a chunk size that is not hex...): the client's fault, answered 4xx
+                # by the server after the app (which sees a disconnect) returns.
+                self.refused = exc.error_status_hint
                 self.disconnected = True
                 return {"type": "http.disconnect"}
             self.body_done = True  # EndOfMessage
@@ -156,14 +214,17 @@ class _Exchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: ASGIMessage) -> None:
+        if self.refused is not None:  # the server answers a malformed request itself
+            raise trio.BrokenResourceError("the request was malformed")
         kind = message["type"]
         if kind == "http.response.start":
             if self.status is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             self.status = int(message["status"])
             self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-            if self.shutdown.stopping and not _has_header(self.headers, b"connection"):
-                self.headers.append((b"connection", b"close"))  # this is the connection's last response
+            if self.close_after or self.shutdown.stopping:  # this is the connection's last response
+                self.headers = [(k, v) for k, v in self.headers if k.lower() != b"connection"]
+                self.headers.append((b"connection", b"close"))
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message {kind!r}")
@@ -224,11 +285,9 @@ def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
     return (str(found[0]), int(found[1]))
 
 
-async def _simple(
-    stream: trio.SocketStream, conn: h11.Connection, status: int, reason: str, shutdown: _Shutdown
-) -> None:
-    """A bare error answer (400, 431, 500) on a connection about to close; best effort."""
-    body = f"{reason}\n".encode()
+async def _refuse(stream: trio.SocketStream, conn: h11.Connection, status: int, shutdown: _Shutdown) -> None:
+    """A bare error answer (400, 431, 500...) on a connection about to close; best effort."""
+    body = f"{_REASONS.get(status, 'Internal Server Error')}\n".encode()
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
     headers.append((b"connection", b"close"))
     try:
@@ -308,7 +367,7 @@ async def _serve_requests(
         shutdown.idle.add(idle)
         bad: h11.RemoteProtocolError | None = None
         try:
-            event = await _next_event(conn, stream)
+            event = await _next_head(conn, stream, max_header_bytes)
         except _ClientGone:
             return
         except h11.RemoteProtocolError as exc:
@@ -317,28 +376,28 @@ async def _serve_requests(
             shutdown.idle.discard(idle)
             idle.deadline = math.inf
         if bad is not None:
-            status = bad.error_status_hint
-            reason = "Request Header Fields Too Large" if status == 431 else "Bad Request"
-            await _simple(stream, conn, status, reason, shutdown)
+            await _refuse(stream, conn, bad.error_status_hint, shutdown)
             return
         if not isinstance(event, h11.Request):
             return  # ConnectionClosed (or a stray event): nothing more to serve
         exchange = _Exchange(conn, stream, event, max_header_bytes, shutdown)
+        exchange.close_after = _ambiguous_length(event)
         try:
             await app(_scope(event, client, server), exchange.receive, exchange.send)
         except Exception:
-            logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
+            if exchange.refused is None:
+                logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
             if not exchange.response_started:
-                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
+                await _refuse(stream, conn, exchange.refused or 500, shutdown)
             return
         if not exchange.response_done:
             if not exchange.response_started:
-                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
+                await _refuse(stream, conn, exchange.refused or 500, shutdown)
             return  # a response cut short cannot be followed by another
         if exchange.disconnected:
-            return  # the peer left (or flooded us) while the response was open
+            return  # the peer left (or flooded us, or framed its body wrong) while the response was open
         if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
-            return  # a body the app left unread, too big or too slow to skip
+            return  # a body the app left unread, too big, too slow or malformed to skip
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
             return  # Connection: close
         conn.start_next_cycle()
