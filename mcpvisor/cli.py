@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             parser.exit(2, f"mcpvisor: error: {exc}\n")
     from mcpvisor.backends import UnsupportedBackendURL
     from mcpvisor.runtime.server._run import run_server
+    from mcpvisor.runtime.transports.http import ListenError
 
     try:
         run_server(
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             task_backend=args.task_backend,
             http_server=args.http_server,
         )
-    except UnsupportedBackendURL as exc:
+    except (UnsupportedBackendURL, ListenError) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")
     sys.exit(0)
 

@@ -54,6 +54,11 @@ async def serve(
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
+    listeners = None
+    if transport == "http":
+        from ..transports.http import open_listeners
+
+        listeners = await open_listeners(host, port)  # a busy port fails here, before the tree starts
     async with (
         start_server(
             server, session_state_store=session_state_store, task_backend=task_backend, **options
@@ -78,7 +83,9 @@ async def serve(
         from ..transports.http import serve_http
 
         bound: int = await nursery.start(
-            functools.partial(serve_http, running, host=host, port_number=port, server=http_server)
+            functools.partial(
+                serve_http, running, host=host, port_number=port, server=http_server, listeners=listeners
+            )
         )
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/mcp"
@@ -112,6 +119,8 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
         if len(group.exceptions) != 1:
             raise
         lone = group.exceptions[0]  # the server's own error (a bad backend URL...), raised bare
+        while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
+            lone = lone.exceptions[0]  # through the nurseries it crossed (a ListenError...)
     if lone is not None:
         raise lone
 

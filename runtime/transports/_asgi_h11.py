@@ -24,12 +24,14 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 import h11
 import trio
+
+from ._listen_error import open_listeners
 
 logger = logging.getLogger("mcpvisor.runtime.transports.http")
 
@@ -411,16 +413,19 @@ async def serve_asgi(
     max_header_bytes: int = 64 * 1024,
     keep_alive: float = 5.0,
     grace: float = 1.0,
+    listeners: Sequence[trio.SocketListener] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started`` gets the bound port
     (``port=0`` picks a free one). Cancelled, it stops accepting, closes idle connections and gives
-    requests in flight ``grace`` seconds before cutting them (0: cut at once)."""
+    requests in flight ``grace`` seconds before cutting them (0: cut at once). ``listeners`` already
+    open (``open_listeners``) are served instead of binding ``host:port``; a bind that fails raises
+    ``ListenError``."""
     if not keep_alive > 0:
         raise ValueError("keep_alive must be > 0 seconds")
     if not grace >= 0:
         raise ValueError("grace must be >= 0 seconds")
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = list(listeners) if listeners is not None else await open_listeners(host, port)
     bound = int(listeners[0].socket.getsockname()[1])
     shutdown = _Shutdown()
     handler = functools.partial(
