@@ -70,6 +70,53 @@ def load_target(target: str) -> Any:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value
+
+
+def http_limit_options(sub: argparse.ArgumentParser) -> None:
+    """The HTTP server's connection limits (docs/http.md, "Limits"); unset ones keep serve_http's
+    defaults."""
+    limits = sub.add_argument_group("HTTP limits")
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        help="connections held at once (default: the file descriptor limit less 128, at most 10000; "
+        "h11 only); over it the longest-waiting connection is closed, else the new one gets 503",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        help="seconds a request body may take to arrive (default 30); then 408",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=_positive_float,
+        help="seconds an idle connection, or a request head on its way, is kept (default 5)",
+    )
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        help="longest request head in bytes (default 65536); longer is 431",
+    )
+
+
+def http_limits_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The limits given on the command line, as ``serve_http`` keywords."""
+    names = ("max_connections", "body_timeout", "keep_alive", "max_header_bytes")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcpvisor", description="Run MCP servers under OTP-style supervision."
@@ -94,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
             default="h11",
             help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
         )
+        http_limit_options(sub)
 
     run = commands.add_parser("run", help="serve a Server: mcpvisor run app.py:server")
     run.add_argument("target", help="path/to/app.py:attr or package.module:attr (attr defaults to 'server')")
@@ -128,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             session_state_store=args.state_store,
             task_backend=args.task_backend,
             http_server=args.http_server,
+            http_options=http_limits_of(args),
         )
     except (UnsupportedBackendURL, ListenError) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")

@@ -10,7 +10,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -41,12 +41,14 @@ async def serve(
     task_backend: str | TaskBackend = "memory://",
     stop: trio.Event | None = None,
     http_server: str = "h11",
+    http_options: Mapping[str, Any] | None = None,
     task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
     """Run ``server`` on ``transport`` until the transport ends (stdio EOF), ``stop`` is set, or the
     caller cancels. ``task_status.started`` gets the HTTP URL (None for stdio). ``http_server`` picks
-    the HTTP server (``"h11"`` or ``"hypercorn"``, see ``serve_http``).
+    the HTTP server (``"h11"`` or ``"hypercorn"``, see ``serve_http``); ``http_options`` are more of
+    ``serve_http``'s keywords (its connection limits: ``max_connections``, ``body_timeout``...).
 
     Prefer ``stop`` to cancelling: it ends only the transport, so the body of ``start_server`` returns
     and the tree stops in order (children in reverse order, each with its grace period, backends
@@ -84,7 +86,13 @@ async def serve(
 
         bound: int = await nursery.start(
             functools.partial(
-                serve_http, running, host=host, port_number=port, server=http_server, listeners=listeners
+                serve_http,
+                running,
+                host=host,
+                port_number=port,
+                server=http_server,
+                listeners=listeners,
+                **(http_options or {}),
             )
         )
         shown = f"[{host}]" if ":" in host else host

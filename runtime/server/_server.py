@@ -440,8 +440,10 @@ class Server:
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
         http_server: str = "h11",
+        http_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Serve until interrupted (blocking); see docs/server.md for transports and backends."""
+        """Serve until interrupted (blocking); see docs/server.md for transports and backends.
+        ``http_options`` are ``serve_http``'s connection limits (docs/http.md, "Limits")."""
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(
@@ -452,4 +454,5 @@ class Server:
             session_state_store=session_state_store,
             task_backend=task_backend,
             http_server=http_server,
+            http_options=http_options,
         )

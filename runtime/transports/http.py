@@ -51,6 +51,7 @@ from ..protocol import (
 )
 from ..server._listen import LISTEN_METHOD
 from ..server._port import CloseSseStream, ServerPort, SessionBusy, TransportError, UnknownSession
+from ._asgi_limits import with_request_limits
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -742,10 +743,19 @@ async def serve_http(
     path: str | None = "/mcp",
     server: str = "h11",
     listeners: Sequence[trio.SocketListener] | None = None,
+    keep_alive: float = 5.0,
+    max_header_bytes: int = 64 * 1024,
+    body_timeout: float = 30.0,
+    max_connections: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
     """Serve `port` over Streamable HTTP until cancelled.
+
+    Connection limits (docs/http.md, "Limits"): a connection idle, or sending a request head, for
+    `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
+    within `body_timeout` seconds is 408; at most `max_connections` connections are held (default:
+    from the file descriptor limit; ours only, hypercorn has no cap).
 
     A bind that fails raises `ListenError`, whose text is one line naming the address and the cause.
     `listeners` already open (`open_listeners(host, port_number)`, e.g. to fail before starting the
@@ -762,6 +772,8 @@ async def serve_http(
         raise ValueError(f"unknown HTTP server {server!r}: use one of {', '.join(HTTP_SERVERS)}")
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
+    if server == "hypercorn" and max_connections is not None:
+        raise ValueError("max_connections: hypercorn has no connection cap; use server='h11' for one")
     app = mcp_asgi_app(port, path=path, **options)
     started = False
     try:
@@ -771,7 +783,17 @@ async def serve_http(
             bare = host.strip("[]")
             async with trio.open_nursery() as nursery:
                 bound: int = await nursery.start(
-                    functools.partial(serve_asgi, app, host=bare, port=port_number, listeners=listeners)
+                    functools.partial(
+                        serve_asgi,
+                        app,
+                        host=bare,
+                        port=port_number,
+                        listeners=listeners,
+                        keep_alive=keep_alive,
+                        max_header_bytes=max_header_bytes,
+                        body_timeout=body_timeout,
+                        max_connections=max_connections,
+                    )
                 )
                 started = True
                 task_status.started(bound)
@@ -791,8 +813,13 @@ async def serve_http(
         config.accesslog = None
         config.errorlog = logger
         config.graceful_timeout = 1.0
+        config.keep_alive_timeout = keep_alive
+        config.h11_max_incomplete_size = max_header_bytes
+        # What hypercorn does not enforce itself (see _asgi_limits): the smuggling close, an exact
+        # head limit, the body timeout.
+        limited = with_request_limits(app, max_header_bytes=max_header_bytes, body_timeout=body_timeout)
         async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(functools.partial(serve, app, config))  # type: ignore[arg-type]
+            binds: list[str] = await nursery.start(functools.partial(serve, limited, config))  # type: ignore[arg-type]
             started = True
             task_status.started(_bound_port(binds[0]))
     except (OSError, BaseExceptionGroup) as exc:
