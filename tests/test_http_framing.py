@@ -132,3 +132,24 @@ async def test_the_default_head_limit_is_64_kib_also_through_serve_http() -> Non
         over = await exchange(port, head_of(64 * 1024 + 1))
     assert not under.startswith(b"HTTP/1.1 431") and under.startswith(b"HTTP/1.1 4")  # the app's (no session)
     assert over.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_a_head_request_is_answered_without_a_body(caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the fuzzer: HEAD got a 500 and a traceback (h11 refuses the body the app wrote)."""
+    async with serving_mcp() as port:
+        answer = await exchange(
+            port, b"HEAD /elsewhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 404 ") and answer.endswith(b"\r\n\r\n")  # the head only
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_body_cut_short_by_a_half_close_is_400_not_500() -> None:
+    """Found by the fuzzer: a client that sends part of its body, then shuts its side, got 500."""
+    async with serving_mcp() as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(POST + b"Content-Length: 40\r\n\r\n{")
+        await stream.send_eof()
+        answer = await read_to_eof(stream)
+        await stream.aclose()
+    assert answer.startswith(b"HTTP/1.1 400 ")

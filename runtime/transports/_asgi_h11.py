@@ -175,6 +175,9 @@ class _Exchange:
                     self.body_done = True
                     return {"type": "http.request", "body": bytes(event.data), "more_body": False}
             except _ClientGone:
+                # The body ended early: an incomplete message (400), for a client that only
+                # half-closed and still reads; one that is gone just misses the answer.
+                self.refused = 400
                 self.disconnected = True
                 return {"type": "http.disconnect"}
             except _BodyTimeout:
@@ -249,8 +252,8 @@ class _Exchange:
                 self.headers.append((b"content-length", str(len(body)).encode()))
             out.append(self.conn.send(h11.Response(status_code=self.status, headers=self.headers)) or b"")
             self.response_started = True
-        if body:
-            out.append(self.conn.send(h11.Data(data=body)) or b"")
+        if body and self.request.method != b"HEAD" and self.status not in (204, 304):
+            out.append(self.conn.send(h11.Data(data=body)) or b"")  # (those responses have no body)
         if not more:
             out.append(self.conn.send(h11.EndOfMessage()) or b"")
             self.response_done = True
@@ -400,13 +403,13 @@ async def _serve_requests(
                 logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
             else:  # the client left or sent garbage: a failure to answer it is no news (one per flood)
                 logger.debug("the ASGI app stopped after its client left: %r", exc)
-            if not exchange.response_started:
+            if not exchange.response_started and not (exchange.disconnected and exchange.refused is None):
                 await _refuse(stream, conn, exchange.refused or 500, connections)
             return
         if not exchange.response_done:
-            if not exchange.response_started:
+            if not exchange.response_started and not (exchange.disconnected and exchange.refused is None):
                 await _refuse(stream, conn, exchange.refused or 500, connections)
-            return  # a response cut short cannot be followed by another
+            return  # a response cut short cannot be followed by another (nor one to a client gone)
         if exchange.disconnected:
             return  # the peer left (or flooded us, or framed its body wrong) while the response was open
         if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
