@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.http_server == "hypercorn" and args.max_connections is not None:
+        parser.error("--max-connections: hypercorn has no connection cap (use --http-server h11)")
     if args.command == "demo":
         from mcpvisor.runtime.server.demo import server
 

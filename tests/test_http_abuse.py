@@ -217,10 +217,20 @@ def test_the_cli_limits_reach_the_server() -> None:
         proc.communicate(timeout=10)
 
 
-@pytest.mark.parametrize("flag", ["--body-timeout=0", "--max-connections=0", "--keep-alive=-1"])
-def test_bad_cli_limits_are_usage_errors(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--body-timeout=0"], "must be > 0"),
+        (["--max-connections=0"], "must be >= 1"),
+        (["--keep-alive=-1"], "must be > 0"),
+        (["--max-connections=10", "--http-server=hypercorn"], "hypercorn has no connection cap"),
+    ],
+)
+def test_bad_cli_limits_are_usage_errors(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mcpvisor.cli import main
 
     with pytest.raises(SystemExit) as info:
-        main(["demo", flag])
-    assert info.value.code == 2 and "must be" in capsys.readouterr().err
+        main(["demo", *flags])
+    assert info.value.code == 2 and expected in capsys.readouterr().err

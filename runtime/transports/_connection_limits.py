@@ -72,10 +72,10 @@ class Tally:
     """Counts of what happened to connections, logged as one warning per ``interval`` at most."""
 
     _TEXT: Final = {
-        "refused": "{} connections refused with 503 (every one of max_connections={} busy)",
-        "dropped": "{} connections over the cap closed unanswered (too many refusals at once)",
-        "evicted": "{} connections waiting on their client closed to make room (max_connections={})",
-        "body_timeout": "{} request bodies not received within body_timeout (408)",
+        "refused": "{} connection(s) refused with 503 (every one of max_connections={} busy)",
+        "dropped": "{} connection(s) over the cap closed unanswered (too many refusals at once)",
+        "evicted": "{} connection(s) waiting on their client closed to make room (max_connections={})",
+        "body_timeout": "{} request body(ies) not received within body_timeout (408)",
         "accept_failed": (
             "accept() ran out of file descriptors {} times (raise `ulimit -n` or lower max_connections={})"
         ),
