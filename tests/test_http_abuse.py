@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
 from mcpvisor.runtime.transports._connection_limits import default_max_connections
 from test_asgi_h11 import echo, read_to_eof, read_until
@@ -234,3 +235,34 @@ def test_bad_cli_limits_are_usage_errors(
     with pytest.raises(SystemExit) as info:
         main(["demo", *flags])
     assert info.value.code == 2 and expected in capsys.readouterr().err
+
+
+async def test_the_counts_are_logged_once_per_interval(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mcpvisor.runtime.transports._connection_limits import Tally
+
+    tally = Tally(cap=10, interval=10.0)
+    for _ in range(500):
+        tally.note("refused")
+    assert len(caplog.records) == 1  # the first at once, the rest held back
+    await trio.sleep(10)  # the mock clock jumps
+    tally.note("evicted")
+    assert len(caplog.records) == 2
+    assert "499 connection(s) refused" in caplog.records[1].getMessage()
+    assert "1 connection(s) waiting on their client closed" in caplog.records[1].getMessage()
+    assert tally.totals == {"refused": 500, "evicted": 1}
+
+
+async def test_making_room_closes_the_longest_waiting_connection() -> None:
+    from mcpvisor.runtime.transports._connection_limits import Connections
+
+    connections = Connections(max_connections=3, body_timeout=30)
+    idle_new, body_old, idle_old = trio.CancelScope(), trio.CancelScope(), trio.CancelScope()
+    connections.idle[idle_old] = 1.0
+    connections.idle[idle_new] = 5.0
+    connections.reading[body_old] = 2.0
+    assert connections.evict_oldest() and idle_old.cancel_called and not body_old.cancel_called
+    assert connections.evict_oldest() and body_old.cancel_called and not idle_new.cancel_called
+    assert connections.evict_oldest() and idle_new.cancel_called
+    assert not connections.evict_oldest()  # nobody is waiting: the new connection is refused
