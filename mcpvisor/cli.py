@@ -85,9 +85,9 @@ def _positive_int(text: str) -> int:
 
 
 def http_limit_options(sub: argparse.ArgumentParser) -> None:
-    """The HTTP server's connection limits (docs/http.md, "Limits"); unset ones keep serve_http's
+    """The HTTP server's connection limits (docs/http.md, "Connection limits"); unset ones keep serve_http's
     defaults."""
-    limits = sub.add_argument_group("HTTP limits")
+    limits = sub.add_argument_group("HTTP connection limits (docs/http.md, Connection limits)")
     limits.add_argument(
         "--max-connections",
         type=_positive_int,

@@ -443,7 +443,7 @@ class Server:
         http_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Serve until interrupted (blocking); see docs/server.md for transports and backends.
-        ``http_options`` are ``serve_http``'s connection limits (docs/http.md, "Limits")."""
+        ``http_options`` are ``serve_http``'s connection limits (docs/http.md, "Connection limits")."""
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(

@@ -752,7 +752,7 @@ async def serve_http(
 ) -> None:
     """Serve `port` over Streamable HTTP until cancelled.
 
-    Connection limits (docs/http.md, "Limits"): a connection idle, or sending a request head, for
+    Connection limits (docs/http.md, "Connection limits"): a connection idle, or sending a request head, for
     `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
     within `body_timeout` seconds is 408; at most `max_connections` connections are held (default:
     from the file descriptor limit; ours only, hypercorn has no cap).
