@@ -154,6 +154,39 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def http_limit_options(sub: argparse.ArgumentParser) -> None:
+    """The HTTP server's connection limits (docs/http.md, "Connection limits"); unset ones keep serve_http's
+    defaults."""
+    limits = sub.add_argument_group("HTTP connection limits (docs/http.md, Connection limits)")
+    limits.add_argument(
+        "--max-connections",
+        type=_count,
+        help="connections held at once (default: the file descriptor limit less 128, at most 10000; "
+        "h11 only); over it the longest-waiting connection is closed, else the new one gets 503",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        help="seconds a request body may take to arrive (default 30); then 408",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=_seconds,
+        help="seconds an idle connection, or a request head on its way, is kept (default 5)",
+    )
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_count,
+        help="longest request head in bytes (default 65536); longer is 431",
+    )
+
+
+def http_limits_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The limits given on the command line, as ``serve_http`` keywords."""
+    names = ("max_connections", "body_timeout", "keep_alive", "max_header_bytes")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcpvisor", description="Run MCP servers under OTP-style supervision."
@@ -179,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
             help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
         )
         limit_flags(sub)
+        http_limit_options(sub)
 
     run = commands.add_parser("run", help="serve a Server: mcpvisor run app.py:server")
     run.add_argument("target", help="path/to/app.py:attr or package.module:attr (attr defaults to 'server')")
@@ -191,6 +225,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.http_server == "hypercorn" and args.max_connections is not None:
+        parser.error("--max-connections: hypercorn has no connection cap (use --http-server h11)")
     if args.command == "demo":
         from mcpvisor.runtime.server.demo import server
 
@@ -202,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             parser.exit(2, f"mcpvisor: error: {exc}\n")
     from mcpvisor.backends import BackendUnavailable, UnsupportedBackendURL
     from mcpvisor.runtime.server._run import run_server
+    from mcpvisor.runtime.transports.http import ListenError
 
     try:
         run_server(
@@ -213,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             task_backend=args.task_backend,
             http_server=args.http_server,
             **limit_options(args),
+            http_options=http_limits_of(args),
         )
-    except (UnsupportedBackendURL, BackendUnavailable) as exc:
+    except (UnsupportedBackendURL, BackendUnavailable, ListenError) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")
     sys.exit(0)
 

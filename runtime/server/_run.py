@@ -10,7 +10,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -41,12 +41,14 @@ async def serve(
     task_backend: str | TaskBackend = "memory://",
     stop: trio.Event | None = None,
     http_server: str = "h11",
+    http_options: Mapping[str, Any] | None = None,
     task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
     """Run ``server`` on ``transport`` until the transport ends (stdio EOF), ``stop`` is set, or the
     caller cancels. ``task_status.started`` gets the HTTP URL (None for stdio). ``http_server`` picks
-    the HTTP server (``"h11"`` or ``"hypercorn"``, see ``serve_http``).
+    the HTTP server (``"h11"`` or ``"hypercorn"``, see ``serve_http``); ``http_options`` are more of
+    ``serve_http``'s keywords (its connection limits: ``max_connections``, ``body_timeout``...).
 
     Prefer ``stop`` to cancelling: it ends only the transport, so the body of ``start_server`` returns
     and the tree stops in order (children in reverse order, each with its grace period, backends
@@ -54,6 +56,11 @@ async def serve(
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
+    listeners = None
+    if transport == "http":
+        from ..transports.http import open_listeners
+
+        listeners = await open_listeners(host, port)  # a busy port fails here, before the tree starts
     async with (
         start_server(
             server, session_state_store=session_state_store, task_backend=task_backend, **options
@@ -78,7 +85,15 @@ async def serve(
         from ..transports.http import serve_http
 
         bound: int = await nursery.start(
-            functools.partial(serve_http, running, host=host, port_number=port, server=http_server)
+            functools.partial(
+                serve_http,
+                running,
+                host=host,
+                port_number=port,
+                server=http_server,
+                listeners=listeners,
+                **(http_options or {}),
+            )
         )
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/mcp"
@@ -112,6 +127,8 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
         if len(group.exceptions) != 1:
             raise
         lone = group.exceptions[0]  # the server's own error (a bad backend URL...), raised bare
+        while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
+            lone = lone.exceptions[0]  # through the nurseries it crossed (a ListenError...)
     if lone is not None:
         raise lone
 

@@ -440,13 +440,15 @@ class Server:
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
         http_server: str = "h11",
+        http_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         """Serve until interrupted (blocking); see docs/server.md for transports and backends.
 
         ``options`` go to ``start_server``: the limits (``max_sessions``, ``max_requests_per_session``,
         ``max_queued_requests_per_session``, ``max_stateless_requests``), ``session_idle_timeout``,
-        ``session_restart_intensity`` / ``session_restart_period`` and the rest.
+        ``session_restart_intensity`` / ``session_restart_period`` and the rest. ``http_options`` are
+        ``serve_http``'s connection limits (docs/http.md, "Connection limits").
         """
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
@@ -458,5 +460,6 @@ class Server:
             session_state_store=session_state_store,
             task_backend=task_backend,
             http_server=http_server,
+            http_options=http_options,
             **options,
         )

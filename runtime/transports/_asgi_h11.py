@@ -9,7 +9,9 @@ comes (SSE must not wait).
 
 Scope: HTTP/1.1 (and 1.0) with keep-alive, no HTTP/2, no TLS, no websockets, no ``lifespan`` (the MCP
 app needs none; uvicorn's ``lifespan="off"``). Put a proxy in front for TLS. Limits: the request head
-(``max_header_bytes``; 431 beyond), an idle keep-alive connection (``keep_alive`` seconds), and the
+(``max_header_bytes``, exactly; 431 beyond), an idle keep-alive connection or a head on its way
+(``keep_alive`` seconds), the request body's arrival (``body_timeout``; 408), the connections held
+(``max_connections``; ``_connection_limits`` makes room or answers 503), and the size of the
 body through the app (ours answers 413 past its ``max_body_bytes``, chunked bodies included, with a
 JSON-RPC error body a server-side limit could not give).
 
@@ -20,16 +22,18 @@ still running then, so a tools/call under way gets its answer instead of a reset
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 import h11
 import trio
+
+from ._connection_limits import Connections, accept_connections, default_max_connections
+from ._listen_error import open_listeners
 
 logger = logging.getLogger("mcpvisor.runtime.transports.http")
 
@@ -50,33 +54,12 @@ _LINGER = 1.0
 _SKIP_LIMIT = 1024 * 1024
 
 
-class _Shutdown:
-    """What a stopping server tells its connections: serve no further request, stop idling now."""
-
-    def __init__(self) -> None:
-        self.stopping = False
-        self.idle: set[trio.CancelScope] = set()
-
-    def begin(self) -> None:
-        self.stopping = True
-        for scope in self.idle:
-            scope.cancel()
-
-    @contextlib.contextmanager
-    def idling(self, seconds: float) -> Iterator[trio.CancelScope]:
-        """A wait of at most ``seconds`` that serves no request, hence ends as soon as we stop."""
-        with trio.move_on_after(seconds) as scope:
-            if self.stopping:
-                scope.cancel()
-            self.idle.add(scope)
-            try:
-                yield scope
-            finally:
-                self.idle.discard(scope)
-
-
 class _ClientGone(Exception):
     """The peer closed the connection (or broke it) while we read."""
+
+
+class _BodyTimeout(Exception):
+    """The request body did not come within ``body_timeout`` (or its wait was closed to make room)."""
 
 
 async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
@@ -94,6 +77,54 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
         conn.receive_data(data)
 
 
+async def _next_head(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> Any:
+    """The next request head (or the end of the connection), refused past ``limit`` bytes exactly.
+
+    h11's own bound (``max_incomplete_event_size``) only applies while a head is incomplete, so a
+    head that arrives whole in one read of 64 KiB sails past a 64 KiB limit, and one that straddles
+    two reads may reach about twice the limit. Reading at most up to ``limit + 1`` buffered bytes
+    makes h11 refuse any head longer than that; the one byte more is checked here.
+    """
+    fed = len(conn.trailing_data[0])  # a pipelined request read with the previous one
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            if fed > limit and isinstance(event, h11.Request) and fed - len(conn.trailing_data[0]) > limit:
+                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+            return event
+        try:
+            # h11 raised above if more than ``limit`` bytes were buffered and no head was complete
+            data = await stream.receive_some(max(1, min(_READ_SIZE, limit + 1 - fed)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _ClientGone from exc
+        if not data:
+            raise _ClientGone
+        fed += len(data)
+        conn.receive_data(data)
+
+
+#: The status of a refused request, by the status h11 suggests for what it refused.
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+def _ambiguous_length(request: h11.Request) -> bool:
+    """Content-Length together with Transfer-Encoding: a request-smuggling shape (RFC 9112 section
+    6.3). h11 reads the body by Transfer-Encoding; the connection must close after the answer."""
+    length = chunked = False
+    for name, _ in request.headers:
+        if name == b"content-length":
+            length = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length and chunked
+
+
 class _Exchange:
     """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
 
@@ -103,11 +134,11 @@ class _Exchange:
         stream: trio.SocketStream,
         request: h11.Request,
         buffer_limit: int,
-        shutdown: _Shutdown,
+        connections: Connections,
     ) -> None:
         self.conn = conn
         self.buffer_limit = buffer_limit
-        self.shutdown = shutdown
+        self.connections = connections
         self.stream = stream
         self.request = request
         self.body_done = False
@@ -117,6 +148,11 @@ class _Exchange:
         self.headers: list[tuple[bytes, bytes]] = []
         self.response_started = False
         self.response_done = False
+        #: the status owed for a request body we could not read (malformed framing), if any
+        self.refused: int | None = None
+        #: the answer must end the connection (a smuggling shape, or the server is stopping)
+        self.close_after = False
+        self.body_deadline: float | None = None
 
     async def receive(self) -> ASGIMessage:
         if self.disconnected or self.response_done:
@@ -125,7 +161,9 @@ class _Exchange:
             event, self.pending = self.pending, None
             try:
                 if event is None:
-                    event = await _next_event(self.conn, self.stream)
+                    event = self.conn.next_event()
+                    if event is h11.NEED_DATA:
+                        event = await self._await_body()
                 if isinstance(event, h11.Data):
                     # Read ahead: a body that is all here ends in this message (one app round less).
                     ahead = self.conn.next_event()
@@ -136,7 +174,20 @@ class _Exchange:
                         return {"type": "http.request", "body": bytes(event.data), "more_body": True}
                     self.body_done = True
                     return {"type": "http.request", "body": bytes(event.data), "more_body": False}
-            except (_ClientGone, h11.RemoteProtocolError):
+            except _ClientGone:
+                # The body ended early: an incomplete message (400), for a client that only
+                # half-closed and still reads; one that is gone just misses the answer.
+                self.refused = 400
+                self.disconnected = True
+                return {"type": "http.disconnect"}
+            except _BodyTimeout:
+                self.refused = 408
+                self.disconnected = True
+                return {"type": "http.disconnect"}
+            except h11.RemoteProtocolError as exc:
+                # Bad framing (a chunk size that is not hex...): the client's fault, answered 4xx
+                # by the server after the app (which sees a disconnect) returns.
+                self.refused = exc.error_status_hint
                 self.disconnected = True
                 return {"type": "http.disconnect"}
             self.body_done = True  # EndOfMessage
@@ -155,15 +206,35 @@ class _Exchange:
         self.disconnected = True
         return {"type": "http.disconnect"}
 
+    async def _await_body(self) -> Any:
+        """The next body event, read within the body's deadline (``body_timeout`` from the first
+        wait), in a wait that making room may cut short (a client that sends nothing goes first)."""
+        connections = self.connections
+        now = trio.current_time()
+        if self.body_deadline is None:
+            self.body_deadline = now + connections.body_timeout
+        with trio.CancelScope(deadline=self.body_deadline) as scope:
+            connections.reading[scope] = now
+            try:
+                return await _next_event(self.conn, self.stream)
+            finally:
+                connections.reading.pop(scope, None)
+        if trio.current_time() >= self.body_deadline:
+            connections.tally.note("body_timeout")
+        raise _BodyTimeout
+
     async def send(self, message: ASGIMessage) -> None:
+        if self.refused is not None:  # the server answers a malformed request itself
+            raise trio.BrokenResourceError("the request was malformed")
         kind = message["type"]
         if kind == "http.response.start":
             if self.status is not None:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             self.status = int(message["status"])
             self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-            if self.shutdown.stopping and not _has_header(self.headers, b"connection"):
-                self.headers.append((b"connection", b"close"))  # this is the connection's last response
+            if self.close_after or self.connections.stopping:  # this is the connection's last response
+                self.headers = [(k, v) for k, v in self.headers if k.lower() != b"connection"]
+                self.headers.append((b"connection", b"close"))
             return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message {kind!r}")
@@ -181,8 +252,8 @@ class _Exchange:
                 self.headers.append((b"content-length", str(len(body)).encode()))
             out.append(self.conn.send(h11.Response(status_code=self.status, headers=self.headers)) or b"")
             self.response_started = True
-        if body:
-            out.append(self.conn.send(h11.Data(data=body)) or b"")
+        if body and self.request.method != b"HEAD" and self.status not in (204, 304):
+            out.append(self.conn.send(h11.Data(data=body)) or b"")  # (those responses have no body)
         if not more:
             out.append(self.conn.send(h11.EndOfMessage()) or b"")
             self.response_done = True
@@ -224,11 +295,11 @@ def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
     return (str(found[0]), int(found[1]))
 
 
-async def _simple(
-    stream: trio.SocketStream, conn: h11.Connection, status: int, reason: str, shutdown: _Shutdown
+async def _refuse(
+    stream: trio.SocketStream, conn: h11.Connection, status: int, connections: Connections
 ) -> None:
-    """A bare error answer (400, 431, 500) on a connection about to close; best effort."""
-    body = f"{reason}\n".encode()
+    """A bare error answer (400, 431, 500...) on a connection about to close; best effort."""
+    body = f"{_REASONS.get(status, 'Internal Server Error')}\n".encode()
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
     headers.append((b"connection", b"close"))
     try:
@@ -237,9 +308,10 @@ async def _simple(
         data += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(data)
         # Close gently: a peer still sending (a head too large) would otherwise get a reset, which may
-        # destroy the answer before it is read. Stop writing, take what still comes for a moment.
+        # destroy the answer before it is read. Stop writing, take what still comes for a moment
+        # (not from a peer that has been sending nothing: 408).
         await stream.send_eof()
-        with shutdown.idling(_LINGER):
+        with connections.idling(_LINGER if status != 408 else 0):
             for _ in range(16):
                 if not await stream.receive_some(_READ_SIZE):
                     break
@@ -270,10 +342,10 @@ async def serve_connection(
     *,
     max_header_bytes: int,
     keep_alive: float,
-    shutdown: _Shutdown | None = None,
+    connections: Connections | None = None,
 ) -> None:
     """Serve requests on one connection, one after another, until either side closes it."""
-    shutdown = shutdown or _Shutdown()
+    connections = connections or Connections(default_max_connections(), 30.0)
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
     client = _address(stream.socket, peer=True)
     server = _address(stream.socket, peer=False)
@@ -283,7 +355,7 @@ async def serve_connection(
     try:
         with idle:
             await _serve_requests(
-                app, stream, conn, client, server, idle, max_header_bytes, keep_alive, shutdown
+                app, stream, conn, client, server, idle, max_header_bytes, keep_alive, connections
             )
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
@@ -301,44 +373,47 @@ async def _serve_requests(
     idle: trio.CancelScope,
     max_header_bytes: int,
     keep_alive: float,
-    shutdown: _Shutdown,
+    connections: Connections,
 ) -> None:
-    while not shutdown.stopping:
-        idle.deadline = trio.current_time() + keep_alive
-        shutdown.idle.add(idle)
+    while not connections.stopping:
+        now = trio.current_time()
+        idle.deadline = now + keep_alive
+        connections.idle[idle] = now
         bad: h11.RemoteProtocolError | None = None
         try:
-            event = await _next_event(conn, stream)
+            event = await _next_head(conn, stream, max_header_bytes)
         except _ClientGone:
             return
         except h11.RemoteProtocolError as exc:
             bad = exc
         finally:
-            shutdown.idle.discard(idle)
+            connections.idle.pop(idle, None)
             idle.deadline = math.inf
         if bad is not None:
-            status = bad.error_status_hint
-            reason = "Request Header Fields Too Large" if status == 431 else "Bad Request"
-            await _simple(stream, conn, status, reason, shutdown)
+            await _refuse(stream, conn, bad.error_status_hint, connections)
             return
         if not isinstance(event, h11.Request):
             return  # ConnectionClosed (or a stray event): nothing more to serve
-        exchange = _Exchange(conn, stream, event, max_header_bytes, shutdown)
+        exchange = _Exchange(conn, stream, event, max_header_bytes, connections)
+        exchange.close_after = _ambiguous_length(event)
         try:
             await app(_scope(event, client, server), exchange.receive, exchange.send)
-        except Exception:
-            logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
-            if not exchange.response_started:
-                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
+        except Exception as exc:
+            if exchange.refused is None and not exchange.disconnected:
+                logger.exception("the ASGI app failed on %s %r", event.method.decode(), event.target)
+            else:  # the client left or sent garbage: a failure to answer it is no news (one per flood)
+                logger.debug("the ASGI app stopped after its client left: %r", exc)
+            if not exchange.response_started and not (exchange.disconnected and exchange.refused is None):
+                await _refuse(stream, conn, exchange.refused or 500, connections)
             return
         if not exchange.response_done:
-            if not exchange.response_started:
-                await _simple(stream, conn, 500, "Internal Server Error", shutdown)
-            return  # a response cut short cannot be followed by another
+            if not exchange.response_started and not (exchange.disconnected and exchange.refused is None):
+                await _refuse(stream, conn, exchange.refused or 500, connections)
+            return  # a response cut short cannot be followed by another (nor one to a client gone)
         if exchange.disconnected:
-            return  # the peer left (or flooded us) while the response was open
+            return  # the peer left (or flooded us, or framed its body wrong) while the response was open
         if conn.their_state is h11.SEND_BODY and not await _skip_body(conn, stream):
-            return  # a body the app left unread, too big or too slow to skip
+            return  # a body the app left unread, too big, too slow or malformed to skip
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
             return  # Connection: close
         conn.start_next_cycle()
@@ -351,51 +426,82 @@ async def serve_asgi(
     port: int = 8000,
     max_header_bytes: int = 64 * 1024,
     keep_alive: float = 5.0,
+    body_timeout: float = 30.0,
+    max_connections: int | None = None,
     grace: float = 1.0,
+    listeners: Sequence[trio.SocketListener] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started`` gets the bound port
     (``port=0`` picks a free one). Cancelled, it stops accepting, closes idle connections and gives
-    requests in flight ``grace`` seconds before cutting them (0: cut at once)."""
+    requests in flight ``grace`` seconds before cutting them (0: cut at once). ``listeners`` already
+    open (``open_listeners``) are served instead of binding ``host:port``; a bind that fails raises
+    ``ListenError``.
+
+    Limits: a request head must arrive within ``keep_alive`` seconds of the connection going idle
+    (or opening) and be at most ``max_header_bytes`` long (431); a request body must arrive within
+    ``body_timeout`` seconds (408); at most ``max_connections`` connections (default: from the file
+    descriptor limit, ``default_max_connections``) are held, see ``_connection_limits``.
+    """
     if not keep_alive > 0:
         raise ValueError("keep_alive must be > 0 seconds")
+    if not body_timeout > 0:
+        raise ValueError("body_timeout must be > 0 seconds")
     if not grace >= 0:
         raise ValueError("grace must be >= 0 seconds")
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    if max_connections is None:
+        max_connections = default_max_connections()
+    if max_connections < 1:
+        raise ValueError("max_connections must be at least 1")
+    if max_header_bytes < 64:
+        raise ValueError("max_header_bytes must be at least 64")
+    listeners = list(listeners) if listeners is not None else await open_listeners(host, port)
     bound = int(listeners[0].socket.getsockname()[1])
-    shutdown = _Shutdown()
+    connections = Connections(max_connections, body_timeout)
     handler = functools.partial(
-        serve_connection, app, max_header_bytes=max_header_bytes, keep_alive=keep_alive, shutdown=shutdown
+        serve_connection,
+        app,
+        max_header_bytes=max_header_bytes,
+        keep_alive=keep_alive,
+        connections=connections,
     )
     stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_connections, handler, listeners, shutdown, stop, grace)
-        task_status.started(bound)
-        try:
-            await trio.sleep_forever()
-        finally:
-            stop.set()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_serve_listeners, handler, listeners, connections, stop, grace)
+            nursery.start_soon(connections.tally.flush_every_interval)
+            task_status.started(bound)
+            try:
+                await trio.sleep_forever()
+            finally:
+                stop.set()
+    finally:
+        connections.tally.flush()
 
 
-async def _connections(
+async def _serve_listeners(
     handler: Callable[[trio.SocketStream], Awaitable[None]],
     listeners: list[trio.SocketListener],
-    shutdown: _Shutdown,
+    connections: Connections,
     stop: trio.Event,
     grace: float,
 ) -> None:
     """Accept and serve connections; shielded from the caller's cancellation, which ``stop`` relays,
     so that the connections can finish within the grace instead of dying with it."""
     with trio.CancelScope(shield=True):
-        async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as serving:
             accepting = trio.CancelScope()
 
             async def accept() -> None:
                 with accepting:
-                    await trio.serve_listeners(handler, listeners, handler_nursery=connections)
+                    async with trio.open_nursery() as acceptors:
+                        for listener in listeners:
+                            acceptors.start_soon(accept_connections, listener, handler, connections, serving)
 
-            connections.start_soon(accept)
+            serving.start_soon(accept)
             await stop.wait()
-            accepting.cancel()  # closes the listeners
-            shutdown.begin()
-            connections.cancel_scope.deadline = trio.current_time() + grace
+            accepting.cancel()
+            for listener in listeners:
+                await listener.aclose()
+            connections.begin_stop()
+            serving.cancel_scope.deadline = trio.current_time() + grace

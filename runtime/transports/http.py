@@ -64,6 +64,7 @@ from ..server._port import (
 )
 from ..server._session_label import session_label
 from ..server._stats import ServerStats
+from ._asgi_limits import with_request_limits
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -77,8 +78,9 @@ from ._http_guard import (
     accepts,
 )
 from ._http_streaming import pump_replies, pump_standalone, write_stream
+from ._listen_error import ListenError, open_listeners, single_os_error
 
-__all__ = ["McpHttpApp", "mcp_asgi_app", "serve_http"]
+__all__ = ["ListenError", "McpHttpApp", "mcp_asgi_app", "open_listeners", "serve_http"]
 
 T = TypeVar("T")
 
@@ -866,10 +868,24 @@ async def serve_http(
     port_number: int = 8000,
     path: str | None = "/mcp",
     server: str = "h11",
+    listeners: Sequence[trio.SocketListener] | None = None,
+    keep_alive: float = 5.0,
+    max_header_bytes: int = 64 * 1024,
+    body_timeout: float = 30.0,
+    max_connections: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
     """Serve `port` over Streamable HTTP until cancelled.
+
+    Connection limits (docs/http.md, "Connection limits"): a connection idle, or sending a request head, for
+    `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
+    within `body_timeout` seconds is 408; at most `max_connections` connections are held (default:
+    from the file descriptor limit; ours only, hypercorn has no cap).
+
+    A bind that fails raises `ListenError`, whose text is one line naming the address and the cause.
+    `listeners` already open (`open_listeners(host, port_number)`, e.g. to fail before starting the
+    server tree) are served instead of binding `host:port_number`; they become the server's.
 
     `server` picks the HTTP server: `"h11"` (the default), our lean HTTP/1.1 server on trio sockets
     (``_asgi_h11``), or `"hypercorn"`, hypercorn's trio worker (HTTP/2 and TLS options live there).
@@ -882,29 +898,65 @@ async def serve_http(
         raise ValueError(f"unknown HTTP server {server!r}: use one of {', '.join(HTTP_SERVERS)}")
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
+    if server == "hypercorn" and max_connections is not None:
+        raise ValueError("max_connections: hypercorn has no connection cap; use server='h11' for one")
     app = mcp_asgi_app(port, path=path, **options)
     _warn_if_exposed(app, host)
-    if server == "h11":
-        from ._asgi_h11 import serve_asgi
+    started = False
+    try:
+        if server == "h11":
+            from ._asgi_h11 import serve_asgi
 
-        bare = host.strip("[]")
+            bare = host.strip("[]")
+            async with trio.open_nursery() as nursery:
+                bound: int = await nursery.start(
+                    functools.partial(
+                        serve_asgi,
+                        app,
+                        host=bare,
+                        port=port_number,
+                        listeners=listeners,
+                        keep_alive=keep_alive,
+                        max_header_bytes=max_header_bytes,
+                        body_timeout=body_timeout,
+                        max_connections=max_connections,
+                    )
+                )
+                started = True
+                task_status.started(bound)
+            return
+        from hypercorn.config import Config
+        from hypercorn.trio import serve
+
+        config = Config()
+        if listeners is not None:  # handed over by descriptor: hypercorn's socket owns it from now on
+            config.bind = [f"fd://{listener.socket.detach()}" for listener in listeners]
+        else:
+            config.bind = [
+                f"[{host}]:{port_number}"
+                if ":" in host and not host.startswith("[")
+                else f"{host}:{port_number}"
+            ]
+        config.accesslog = None
+        config.errorlog = logger
+        config.graceful_timeout = 1.0
+        config.keep_alive_timeout = keep_alive
+        config.h11_max_incomplete_size = max_header_bytes
+        # What hypercorn does not enforce itself (see _asgi_limits): the smuggling close, an exact
+        # head limit, the body timeout.
+        limited = with_request_limits(app, max_header_bytes=max_header_bytes, body_timeout=body_timeout)
         async with trio.open_nursery() as nursery:
-            bound: int = await nursery.start(functools.partial(serve_asgi, app, host=bare, port=port_number))
-            task_status.started(bound)
-        return
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
-    config = Config()
-    config.bind = [
-        f"[{host}]:{port_number}" if ":" in host and not host.startswith("[") else f"{host}:{port_number}"
-    ]
-    config.accesslog = None
-    config.errorlog = logger
-    config.graceful_timeout = 1.0
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(functools.partial(serve, app, config))  # type: ignore[arg-type]
-        task_status.started(_bound_port(binds[0]))
+            binds: list[str] = await nursery.start(functools.partial(serve, limited, config))  # type: ignore[arg-type]
+            started = True
+            task_status.started(_bound_port(binds[0]))
+    except (OSError, BaseExceptionGroup) as exc:
+        # Before it started, an OSError can only be the bind: say so in one line (ListenError).
+        found = None if started else single_os_error(exc)
+        if found is None:
+            raise
+        if isinstance(found, ListenError):
+            raise found from found.__cause__
+        raise ListenError.from_os_error(host.strip("[]"), port_number, found) from found
 
 
 async def _first_reply(replies: trio.MemoryReceiveChannel[Message], request_id: RequestId) -> Message:
