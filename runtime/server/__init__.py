@@ -11,6 +11,7 @@ from ._media import Audio, Image
 from ._port import Headers, ServerPort, SessionBusy, TransportError, UnknownSession
 from ._runtime import RunningServer, start_server
 from ._server import Server
+from ._state_handle import HandleRefused, StateHandle
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]
 __all__ += [
@@ -27,5 +28,7 @@ __all__ += [
     "RequestEnv",
     "NoSessionState",
     "LocalEnv",
+    "StateHandle",
+    "HandleRefused",
 ]
 __all__ += ["RunningServer", "start_server"]

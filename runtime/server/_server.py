@@ -440,8 +440,12 @@ class Server:
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
         http_server: str = "h11",
+        protocol: str | None = None,
     ) -> None:
-        """Serve until interrupted (blocking); see docs/server.md for transports and backends."""
+        """Serve until interrupted (blocking); see docs/server.md for transports and backends.
+
+        ``protocol`` serves one era only: ``"2025-11-25"`` (sessions) or ``"2026-07-28"`` (stateless,
+        state through handles); None serves both."""
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(
@@ -452,4 +456,5 @@ class Server:
             session_state_store=session_state_store,
             task_backend=task_backend,
             http_server=http_server,
+            protocol=protocol,
         )

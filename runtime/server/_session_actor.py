@@ -73,6 +73,8 @@ class SessionDeps:
     idle_timeout: float
     mailbox_size: int
     reaper: IdleReaper | None = None
+    #: the server's live state handles (requests of a session may use and open them too)
+    handles: Any = None
 
 
 @attrs.frozen

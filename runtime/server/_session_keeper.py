@@ -16,7 +16,7 @@ neither a crash nor a give-up counts against its own intensity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -59,23 +59,28 @@ class _Restarted:
 
 async def keep_session(
     slot: SessionSlot,
-    deps: SessionDeps,
+    deps: SessionDeps | Any,
     *,
     intensity: int,
     period: float,
     on_event: Callable[[Any], None] | None,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    incarnation: Callable[..., Awaitable[None]] = run_incarnation,
+    kind: str = "session",
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
-    session exceeds its restart intensity. A failed *first* start fails ``start_child``."""
-    name = f"session {slot.session_id}"
+    session exceeds its restart intensity. A failed *first* start fails ``start_child``.
+
+    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor; state handles pass their
+    own (``kind="handle"``), so one keeper applies the same restart rule to sessions and handles."""
+    name = f"{kind} {slot.session_id}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
     status: Any = task_status
     while True:
         before = slot.incarnations
         try:
-            await run_incarnation(slot, deps, task_status=status)
+            await incarnation(slot, deps, task_status=status)
         except Exception as exc:
             if status is task_status and slot.incarnations == before:
                 slot.fail_in_flight(f"session failed to start ({type(exc).__name__})")
@@ -98,7 +103,7 @@ async def keep_session(
             slot.close_reason = (
                 f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
             )
-            logger.warning("session %s closed: %s", slot.session_id, slot.close_reason)
+            logger.warning("%s closed: %s", name, slot.close_reason)
             slot.fail_in_flight(f"session crashed ({crash}) and was closed: {slot.close_reason}")
             return
         # Every request the dead incarnation held gets its final answer now, running or still queued.

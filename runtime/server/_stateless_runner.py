@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from mcpvisor.supervisors import stop_requested
@@ -36,6 +36,10 @@ from ._errors import CrashSession
 from ._request_env import StatelessRequestEnv
 from ._session_actor import HandleRequest, error_for
 
+if TYPE_CHECKING:
+    from ._handle_table import HandleTable
+    from ._state_store_server import StateStoreClient
+
 logger = logging.getLogger("mcpvisor.runtime.server")
 
 
@@ -49,7 +53,12 @@ class RequestSupervisor:
         *,
         max_concurrent: int,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        store: StateStoreClient | None = None,
+        handles: HandleTable | None = None,
     ) -> None:
+        #: where a request bound to a state handle keeps its values, and the live handles
+        self.store = store
+        self.handles = handles
         self.server = server
         self.handle_request = handle_request
         self.max_concurrent = max_concurrent
@@ -136,6 +145,8 @@ class RequestSupervisor:
             client_info=info if isinstance(info, Mapping) else None,
             progress_token=ctx.progress_token,
             log_level=ctx.log_level,
+            store=self.store,
+            handles=self.handles,
         )
         answered = False
         try:
@@ -159,15 +170,25 @@ class RequestSupervisor:
             result = await handler(self.server, request, env)
             return Response(request.id, finish_stateless_result(request.method, result, self._server_info()))
         except CrashSession as exc:
+            crash = type(exc).__name__
+            if env.crash_handle(exc):  # a request bound to a handle crashes the handle's actor
+                logger.warning("stateless %s crashed state handle %s: %r", request.method, env.handle, exc)
+                return error_response(
+                    request.id,
+                    INTERNAL_ERROR,
+                    f"state handle {env.handle} crashed ({crash}); it is being restarted under the same "
+                    "handle with its values kept, retry",
+                )
             logger.warning(
-                "stateless %s raised CrashSession (%r): there is no session to restart",
+                "stateless %s raised CrashSession (%r): there is no session or handle to restart",
                 request.method,
                 exc,
             )
             return error_response(
                 request.id,
                 INTERNAL_ERROR,
-                "the handler crashed its session, but stateless requests have none",
+                "the handler crashed its session, but this 2026-07-28 request has none (and names no "
+                "state handle)",
             )
         except Exception as exc:
             if not isinstance(exc, NoSessionState | JsonRpcError):
