@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "server.md"
-# the runtime's sections: their own test
+# this package's sections (the runtime's have their own test)
 OURS = ("Writing a server", "The Context", "State handles", "Asking for input in rounds")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from _sup_children import autojump_clock
 from mcpvisor.backends import MemorySessionStore, RedisSessionStore, SessionStateStore
 from mcpvisor.runtime.protocol import HANDSHAKE_VERSIONS, JsonRpcError, Request
@@ -229,6 +230,7 @@ async def test_an_expired_handle_is_refused_and_its_values_dropped(autojump_cloc
         await trio.sleep(59)
         assert value(await client.call_tool("add", {"basket": basket, "item": "x"})) == ["x"]
         await trio.sleep(1)  # its lifetime ends: the handle ends with it, whether used or not
+        await trio.testing.wait_all_tasks_blocked()
         assert await running.store.keys(basket) == [] and running.handle_ids() == []
         refused = await client.call_tool("add", {"basket": basket, "item": "y"})
         assert refused["isError"] and f"state handle {basket} is unknown, closed or expired" in text(refused)
@@ -370,3 +372,39 @@ async def test_local_env_models_handles_for_unit_tests() -> None:
     )
     assert refused["isError"] and "unknown" in refused["content"][0]["text"]
     assert math.isfinite(len(stores))
+
+
+async def test_a_handle_that_expires_while_its_actor_is_stopped_is_refused_as_expired(
+    autojump_clock: MockClock,
+) -> None:
+    """Found by the property test: the deadline of a resumed handle is on trio's clock too."""
+    async with start_server(app, handle_idle_timeout=30) as running, modern(running) as client:
+        basket = await open_basket_of(client, ttl=100)
+        await trio.sleep(120)  # its actor stopped at 30; its lifetime ended at 100
+        assert running.handle_ids() == []
+        refused = await client.call_tool("add", {"basket": basket, "item": "x"})
+        assert refused["isError"] and f"state handle {basket} has expired" in text(refused)
+        assert await running.store.keys(basket) == []
+
+
+class RecordingStore(MemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: dict[tuple[str, str], float | None] = {}
+
+    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.ttls[session_id, key] = ttl
+        await super().put(session_id, key, value, ttl=ttl)
+
+
+async def test_a_handles_values_are_stored_for_as_long_as_the_handle_lasts(autojump_clock: MockClock) -> None:
+    store = RecordingStore()
+    async with start_server(app, session_state_store=store) as running, modern(running) as client:
+        basket = await open_basket_of(client, ttl=1000)
+        assert store.ttls[basket, "__mcpvisor__/handle"] == 1000 and store.ttls[basket, "items"] == 1000
+        await trio.sleep(400)
+        await client.call_tool("add", {"basket": basket, "item": "x"})
+        assert store.ttls[basket, "items"] == 600
+    async with start_server(app, session_state_store=store) as running, open_memory_client(running) as other:
+        await other.call_tool("count")
+        assert store.ttls[other.session_id or "", "n"] is None  # a session's value: the store's default

@@ -79,6 +79,10 @@ class HandleTable:
         self.reaper = IdleReaper(self._idle)
         self._resuming: dict[str, trio.Event] = {}
         self._supervisor: Callable[[], Any] = lambda: None
+        #: wall clock = trio clock + this: records carry wall-clock deadlines (every process reads
+        #: them alike), and converting through one offset keeps them on trio's clock here (so a
+        #: ``MockClock`` moves them too, and a jump of the system clock does not).
+        self._wall_offset = time.time() - trio.current_time()
 
     def attach(self, supervisor: Callable[[], Any]) -> None:
         """Where to start handle actors: a function returning the running DynamicSupervisor (or None)."""
@@ -106,11 +110,14 @@ class HandleTable:
         ttl = self.ttl if ttl is None else _check_lifetime("ttl", ttl)
         idle = self.idle_timeout if idle_timeout is None else _check_lifetime("idle_timeout", idle_timeout)
         handle = StateHandle.mint()
-        record = HandleRecord(owner, time.time() + ttl, idle)
+        now = trio.current_time()
+        record = HandleRecord(owner, now + self._wall_offset + ttl, idle)
         # The store drops the record at the deadline too, so an expired handle is gone even where no
-        # process holds it (the janitor's expire()).
+        # process holds it (the janitor's expire()). No ttl (math.inf) means the store's default.
         await self.store.put(handle, HANDLE_KEY, record.to_bytes(), ttl=None if math.isinf(ttl) else ttl)
-        await self._start(self._slot(handle, record, resumed=False))
+        slot = self._slot(handle, record, resumed=False)
+        slot.expires = now + ttl  # exactly: no round trip through the wall clock
+        await self._start(slot)
         logger.info("state handle %s opened (ttl %gs)", handle, ttl)
         return handle
 
@@ -164,10 +171,21 @@ class HandleTable:
         slot.idle_timeout = max(0.0, min(idle, slot.expires - slot.last_activity))
         self.reaper.schedule(slot)
 
+    def wall_time(self) -> float:
+        return trio.current_time() + self._wall_offset
+
     def _slot(self, handle: str, record: HandleRecord, *, resumed: bool) -> HandleSlot:
-        remaining = record.expires_at - time.time()
-        slot = HandleSlot(handle, resumed=resumed, record=record, expires=trio.current_time() + remaining)
-        return slot
+        return HandleSlot(
+            handle, resumed=resumed, record=record, expires=record.expires_at - self._wall_offset
+        )
+
+    def remaining(self, handle: str) -> float | None:
+        """Seconds the live ``handle`` has left (None: not live here, or no end): the TTL its values
+        are stored with, so they leave the store with the handle."""
+        slot = self.slots.get(handle)
+        if slot is None or math.isinf(slot.expires):
+            return None
+        return max(0.0, slot.expires - trio.current_time())
 
     async def _start(self, slot: HandleSlot) -> None:
         supervisor = self._supervisor()

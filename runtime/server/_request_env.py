@@ -133,7 +133,10 @@ class _StateBinding:
 
     async def store_value(self, key: str, value: bytes) -> None:
         check_user_key(key)
-        await self._client().put(self._owner_id(), key, value)
+        owner = self._owner_id()
+        # A handle's values last as long as the handle (a session's: the store's default TTL).
+        ttl = self._handles.remaining(owner) if owner == self.handle and self._handles is not None else None
+        await self._client().put(owner, key, value, ttl=ttl)
 
     async def delete_value(self, key: str) -> None:
         check_user_key(key)
