@@ -72,10 +72,10 @@ class HandleActor:
         # The owner first: someone else's handle is refused the same way whether it lives or not.
         if record.owner is not None and msg.owner != record.owner:
             return foreign_handle(handle)
+        if trio.current_time() >= slot.expires:  # before ``closing``: the reaper may be ending it already
+            return expired_handle(handle)
         if slot.closing:
             return unknown_handle(handle)
-        if trio.current_time() >= slot.expires:
-            return expired_handle(handle)
         if await self.table.store.get(handle, HANDLE_KEY) is None:
             return unknown_handle(handle)  # closed by another node, or dropped by the store's TTL
         self.table.touch(slot)
