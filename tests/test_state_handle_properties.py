@@ -1,6 +1,7 @@
-"""Property: whatever mix of minting, using, crashing, closing, foreign owners and passing time hits a few
-state handles, every answer is the one a pure model of handles predicts, and each handle's actor was
-restarted exactly as often as it was crashed (while it was live in the process)."""
+"""Property: whatever mix of minting, using, crashing, closing, foreign owners and passing time (past
+idle lifetimes and expiries) hits a few state handles, every answer is the one a pure model of handles
+predicts, a crash restarts the handle's actor under the same handle with its count, and an ended handle
+leaves nothing in the store."""
 
 from __future__ import annotations
 
@@ -127,6 +128,7 @@ def test_handles_follow_the_model(ops: list[tuple[str, str, int]]) -> None:
                         await client.call_tool("crash", {"handle": handle})
                     model.crashes += 1
                     await trio.testing.wait_all_tasks_blocked()
+                    assert running.handle_incarnations(handle) >= 2  # restarted, same handle
                     continue
                 if op == "crash":
                     result = await client.call_tool("crash", {"handle": handle})

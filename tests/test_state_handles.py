@@ -408,3 +408,20 @@ async def test_a_handles_values_are_stored_for_as_long_as_the_handle_lasts(autoj
     async with start_server(app, session_state_store=store) as running, open_memory_client(running) as other:
         await other.call_tool("count")
         assert store.ttls[other.session_id or "", "n"] is None  # a session's value: the store's default
+
+
+async def test_max_handles_bounds_the_live_ones_with_a_tool_error() -> None:
+    async with start_server(app, max_handles=1) as running, modern(running) as client:
+        await open_basket_of(client)
+        refused = await client.call_tool("open_basket")
+        assert refused["isError"] and "too many state handles are live" in text(refused)
+        assert len(running.handle_ids()) == 1
+
+
+def test_the_owner_is_the_principal_when_there_is_one_else_the_clients_name() -> None:
+    from mcpvisor.runtime.server._request_env import owner_of
+
+    assert owner_of({"name": "claude", "version": "1"}) == "client:claude"
+    assert owner_of({"name": "claude", "version": "2"}) == "client:claude"  # an upgrade keeps its handles
+    assert owner_of({"name": "claude"}, "user-7") == "principal:user-7"
+    assert owner_of(None) is None and owner_of({"version": "1"}) is None

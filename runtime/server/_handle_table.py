@@ -39,6 +39,7 @@ from ._state_handle import (
     HandleRecord,
     HandleRefused,
     StateHandle,
+    expired_handle,
     is_handle_shape,
     unknown_handle,
 )
@@ -139,9 +140,12 @@ class HandleTable:
                 continue  # crashed meanwhile: the keeper restarts it
             if refusal is None:
                 return
-            if slot.record is not None and (slot.record.owner is None or slot.record.owner == owner):
-                # Expired, or gone from the store: end it here too, and drop what is left of it.
-                await self._end_for_good(slot, "expired" if trio.current_time() >= slot.expires else "gone")
+            expired = trio.current_time() >= slot.expires
+            mine = slot.record is not None and slot.record.owner in (None, owner)
+            if expired or mine:
+                # Expired (whoever asked), or gone from the store: end it here too, and drop what is
+                # left of it. Someone else's live handle is left alone.
+                await self._end_for_good(slot, "expired" if expired else "gone")
             raise refusal
         raise HandleRefused(f"state handle {handle} is restarting; retry in a moment")
 
@@ -204,7 +208,9 @@ class HandleTable:
         except BaseException:
             self.slots.pop(handle, None)
             raise
-        self.touch(slot)
+        if trio.current_time() < slot.expires:
+            self.touch(slot)
+        # else: resumed past its expiry; the use that resumed it refuses it as expired and ends it
 
     async def _resume(self, handle: str) -> HandleSlot:
         pending = self._resuming.get(handle)
@@ -227,6 +233,13 @@ class HandleTable:
             del self._resuming[handle]
             done.set()
 
+    def _ended_refusal(self, slot: SessionSlot) -> HandleRefused:
+        """Why a handle that is ending is refused: its lifetime ran out, or it was closed."""
+        assert isinstance(slot, HandleSlot)
+        if trio.current_time() >= slot.expires:
+            return expired_handle(slot.session_id)
+        return unknown_handle(slot.session_id)
+
     async def _wait_incarnation(self, slot: SessionSlot) -> ActorRef:
         with trio.move_on_after(_RESTART_WAIT):
             while True:
@@ -234,7 +247,7 @@ class HandleTable:
                 if ref is not None and ref.alive:
                     return ref
                 if slot.closing or self.slots.get(slot.session_id) is not slot:
-                    raise unknown_handle(slot.session_id)
+                    raise self._ended_refusal(slot)
                 await slot.wait_changed()
         raise HandleRefused(f"state handle {slot.session_id} is restarting; retry in a moment")
 

@@ -112,6 +112,10 @@ class _StateBinding:
     handle: StateHandle | None
     client_info: Mapping[str, Any] | None
 
+    def _owner(self) -> str | None:
+        # ``principal`` arrives with authentication; until then the client's name is all a request says.
+        return owner_of(self.client_info, getattr(self, "principal", None))
+
     def _table(self) -> HandleTable:
         if self._handles is None:
             raise RuntimeError("state handles need the mcpvisor server runtime (start_server / server.run())")
@@ -143,21 +147,21 @@ class _StateBinding:
         await self._client().delete(self._owner_id(), key)
 
     async def use_handle(self, handle: StateHandle) -> None:
-        await self._table().use(handle, owner_of(self.client_info))
+        await self._table().use(handle, self._owner())
         self.handle = handle
         self.state_owner = handle
 
     async def open_handle(
         self, *, ttl: float | None = None, idle_timeout: float | None = None
     ) -> StateHandle:
-        handle = await self._table().open(owner_of(self.client_info), ttl=ttl, idle_timeout=idle_timeout)
+        handle = await self._table().open(self._owner(), ttl=ttl, idle_timeout=idle_timeout)
         if self.handle is None:
             self.handle = handle
             self.state_owner = handle
         return handle
 
     async def close_handle(self, handle: StateHandle) -> None:
-        await self._table().close(handle, owner_of(self.client_info))
+        await self._table().close(handle, self._owner())
         if handle == self.handle:
             self.handle = None
             self.state_owner = self._session_owner
