@@ -3,6 +3,7 @@ lifetimes, the session era, durable and shared stores, and serving one protocol 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from mcpvisor.runtime.server import (
     handle_request,
     start_server,
 )
+from mcpvisor.runtime.server._state_handle import handle_label
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
 from mcpvisor.supervisors import ChildRestarted
 from trio.testing import MockClock
@@ -150,7 +152,8 @@ async def test_a_crash_restarts_the_handles_actor_under_the_same_handle_with_its
         assert value(await client.call_tool("count", {"handle": handle})) == 2
         assert running.handle_incarnations(handle) == 2 and running.handle_actor(handle) is not first
         assert any(
-            isinstance(e, ChildRestarted) and e.supervisor == f"handle {handle}" for e in running.events
+            isinstance(e, ChildRestarted) and e.supervisor == f"handle {handle_label(handle)}"
+            for e in running.events
         )
 
 
@@ -425,3 +428,18 @@ def test_the_owner_is_the_principal_when_there_is_one_else_the_clients_name() ->
     assert owner_of({"name": "claude", "version": "2"}) == "client:claude"  # an upgrade keeps its handles
     assert owner_of({"name": "claude"}, "user-7") == "principal:user-7"
     assert owner_of(None) is None and owner_of({"version": "1"}) is None
+
+
+async def test_logs_and_supervision_events_never_show_a_handle(caplog: pytest.LogCaptureFixture) -> None:
+    """A handle is a bearer secret where no owner is recorded: logs show its label only."""
+    caplog.set_level(logging.DEBUG)
+    async with start_server(app) as running, modern(running) as client:
+        basket = await open_basket_of(client)
+        await client.call_tool("add", {"basket": basket, "item": "x"})
+        with pytest.raises(JsonRpcError):
+            await client.call_tool("crash", {"handle": basket})
+        await client.call_tool("close", {"basket": basket})
+        events = [repr(e) for e in running.events]
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(handle_label(basket) in line for line in logged)
+    assert not any(basket in line for line in logged + events)

@@ -25,6 +25,7 @@ from ._state_handle import (
     HandleRefused,
     expired_handle,
     foreign_handle,
+    handle_label,
     unknown_handle,
 )
 
@@ -91,7 +92,7 @@ async def run_handle_incarnation(
         await run_actor(
             HandleActor(slot, table),
             mailbox_size=table.mailbox_size,
-            name=f"handle {slot.session_id}",
+            name=f"handle {handle_label(slot.session_id)}",
             task_status=task_status,
         )
     finally:

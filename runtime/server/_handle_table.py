@@ -40,6 +40,7 @@ from ._state_handle import (
     HandleRefused,
     StateHandle,
     expired_handle,
+    handle_label,
     is_handle_shape,
     unknown_handle,
 )
@@ -119,7 +120,7 @@ class HandleTable:
         slot = self._slot(handle, record, resumed=False)
         slot.expires = now + ttl  # exactly: no round trip through the wall clock
         await self._start(slot)
-        logger.info("state handle %s opened (ttl %gs)", handle, ttl)
+        logger.info("state handle %s opened (ttl %gs)", handle_label(handle), ttl)
         return handle
 
     async def use(self, handle: str, owner: str | None) -> None:
@@ -198,7 +199,10 @@ class HandleTable:
             raise HandleRefused("state handles are not available: the server is stopping or restarting")
         self.slots[handle] = slot
         spec = ChildSpec(
-            handle, functools.partial(self._run, slot), restart=Restart.TEMPORARY, shutdown=self._grace
+            handle_label(handle),  # child ids appear in supervision events and logs
+            functools.partial(self._run, slot),
+            restart=Restart.TEMPORARY,
+            shutdown=self._grace,
         )
         try:
             slot.tree = await supervisor.start_child(spec)
@@ -227,7 +231,7 @@ class HandleTable:
                 raise unknown_handle(handle)
             slot = self._slot(handle, HandleRecord.from_bytes(data), resumed=True)
             await self._start(slot)
-            logger.info("state handle %s resumed from the state store", handle)
+            logger.info("state handle %s resumed from the state store", handle_label(handle))
             return slot
         finally:
             del self._resuming[handle]
@@ -284,7 +288,7 @@ class HandleTable:
                 on_event=self._on_event,
                 task_status=task_status,
                 incarnation=run_handle_incarnation,
-                kind="handle",
+                name=f"handle {handle_label(slot.session_id)}",
             )
         finally:
             await self._ended(slot)
@@ -297,13 +301,17 @@ class HandleTable:
         slot.set_ref(None)
         try:
             if slot.closing:
-                logger.info("state handle %s ended (%s): dropping its values", handle, slot.close_reason)
+                logger.info(
+                    "state handle %s ended (%s): dropping its values", handle_label(handle), slot.close_reason
+                )
                 with trio.move_on_after(self._grace) as scope:
                     scope.shield = True
                     try:
                         await self.store.drop_session(handle)
                     except Exception as exc:
-                        logger.warning("state handle %s: dropping its values failed: %r", handle, exc)
+                        logger.warning(
+                            "state handle %s: dropping its values failed: %r", handle_label(handle), exc
+                        )
         finally:
             slot.done.set()
 

@@ -66,14 +66,15 @@ async def keep_session(
     on_event: Callable[[Any], None] | None,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     incarnation: Callable[..., Awaitable[None]] = run_incarnation,
-    kind: str = "session",
+    name: str | None = None,
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
     session exceeds its restart intensity. A failed *first* start fails ``start_child``.
 
-    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor; state handles pass their
-    own (``kind="handle"``), so one keeper applies the same restart rule to sessions and handles."""
-    name = f"{kind} {slot.session_id}"
+    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor, ``name`` names it in
+    events and logs; state handles pass their own, so one keeper applies the same restart rule to
+    sessions and handles."""
+    name = name if name is not None else f"session {slot.session_id}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
     status: Any = task_status

@@ -18,6 +18,7 @@ handle's values, so a restarted process or another node on the same store finds 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
@@ -72,6 +73,17 @@ class StateHandle(str):
     @classmethod
     def mint(cls) -> StateHandle:
         return cls(HANDLE_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES))
+
+
+def handle_label(handle: str) -> str:
+    """How a handle appears in logs and supervision events: ``h:`` and 12 hex digits of a BLAKE2b hash.
+
+    A handle is a bearer secret where no owner is recorded, and logs travel further than clients, so
+    they never show it: the label is the same on every node and run (an operator who has the handle can
+    compute it and find its lines) but cannot be turned back into the handle.
+    """
+    digest = hashlib.blake2b(handle.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return f"h:{digest}"
 
 
 def is_handle_shape(value: str) -> bool:

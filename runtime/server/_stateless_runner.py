@@ -35,6 +35,7 @@ from ._env import NoSessionState
 from ._errors import CrashSession
 from ._request_env import StatelessRequestEnv
 from ._session_actor import HandleRequest, error_for
+from ._state_handle import handle_label
 
 if TYPE_CHECKING:
     from ._handle_table import HandleTable
@@ -171,12 +172,15 @@ class RequestSupervisor:
             return Response(request.id, finish_stateless_result(request.method, result, self._server_info()))
         except CrashSession as exc:
             crash = type(exc).__name__
-            if env.crash_handle(exc):  # a request bound to a handle crashes the handle's actor
-                logger.warning("stateless %s crashed state handle %s: %r", request.method, env.handle, exc)
+            handle = env.handle
+            if handle is not None and env.crash_handle(exc):  # a request bound to a handle crashes its actor
+                logger.warning(
+                    "stateless %s crashed state handle %s: %r", request.method, handle_label(handle), exc
+                )
                 return error_response(
                     request.id,
                     INTERNAL_ERROR,
-                    f"state handle {env.handle} crashed ({crash}); it is being restarted under the same "
+                    f"state handle {handle} crashed ({crash}); it is being restarted under the same "
                     "handle with its values kept, retry",
                 )
             logger.warning(
