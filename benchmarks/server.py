@@ -42,10 +42,10 @@ each client first opens its handle) against the same tool through the session on
 (``counter()``), both with our in-memory client, 1 and 20 clients; and the RSS growth per idle handle
 at 10,000 handles (opened by ``open_counter`` over one 2026-07-28 client, each then used once), next to
 the same figure per idle session, each count in a fresh process. Goal: <= 20 KB per idle handle, as for
-a session. FastMCP has no equivalent to put beside it: SEP-2567 defines no handle construct, and
-FastMCP's 2026-07-28 server keeps no state for a tool between requests (a user would keep a dict keyed
-by an id of their own, which measures a dict, not a runtime). Results go to
-benchmarks/results/handles.json.
+a session. Not side by side with FastMCP yet: FastMCP 4's equivalent ("Session State" for 2026-07-28,
+gofastmcp.com/servers/sessions) keys its buckets to the *authenticated* principal, so a like-for-like
+baseline needs an authenticated FastMCP client in its own venv; that baseline is still to be written.
+Results go to benchmarks/results/handles.json.
 """
 
 from __future__ import annotations
