@@ -75,6 +75,13 @@ async def close(ctx: Context, basket: StateHandle) -> str:
     return "closed"
 
 
+@app.tool()
+async def close_by_name(ctx: Context, name: str) -> str:
+    """Closes a handle given as a plain string (a tool that did not type its parameter)."""
+    await ctx.close_handle(name)  # type: ignore[arg-type]
+    return "closed"
+
+
 def text(result: Mapping[str, Any]) -> str:
     return str(result["content"][0]["text"])
 
@@ -443,3 +450,12 @@ async def test_logs_and_supervision_events_never_show_a_handle(caplog: pytest.Lo
     logged = [record.getMessage() for record in caplog.records]
     assert any(handle_label(basket) in line for line in logged)
     assert not any(basket in line for line in logged + events)
+
+
+async def test_closing_a_string_that_is_no_handle_is_a_tool_error() -> None:
+    async with start_server(app) as running, modern(running) as client:
+        refused = await client.call_tool("close_by_name", {"name": "nope"})
+        assert refused["isError"] and "is not a state handle this server minted" in text(refused)
+        basket = await open_basket_of(client)
+        assert text(await client.call_tool("close_by_name", {"name": basket})) == "closed"
+        assert running.handle_ids() == []

@@ -28,7 +28,7 @@ from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
 from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
 from ._port import CloseSseStream
-from ._state_handle import StateHandle
+from ._state_handle import HandleRefused, StateHandle
 
 _MISSING: Final = object()
 
@@ -155,7 +155,11 @@ class Context:
         target = handle if handle is not None else self._env.handle
         if target is None:
             raise ValueError("close_handle: this request names no state handle; pass the one to close")
-        await self._env.close_handle(StateHandle.__from_json__(target))
+        try:
+            handle_ = StateHandle.__from_json__(target)
+        except (TypeError, ValueError) as exc:
+            raise HandleRefused(str(exc)) from None
+        await self._env.close_handle(handle_)
 
     # -- progress and logs ------------------------------------------------------------------------------
 
