@@ -35,6 +35,17 @@ ratios mean much):
 Goals: >= 2x FastMCP's tools/call throughput in-memory and over HTTP; <= 20 KB per idle session.
 Every ratio printed is ours/FastMCP. Results go to benchmarks/results/server.json (server-json.json
 with ``--json-response``, ``-quick`` for ``--quick``).
+
+``--handles`` (issue 10) measures state handles against sessions instead, ours only, in the same run:
+the stateful tool (a read+write of ``n``) through a state handle on 2026-07-28 (``hcounter(handle)``,
+each client first opens its handle) against the same tool through the session on 2025-11-25
+(``counter()``), both with our in-memory client, 1 and 20 clients; and the RSS growth per idle handle
+at 10,000 handles (opened by ``open_counter`` over one 2026-07-28 client, each then used once), next to
+the same figure per idle session, each count in a fresh process. Goal: <= 20 KB per idle handle, as for
+a session. Not side by side with FastMCP yet: FastMCP 4's equivalent ("Session State" for 2026-07-28,
+gofastmcp.com/servers/sessions) keys its buckets to the *authenticated* principal, so a like-for-like
+baseline needs an authenticated FastMCP client in its own venv; that baseline is still to be written.
+Results go to benchmarks/results/handles.json.
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from mcpvisor.runtime.server import Context, Server
+from mcpvisor.runtime.server import Context, Server, StateHandle
 
 HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "_baselines"
@@ -89,6 +100,18 @@ def build_server() -> Server:
     @server.tool
     async def counter(ctx: Context) -> int:
         """Increment this session's counter and return it."""
+        n: int = await ctx.get_state("n", 0) + 1
+        await ctx.set_state("n", n)
+        return n
+
+    @server.tool
+    async def open_counter(ctx: Context) -> str:
+        """Open a state handle for hcounter."""
+        return await ctx.open_handle()
+
+    @server.tool
+    async def hcounter(ctx: Context, handle: StateHandle) -> int:
+        """Increment the handle's counter and return it (counter's body, through a handle)."""
         n: int = await ctx.get_state("n", 0) + 1
         await ctx.set_state("n", n)
         return n
@@ -249,6 +272,130 @@ async def ours_rss(count: int) -> dict[str, Any]:
     }
 
 
+# ---- state handles (issue 10) -------------------------------------------------------------------------
+
+MODERN = "2026-07-28"
+
+
+async def ours_handle_calls(n_clients: int, calls: int, warmup: int, rounds: int) -> dict[str, Any]:
+    """``hcounter`` through a state handle on 2026-07-28: each client opens its handle, then counts."""
+    from mcpvisor.runtime.transports.memory import open_memory_client
+
+    per_client = max(1, calls // n_clients)
+    async with running_port() as port, contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(open_memory_client(port, protocol_version=MODERN))
+            for _ in range(n_clients)
+        ]
+        handles = [(await c.call_tool("open_counter"))["content"][0]["text"] for c in clients]
+
+        async def drive(c: Any, handle: str, n: int, latencies: list[float] | None) -> None:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                result = await c.call_tool("hcounter", {"handle": handle})
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - t0)
+                if result.get("isError"):
+                    raise RuntimeError(f"hcounter answered {result}")
+
+        async def all_clients(n: int, latencies: list[float] | None) -> None:
+            async with trio.open_nursery() as nursery:
+                for c, handle in zip(clients, handles, strict=True):
+                    nursery.start_soon(drive, c, handle, n, latencies)
+
+        await all_clients(max(1, warmup // n_clients), None)
+        results = []
+        for _ in range(rounds):
+            latencies: list[float] = []
+            t0 = time.perf_counter()
+            await all_clients(per_client, latencies)
+            results.append(summary(latencies, per_client * n_clients, time.perf_counter() - t0))
+        last = await clients[0].call_tool("hcounter", {"handle": handles[0]})
+        expected = max(1, warmup // n_clients) + per_client * rounds + 1
+        if last["structuredContent"]["result"] != expected:
+            raise RuntimeError(f"hcounter: expected {expected}, got {last}")
+    return {"tool": "hcounter", "clients": n_clients, "calls": per_client * n_clients, **medians(results)}
+
+
+async def ours_handle_rss(count: int) -> dict[str, Any]:
+    """RSS growth for ``count`` idle state handles, each opened and used once, then left alone."""
+    import trio.testing
+    from mcpvisor.runtime.transports.memory import open_memory_client
+
+    async with running_port() as port, open_memory_client(port, protocol_version=MODERN) as client:
+        first = (await client.call_tool("open_counter"))["content"][0]["text"]
+        await client.call_tool("hcounter", {"handle": first})
+        await trio.sleep(0.05)
+        gc.collect()
+        before = rss_bytes()
+        for _ in range(count):
+            handle = (await client.call_tool("open_counter"))["content"][0]["text"]
+            await client.call_tool("hcounter", {"handle": handle})
+        await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(0.2)
+        gc.collect()
+        after = rss_bytes()
+        if len(port.handle_ids()) != count + 1:
+            raise RuntimeError(f"expected {count + 1} live handles, found {len(port.handle_ids())}")
+    return {
+        "handles": count,
+        "rss_before": before,
+        "rss_after": after,
+        "bytes_per_handle": (after - before) / count,
+    }
+
+
+def handles_main(args: argparse.Namespace) -> None:
+    """``--handles``: handles against sessions, each measurement in a fresh process, rounds interleaved."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    calls, warmup, rounds = (300, 50, 3) if args.quick else (2000, 200, 3)
+    count = 1000 if args.quick else 10000
+    started = time.perf_counter()
+    out: dict[str, Any] = {"quick": args.quick, "calls": calls, "count": count}
+    for k in CONCURRENCY:
+        progress(f"stateful tool, {k} client(s): session (2025-11-25) vs handle (2026-07-28)")
+        common = [
+            "--sessions",
+            str(k),
+            "--calls",
+            str(calls),
+            "--warmup",
+            str(warmup),
+            "--rounds",
+            str(rounds),
+        ]
+        session = run_json([*me, "--child", "calls", "--tools", "counter", *common], 600)
+        handle = run_json([*me, "--child", "handle-calls", *common], 600)
+        out[f"session/{k}"] = session[f"counter/{k}"]
+        out[f"handle/{k}"] = handle
+    progress(f"RSS: {count} idle sessions, then {count} idle handles (fresh processes)")
+    out["rss_sessions"] = run_json([*me, "--child", "rss", "--count", str(count)], 900)
+    out["rss_handles"] = run_json([*me, "--child", "handle-rss", "--count", str(count)], 900)
+    print(f"{'stateful tool (in-memory)':44} {'session':>10} {'handle':>10} {'handle/session':>15}")
+    for k in CONCURRENCY:
+        s_, h_ = out[f"session/{k}"], out[f"handle/{k}"]
+        print(
+            f"{f'calls/s, {k} client(s)':44} {s_['per_s']:10.0f} {h_['per_s']:10.0f} "
+            f"{h_['per_s'] / s_['per_s']:15.2f}"
+        )
+        print(
+            f"{f'p50 latency us, {k} client(s)':44} {s_['p50_s'] * 1e6:10.0f} {h_['p50_s'] * 1e6:10.0f} "
+            f"{h_['p50_s'] / s_['p50_s']:15.2f}"
+        )
+    per_session = out["rss_sessions"]["bytes_per_session"]
+    per_handle = out["rss_handles"]["bytes_per_handle"]
+    print(f"{f'RSS per idle one at {count:,} (KB)':44} {per_session / 1024:10.1f} {per_handle / 1024:10.1f}")
+    out["target_handle_rss_met"] = per_handle <= 20 * 1024
+    out["seconds"] = time.perf_counter() - started
+    out["machine"] = {"python": platform.python_version(), "trio": trio.__version__, **source_state()}
+    progress(f"done in {out['seconds']:.0f} s; <= 20 KB per idle handle: {out['target_handle_rss_met']}")
+    if not args.no_write:
+        name = RESULTS.with_name("handles" + "-quick" * args.quick + ".json")
+        name.parent.mkdir(exist_ok=True)
+        name.write_text(json.dumps(out, indent=2) + "\n")
+        progress(f"wrote {name.relative_to(HERE.parent)}")
+
+
 def serve_ours_http(port_number: int, json_response: bool) -> None:
     """Child process: our server on Streamable HTTP, as a user runs it (``Server.run``), until terminated.
 
@@ -284,6 +431,10 @@ def child_main(args: argparse.Namespace) -> None:
             out["sessions"] = trio.run(ours_sessions, args.count, min(args.warmup, 20), args.rounds)
     elif args.child == "sessions":
         out = trio.run(ours_sessions, args.count, min(args.warmup, 20), args.rounds)
+    elif args.child == "handle-calls":
+        out = trio.run(ours_handle_calls, int(args.sessions), args.calls, args.warmup, args.rounds)
+    elif args.child == "handle-rss":
+        out = trio.run(ours_handle_rss, args.count)
     else:
         out = trio.run(ours_rss, args.count)
     print(json.dumps(out))
@@ -647,7 +798,14 @@ def main() -> None:
         help="both servers answer POSTs with application/json instead of an SSE stream "
         "(results in server-json.json)",
     )
-    parser.add_argument("--child", choices=["calls", "sessions", "rss"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--handles",
+        action="store_true",
+        help="state handles (2026-07-28) vs sessions (2025-11-25), ours only (results in handles.json)",
+    )
+    parser.add_argument(
+        "--child", choices=["calls", "sessions", "rss", "handle-calls", "handle-rss"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sdk-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tools", default=",".join(TOOLS), help=argparse.SUPPRESS)
@@ -663,6 +821,9 @@ def main() -> None:
         return
     if args.child:
         child_main(args)
+        return
+    if args.handles:
+        handles_main(args)
         return
 
     if args.quick:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         InputRequired,
         MissingClientCapability,
         Server,
+        StateHandle,
         ToolError,
         start_server,
     )
@@ -34,6 +35,7 @@ __all__ = [
     "InputRequired",
     "MissingClientCapability",
     "Server",
+    "StateHandle",
     "ToolError",
     "__version__",
     "start_server",

@@ -20,9 +20,10 @@ _DEMO_HINT = {
     "http": (
         "mcpvisor demo: tools counter, slow and crash. Connect an MCP client to the URL printed below, e.g.\n"
         "  npx @modelcontextprotocol/inspector   (transport: Streamable HTTP)\n"
-        "then call counter twice, crash, and counter again: the session restarts and the count survives."
+        "then call counter twice, crash, and counter again: the session restarts and the count survives.\n"
+        "A 2026-07-28 client has no session: counter returns a state handle; pass it back as `handle`."
     ),
-    "stdio": "mcpvisor demo: tools counter, slow and crash, over stdio (one session; logs on stderr).",
+    "stdio": "mcpvisor demo: tools counter, slow and crash, over stdio (logs on stderr).",
 }
 
 
@@ -213,6 +214,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         limit_flags(sub)
         http_limit_options(sub)
+        sub.add_argument(
+            "--protocol",
+            choices=("all", "2025-11-25", "2026-07-28"),
+            default="all",
+            help="serve both protocol eras (default), or only 2025-11-25 (sessions, the initialize "
+            "handshake) or only 2026-07-28 (stateless; state through handles)",
+        )
 
     run = commands.add_parser("run", help="serve a Server: mcpvisor run app.py:server")
     run.add_argument("target", help="path/to/app.py:attr or package.module:attr (attr defaults to 'server')")
@@ -251,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             http_server=args.http_server,
             **limit_options(args),
             http_options=http_limits_of(args),
+            protocol=args.protocol,
         )
     except (UnsupportedBackendURL, BackendUnavailable, ListenError) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")

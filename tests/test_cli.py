@@ -211,3 +211,69 @@ def test_max_sessions_flag_caps_the_demo_with_503() -> None:
         assert proc.wait(timeout=20) == 0
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def _post(url: str, message: dict[str, object]) -> dict[str, object]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if message["method"] == "server/discover":  # a 2026-07-28 request repeats its envelope in headers
+        headers |= {"mcp-protocol-version": "2026-07-28", "mcp-method": "server/discover"}
+    request = urllib.request.Request(url, data=json.dumps(message).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        body: dict[str, object] = json.loads(answer.read())
+        return body
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+DISCOVER = {
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "server/discover",
+    "params": {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "served", "refused", "supported"),
+    [
+        ("2026-07-28", DISCOVER, INITIALIZE, ["2026-07-28"]),
+        ("2025-11-25", INITIALIZE, DISCOVER, ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]),
+    ],
+)
+def test_the_protocol_flag_serves_one_era(
+    protocol: str, served: dict[str, object], refused: dict[str, object], supported: list[str]
+) -> None:
+    proc, url = start_demo("--port", "0", "--protocol", protocol)
+    try:
+        assert "result" in _post(url, served)
+        try:
+            answer = _post(url, refused)
+        except urllib.error.HTTPError as exc:  # an envelope the server does not serve may be a 4xx
+            answer = json.loads(exc.read())
+        error = answer["error"]
+        assert isinstance(error, dict) and error["code"] == -32022
+        assert error["data"]["supported"] == supported
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_a_bad_protocol_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--protocol", "2024-01-01"])
+    assert info.value.code == 2 and "invalid choice: '2024-01-01'" in capsys.readouterr().err

@@ -67,7 +67,8 @@ async def test_stateless_requests() -> None:
             with pytest.raises(JsonRpcError) as info:
                 await client.call_tool("counter")
             assert info.value.code == -32603
-            assert "session state is not available for stateless" in info.value.message
+            assert "state is not available for this stateless (2026-07-28) request" in info.value.message
+            assert "StateHandle" in info.value.message and "ctx.open_handle()" in info.value.message
             with pytest.raises(JsonRpcError) as info:
                 await client.request("ping")
             assert info.value.code == -32601

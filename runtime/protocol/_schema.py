@@ -8,8 +8,10 @@ accept cannot drift apart. An error names the offending field: ``argument 'count
 
 Supported hints: str, int, float, bool, None, Any, list[T] / Sequence[T], dict[str, T] / Mapping[str, T],
 Optional / Union (anyOf), Literal (enum), enum.Enum subclasses, attrs classes (nested objects), and
-`Annotated[T, "description"]`. Parameters whose annotation is an excluded type (the runtime's `Context`)
-are left out of the schema and of binding.
+`Annotated[T, "description"]`, and classes that describe themselves (a ``__json_schema__`` dict and a
+``__from_json__`` classmethod raising ValueError for a value they refuse: the runtime's `StateHandle`).
+Parameters whose annotation is an excluded type (the runtime's `Context`) are left out of the schema
+and of binding.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def _compile(hint: Any, exclude: ExcludePredicate) -> tuple[JsonSchema, _Check]:
         if descriptions:
             schema = {**schema, "description": " ".join(descriptions)}
         return schema, check
+    if isinstance(hint, type) and isinstance(getattr(hint, "__json_schema__", None), Mapping):
+        return _compile_self_described(hint)
     if hint is str:
         return {"type": "string"}, _check_str
     if hint is bool:
@@ -129,6 +133,20 @@ def _compile(hint: Any, exclude: ExcludePredicate) -> tuple[JsonSchema, _Check]:
             raise TypeError(f"only str keys can be expressed in JSON, not {hint!r}")
         return _compile_dict(args[1] if args else Any, exclude)
     raise TypeError(f"cannot build a JSON Schema for the type hint {hint!r}")
+
+
+def _compile_self_described(cls: type[Any]) -> tuple[JsonSchema, _Check]:
+    """A class that says what it looks like in JSON and how to accept a value (``__from_json__``)."""
+    schema = dict(cls.__json_schema__)
+    convert = cls.__from_json__
+
+    def check(value: Any) -> Any:
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            raise _Invalid(str(exc)) from None
+
+    return schema, check
 
 
 def _identity(value: Any) -> Any:

@@ -22,6 +22,7 @@ from ._port import (
 from ._runtime import RunningServer, start_server
 from ._server import Server
 from ._session_label import session_label
+from ._state_handle import HandleRefused, StateHandle
 from ._state_store_server import (
     StateStoreConflict,
     StateStoreOutcomeUnknown,
@@ -46,6 +47,8 @@ __all__ += [
     "RequestEnv",
     "NoSessionState",
     "LocalEnv",
+    "StateHandle",
+    "HandleRefused",
 ]
 __all__ += ["RunningServer", "session_label", "start_server", "ServerLimits", "ServerStats"]
 __all__ += ["StateStoreUnavailable", "StateStoreTimeout", "StateStoreOutcomeUnknown", "StateStoreConflict"]

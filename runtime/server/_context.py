@@ -29,6 +29,7 @@ from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
 from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
 from ._port import CloseSseStream
+from ._state_handle import HandleRefused, StateHandle
 
 _MISSING: Final = object()
 
@@ -53,6 +54,12 @@ class Context:
     def session_id(self) -> str | None:
         """None for a 2026-07-28 (stateless) request: there is no session."""
         return self._env.session_id
+
+    @property
+    def handle(self) -> StateHandle | None:
+        """The state handle this request's state operations act on: the tool's ``StateHandle``
+        argument, or the one ``open_handle`` minted in this request; None if neither."""
+        return self._env.handle
 
     @property
     def request_id(self) -> RequestId:
@@ -85,12 +92,14 @@ class Context:
         """The ``state`` of the previous round's ``InputRequired``, verified (None on a first call)."""
         return self._inputs.state if self._inputs is not None else None
 
-    # -- session state ----------------------------------------------------------------------------------
+    # -- state: the session's, or the handle's ----------------------------------------------------------
 
     async def get_state(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key`` (request-local values first), else ``default``.
 
-        Raises ``NoSessionState`` on a stateless request unless ``key`` was set request-locally.
+        The values are the request's state handle's when it has one (see ``handle``), else its
+        session's. Raises ``NoSessionState`` when there is neither (a 2026-07-28 request naming no
+        handle) unless ``key`` was set request-locally.
         """
         local = self._local.get(key, _MISSING)
         if local is not _MISSING:
@@ -100,7 +109,7 @@ class Context:
         return default if data is None else decode(data)
 
     async def set_state(self, key: str, value: Any, serializable: bool = True) -> None:
-        """Store ``value`` for this session (it outlives the request and a restarted session actor).
+        """Store ``value`` for this handle or session (it outlives the request and a restarted actor).
 
         ``serializable=False`` keeps it in this request only and never touches the store. A value the
         codec cannot serialize raises TypeError naming ``key`` (and the path inside the value).
@@ -145,15 +154,42 @@ class Context:
     async def delete_state(self, key: str) -> None:
         """Forget ``key`` (request-local and stored); deleting a missing key is not an error."""
         was_local = self._local.pop(key, _MISSING) is not _MISSING
-        if self._env.session_id is None and was_local:
+        if self._env.state_owner is None and was_local:
             return
         self._require_session()
         await self._env.delete_value(key)
 
     def _require_session(self) -> None:
-        # The env raises this too; checking here keeps the error identical whatever env runs us.
-        if self._env.session_id is None:
+        """State needs an owner: the request's handle or its session (``env.state_owner``).
+
+        The env raises this too; checking here keeps the error identical whatever env runs us.
+        """
+        if self._env.state_owner is None:
             raise NoSessionState()
+
+    async def open_handle(
+        self, *, ttl: float | None = None, idle_timeout: float | None = None
+    ) -> StateHandle:
+        """Mint a state handle (SEP-2567) owned by this request's client and return it.
+
+        Return it from the tool (the model passes it back to tools taking a ``StateHandle``). Unless
+        the request already names a handle, this request's state operations act on the new one from
+        now on, so a tool can open a handle and fill it in one call. ``ttl`` (seconds from now) is how
+        long the handle lasts at most, ``idle_timeout`` how long its actor stays in memory unused (its
+        values stay in the store); both default to the server's ``handle_ttl`` / ``handle_idle_timeout``.
+        """
+        return await self._env.open_handle(ttl=ttl, idle_timeout=idle_timeout)
+
+    async def close_handle(self, handle: StateHandle | None = None) -> None:
+        """End ``handle`` (default: this request's) and drop its values; later uses are refused."""
+        target = handle if handle is not None else self._env.handle
+        if target is None:
+            raise ValueError("close_handle: this request names no state handle; pass the one to close")
+        try:
+            handle_ = StateHandle.__from_json__(target)
+        except (TypeError, ValueError) as exc:
+            raise HandleRefused(str(exc)) from None
+        await self._env.close_handle(handle_)
 
     # -- progress and logs ------------------------------------------------------------------------------
 

@@ -122,6 +122,12 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
         if env.protocol_version in _PROTOCOL_ERROR_VALIDATION:
             raise
         return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+    handle = kwargs.get(tool.handle_param) if tool.handle_param is not None else None
+    if handle is not None:
+        try:  # checked before the tool runs: its owner, its lifetime, that it still exists
+            await env.use_handle(handle)
+        except ToolError as exc:
+            return to_wire(error_result(str(exc)))
 
     async def run(ctx: Context) -> Any:
         try:

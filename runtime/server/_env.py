@@ -11,13 +11,19 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..protocol import LoggingLevel, Notification, RequestId
+from ._state_handle import StateHandle
 
 
 class RequestEnv(Protocol):
     """One in-flight request, as seen by its handler."""
 
-    #: None for a 2026-07-28 (stateless) request: there is no session, so no session state.
+    #: None for a 2026-07-28 (stateless) request: there is no session.
     session_id: str | None
+    #: Whose values the state operations reach: the request's state handle if it names (or opened)
+    #: one, else its session; None when it has neither (then they raise ``NoSessionState``).
+    state_owner: str | None
+    #: The state handle the request names (a tool's ``StateHandle`` argument) or opened; else None.
+    handle: StateHandle | None
     request_id: RequestId
     protocol_version: str
     #: The client's capabilities as sent (initialize params or the stateless ``_meta``), wire form.
@@ -41,11 +47,11 @@ class RequestEnv(Protocol):
         ...
 
     async def load_value(self, key: str) -> bytes | None:
-        """The session's stored value (codec bytes) or None. Raises ``NoSessionState`` when stateless."""
+        """The state owner's stored value (codec bytes) or None. Raises ``NoSessionState`` without one."""
         ...
 
     async def store_value(self, key: str, value: bytes) -> None:
-        """Store a session value (codec bytes). Raises ``NoSessionState`` when stateless."""
+        """Store a value of the state owner (codec bytes). Raises ``NoSessionState`` without one."""
         ...
 
     async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
@@ -56,7 +62,23 @@ class RequestEnv(Protocol):
         ...
 
     async def delete_value(self, key: str) -> None:
-        """Forget a session value. Raises ``NoSessionState`` when stateless."""
+        """Forget a value of the state owner. Raises ``NoSessionState`` without one."""
+        ...
+
+    async def use_handle(self, handle: StateHandle) -> None:
+        """The request names ``handle``: check it may use it (``HandleRefused`` if not), then make it
+        the state owner."""
+        ...
+
+    async def open_handle(
+        self, *, ttl: float | None = None, idle_timeout: float | None = None
+    ) -> StateHandle:
+        """Mint a state handle owned by this request's client; it becomes the state owner unless the
+        request already names a handle."""
+        ...
+
+    async def close_handle(self, handle: StateHandle) -> None:
+        """End ``handle`` and drop its values (``HandleRefused`` if this client may not)."""
         ...
 
     async def set_log_level(self, level: LoggingLevel) -> None:
@@ -73,7 +95,8 @@ class RequestEnv(Protocol):
 
 
 class NoSessionState(RuntimeError):
-    """Session state was used where there is no session (a 2026-07-28 stateless request).
+    """State was used where there is nothing to keep it: a 2026-07-28 request (no session) that names
+    no state handle.
 
     A loud error rather than silently returning defaults: a handler that relies on state across calls
     would otherwise appear to work and quietly lose data.
@@ -81,6 +104,9 @@ class NoSessionState(RuntimeError):
 
     def __init__(self) -> None:
         super().__init__(
-            "session state is not available for stateless (2026-07-28) requests: there is no session. "
-            "Store values under an id the client sends, or serve the 2025-11-25 handshake era."
+            "state is not available for this stateless (2026-07-28) request: it has no session and names "
+            "no state handle. "
+            "Give the tool a StateHandle parameter and pass it the handle that ctx.open_handle() returned "
+            "(or call ctx.open_handle() in this request), or serve the 2025-11-25 handshake era "
+            "(docs/server.md, 'State handles')."
         )

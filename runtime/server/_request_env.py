@@ -27,9 +27,11 @@ from ..protocol import (
 )
 from ._env import NoSessionState
 from ._session_settings import check_user_key
+from ._state_handle import StateHandle
 from ._state_store_server import StateStoreClient
 
 if TYPE_CHECKING:
+    from ._handle_table import HandleTable
     from ._session_actor import SessionActor
 
 
@@ -87,7 +89,98 @@ async def wait_client_answer(waiter: ClientWaiter, timeout: float | None) -> Any
     return answer.result
 
 
-class SessionRequestEnv:
+def owner_of(client_info: Mapping[str, Any] | None, principal: str | None = None) -> str | None:
+    """Who a request comes from, as far as it says: the authenticated principal when there is one, else
+    the client's name (its version may change between calls: an upgraded client keeps its handles)."""
+    if principal is not None:
+        return f"principal:{principal}"
+    name = client_info.get("name") if client_info is not None else None
+    return f"client:{name}" if isinstance(name, str) and name else None
+
+
+class _StateBinding:
+    """What both request kinds share: the state owner (session or handle) and the handle operations.
+
+    Every state operation is a call to the StateStoreServer under ``state_owner``: a session id or a
+    handle id, the same store either way, so whatever a Context does with state works on both.
+    """
+
+    _store: StateStoreClient | None
+    _handles: HandleTable | None
+    _session_owner: str | None
+    state_owner: str | None
+    handle: StateHandle | None
+    client_info: Mapping[str, Any] | None
+
+    def _owner(self) -> str | None:
+        # ``principal`` arrives with authentication; until then the client's name is all a request says.
+        return owner_of(self.client_info, getattr(self, "principal", None))
+
+    def _table(self) -> HandleTable:
+        if self._handles is None:
+            raise RuntimeError("state handles need the mcpvisor server runtime (start_server / server.run())")
+        return self._handles
+
+    def _owner_id(self) -> str:
+        owner = self.state_owner
+        if owner is None:
+            raise NoSessionState()
+        return owner
+
+    def _client(self) -> StateStoreClient:
+        assert self._store is not None
+        return self._store
+
+    async def load_value(self, key: str) -> bytes | None:
+        check_user_key(key)
+        return await self._client().get(self._owner_id(), key)
+
+    def _ttl(self, owner: str) -> float | None:
+        """A handle's values last as long as the handle (a session's: the store's default TTL)."""
+        return self._handles.remaining(owner) if owner == self.handle and self._handles is not None else None
+
+    async def store_value(self, key: str, value: bytes) -> None:
+        check_user_key(key)
+        owner = self._owner_id()
+        await self._client().put(owner, key, value, ttl=self._ttl(owner))
+
+    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        check_user_key(key)
+        owner = self._owner_id()
+        return await self._client().update(owner, key, fn, default, ttl=self._ttl(owner))
+
+    async def delete_value(self, key: str) -> None:
+        check_user_key(key)
+        await self._client().delete(self._owner_id(), key)
+
+    async def use_handle(self, handle: StateHandle) -> None:
+        await self._table().use(handle, self._owner())
+        self.handle = handle
+        self.state_owner = handle
+
+    async def open_handle(
+        self, *, ttl: float | None = None, idle_timeout: float | None = None
+    ) -> StateHandle:
+        handle = await self._table().open(self._owner(), ttl=ttl, idle_timeout=idle_timeout)
+        if self.handle is None:
+            self.handle = handle
+            self.state_owner = handle
+        return handle
+
+    async def close_handle(self, handle: StateHandle) -> None:
+        await self._table().close(handle, self._owner())
+        if handle == self.handle:
+            self.handle = None
+            self.state_owner = self._session_owner
+
+    def crash_handle(self, reason: BaseException) -> bool:
+        """Crash the actor of the request's handle (``CrashSession`` on a request without a session)."""
+        if self.handle is None or self._handles is None:
+            return False
+        return self._handles.crash(self.handle, reason)
+
+
+class SessionRequestEnv(_StateBinding):
     """A handshake-era request running in its SessionActor."""
 
     def __init__(
@@ -101,9 +194,11 @@ class SessionRequestEnv:
         assert settings is not None
         self._actor = actor
         self._replies = replies
-        self._store: StateStoreClient = actor.deps.store
+        self._store = actor.deps.store
+        self._handles = actor.deps.handles
         self.session_id: str | None = actor.slot.session_id
-        self._sid: str = actor.slot.session_id
+        self._session_owner = self.state_owner = actor.slot.session_id
+        self.handle = None
         self.request_id: RequestId = request.id
         self.protocol_version: str = settings.protocol_version
         self.client_capabilities: Mapping[str, Any] = settings.client_capabilities
@@ -133,22 +228,6 @@ class SessionRequestEnv:
         finally:
             self._actor.waiters.pop(request_id, None)
 
-    async def load_value(self, key: str) -> bytes | None:
-        check_user_key(key)
-        return await self._store.get(self._sid, key)
-
-    async def store_value(self, key: str, value: bytes) -> None:
-        check_user_key(key)
-        await self._store.put(self._sid, key, value)
-
-    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
-        check_user_key(key)
-        return await self._store.update(self._sid, key, fn, default)
-
-    async def delete_value(self, key: str) -> None:
-        check_user_key(key)
-        await self._store.delete(self._sid, key)
-
     async def set_log_level(self, level: LoggingLevel) -> None:
         await self._actor.call_self(SetLogLevel(level))
 
@@ -159,8 +238,8 @@ class SessionRequestEnv:
         await self._actor.call_self(UnsubscribeUri(uri))
 
 
-class StatelessRequestEnv:
-    """A 2026-07-28 request: no session, so no state; everything else as a session request."""
+class StatelessRequestEnv(_StateBinding):
+    """A 2026-07-28 request: no session, so state only through a handle; otherwise as a session request."""
 
     session_id: str | None = None
 
@@ -174,8 +253,14 @@ class StatelessRequestEnv:
         client_info: Mapping[str, Any] | None,
         progress_token: str | int | None,
         log_level: LoggingLevel | None,
+        store: StateStoreClient | None = None,
+        handles: HandleTable | None = None,
     ) -> None:
         self._replies = replies
+        self._store = store
+        self._handles = handles
+        self._session_owner = self.state_owner = None
+        self.handle = None
         self.request_id: RequestId = request.id
         self.protocol_version: str = protocol_version
         self.client_capabilities: Mapping[str, Any] = client_capabilities
@@ -195,18 +280,6 @@ class StatelessRequestEnv:
             f"{method} needs a session: server-to-client requests are not available to stateless "
             "(2026-07-28) requests in this runtime",
         )
-
-    async def load_value(self, key: str) -> bytes | None:
-        raise NoSessionState()
-
-    async def store_value(self, key: str, value: bytes) -> None:
-        raise NoSessionState()
-
-    async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
-        raise NoSessionState()
-
-    async def delete_value(self, key: str) -> None:
-        raise NoSessionState()
 
     async def set_log_level(self, level: LoggingLevel) -> None:
         raise JsonRpcError(INTERNAL_ERROR, "logging/setLevel does not exist in 2026-07-28")

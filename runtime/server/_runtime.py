@@ -8,6 +8,9 @@
     ├── EventBus             actor: topic fan-out (resources/updated, list_changed)
     ├── SessionSupervisor    DynamicSupervisor; one temporary child per session, whose keeper
     │   └── session <id>     runs the SessionActor and restarts it under the same id (transient)
+    ├── HandleSupervisor     DynamicSupervisor of live state handles (SEP-2567), the same keeper
+    │   └── handle <id>      running a HandleActor (``_handle_table``)
+    ├── HandleReaper         stops handle actors left unused, ends handles past their lifetime
     ├── IdleReaper           one task closing every session idle past its negotiated lifetime
     ├── RequestSupervisor    stateless (2026-07-28) requests
     └── Janitor              periodic expire() of both backends
@@ -56,7 +59,9 @@ from mcpvisor.supervisors import (
 
 from ..actors import ActorExited, ActorRef, MailboxFull, Registry, actor_child_spec
 from ..protocol import (
+    HANDSHAKE_VERSIONS,
     INVALID_REQUEST,
+    STATELESS_VERSIONS,
     ErrorResponse,
     Message,
     Notification,
@@ -65,6 +70,7 @@ from ..protocol import (
     extract_request_context,
     has_stateless_envelope,
     list_changed_notification,
+    unsupported_version_error,
 )
 from ._event_bus import (
     ALL_SESSIONS,
@@ -74,11 +80,13 @@ from ._event_bus import (
     UnsubscribeAll,
     resource_topic,
 )
+from ._handle_table import HandleTable
 from ._idle_reaper import IdleReaper
 from ._janitor import Janitor
 from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._listen import LISTEN_METHOD, Listeners
 from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, UnknownSession
+from ._served_revisions import check_protocol, serves_handshake, serves_stateless
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
 from ._session_label import session_label
@@ -140,6 +148,9 @@ class RunningServer:
         on_event: Callable[[Any], None] | None,
         resume_sessions: bool = True,
         limits: ServerLimits | None = None,
+        handle_idle_timeout: float = 30 * 60.0,
+        handle_ttl: float = 24 * 3600.0,
+        protocol: str | None = None,
     ) -> None:
         self.server = server
         self.registry = registry
@@ -170,6 +181,20 @@ class RunningServer:
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
         self._deps.resume = resume_sessions
+        #: The live state handles (2026-07-28, SEP-2567), under the ``handles`` supervisor.
+        self.handles = HandleTable(
+            store,
+            idle_timeout=handle_idle_timeout,
+            ttl=handle_ttl,
+            mailbox_size=mailbox_size,
+            restart_intensity=session_restart_intensity,
+            restart_period=session_restart_period,
+            shutdown_grace=shutdown_grace,
+            on_event=self._record_event,
+        )
+        self.handles.attach(lambda: self._child("handles") if self._tree is not None else None)
+        self._deps.handles = self.handles
+        self.protocol = check_protocol(protocol)
         self._resume = resume_sessions
         #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
         self.listeners = Listeners(lambda: self.registry.whereis(EVENT_BUS_NAME))
@@ -203,6 +228,18 @@ class RunningServer:
         if slot is None:
             raise UnknownSession(session_id)
         return slot.incarnations
+
+    def handle_ids(self) -> list[str]:
+        """The state handles live in this process (their actors running or restarting)."""
+        return self.handles.live()
+
+    def handle_actor(self, handle: str) -> ActorRef | None:
+        """The handle's current actor (None if it is not live here); for tests and debugging."""
+        return self.handles.actor(handle)
+
+    def handle_incarnations(self, handle: str) -> int:
+        """How many incarnations the handle's actor has had in this process (0: not live here)."""
+        return self.handles.incarnations(handle)
 
     def tree_ready(self) -> bool:
         """Every child of the server's tree is running (false while a part of it restarts)."""
@@ -366,6 +403,18 @@ class RunningServer:
         slot = self._slots.get(session_id)
         if slot is None or slot.closing:
             raise UnknownSession(session_id)
+        if (
+            type(message) is Request
+            and message.method == "initialize"
+            and not serves_handshake(self.protocol)
+        ):
+            assert replies is not None
+            requested = (message.params or {}).get("protocolVersion")
+            await _reply_now(
+                replies, unsupported_version_error(message.id, str(requested), STATELESS_VERSIONS)
+            )
+            await self.close_session(session_id)
+            return
         slot.touch()
         entry: InFlight | None = None
         if isinstance(message, Request):
@@ -442,7 +491,10 @@ class RunningServer:
                 ),
             )
             return
-        ctx = extract_request_context(message)
+        if serves_stateless(self.protocol):
+            ctx = extract_request_context(message)
+        else:  # the handshake era only: -32022 naming its revisions sends the client to initialize
+            ctx = extract_request_context(message, supported=(), advertised=HANDSHAKE_VERSIONS)
         if isinstance(ctx, ErrorResponse):
             await _reply_now(replies, ctx)
             return
@@ -560,6 +612,10 @@ async def start_server(
     backend_check_timeout: float | None = 10.0,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
+    handle_idle_timeout: float = 30 * 60.0,
+    handle_ttl: float = 24 * 3600.0,
+    max_handles: int | None = None,
+    protocol: str | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -587,6 +643,11 @@ async def start_server(
     requests run at once and ``max_queued_requests_per_session`` more wait for a turn, beyond which
     ``submit`` raises ``RequestLimitReached`` (HTTP 429; -32050 over stdio); ``max_stateless_requests``
     2026-07-28 requests run at once server-wide (likewise).
+
+    State handles (``ctx.open_handle``) last ``handle_ttl`` seconds at most; a handle's actor stops
+    after ``handle_idle_timeout`` seconds unused (its values stay in the store, the next use restarts
+    it); ``max_handles`` bounds the live ones. ``protocol`` serves one era only: ``"2025-11-25"``
+    (sessions) or ``"2026-07-28"`` (stateless); None or ``"all"`` serves both.
     """
     limits = ServerLimits(
         max_sessions=max_sessions,
@@ -612,12 +673,17 @@ async def start_server(
         on_event=on_event,
         resume_sessions=resume_sessions,
         limits=limits,
+        handle_idle_timeout=handle_idle_timeout,
+        handle_ttl=handle_ttl,
+        protocol=protocol,
     )
     requests = RequestSupervisor(
         server,
         running._deps.handle_request,
         max_concurrent=max_stateless_requests,
         on_stop=functools.partial(running.listeners.end_all, min(1.0, shutdown_grace)),
+        store=client,
+        handles=running.handles,
     )
     children = [
         actor_child_spec(
@@ -638,6 +704,13 @@ async def start_server(
             type=ChildType.SUPERVISOR,
             shutdown=INFINITY,
         ),
+        ChildSpec(
+            "handles",
+            DynamicSupervisor(max_children=max_handles, name="handles", on_event=running._record_event),
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
+        ),
+        ChildSpec("handle_reaper", running.handles.reaper, shutdown=BRUTAL_KILL),
         ChildSpec("idle_reaper", running._reaper, shutdown=BRUTAL_KILL),
         ChildSpec("requests", requests, shutdown=shutdown_grace),
         ChildSpec("janitor", Janitor(client, registry, expire_interval), shutdown=shutdown_grace),

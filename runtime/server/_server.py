@@ -440,6 +440,7 @@ class Server:
         session_state_store: str = "memory://",
         task_backend: str = "memory://",
         http_server: str = "h11",
+        protocol: str | None = None,
         http_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
@@ -448,7 +449,9 @@ class Server:
         ``options`` go to ``start_server``: the limits (``max_sessions``, ``max_requests_per_session``,
         ``max_queued_requests_per_session``, ``max_stateless_requests``), ``session_idle_timeout``,
         ``session_restart_intensity`` / ``session_restart_period`` and the rest. ``http_options`` are
-        ``serve_http``'s connection limits (docs/http.md, "Connection limits").
+        ``serve_http``'s connection limits (docs/http.md, "Connection limits"). ``protocol`` serves one
+        era only: ``"2025-11-25"`` (sessions) or ``"2026-07-28"`` (stateless, state through handles);
+        None serves both.
         """
         from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
@@ -462,4 +465,5 @@ class Server:
             http_server=http_server,
             http_options=http_options,
             **options,
+            protocol=protocol,
         )

@@ -78,6 +78,8 @@ class SessionDeps:
     resume: bool = True
     #: Requests of one session running at once (``max_requests_per_session``); the rest wait in turn.
     max_running: int = 128
+    #: the server's live state handles (requests of a session may use and open them too)
+    handles: Any = None
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ neither a crash nor a give-up counts against its own intensity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -60,23 +60,29 @@ class _Restarted:
 
 async def keep_session(
     slot: SessionSlot,
-    deps: SessionDeps,
+    deps: SessionDeps | Any,
     *,
     intensity: int,
     period: float,
     on_event: Callable[[Any], None] | None,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    incarnation: Callable[..., Awaitable[None]] = run_incarnation,
+    name: str | None = None,
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
-    session exceeds its restart intensity. A failed *first* start fails ``start_child``."""
-    name = f"session {session_label(slot.session_id)}"
+    session exceeds its restart intensity. A failed *first* start fails ``start_child``.
+
+    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor, ``name`` names it in
+    events and logs; state handles pass their own, so one keeper applies the same restart rule to
+    sessions and handles."""
+    name = name if name is not None else f"session {session_label(slot.session_id)}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
     status: Any = task_status
     while True:
         before = slot.incarnations
         try:
-            await run_incarnation(slot, deps, task_status=status)
+            await incarnation(slot, deps, task_status=status)
         except Exception as exc:
             if status is task_status and slot.incarnations == before:
                 slot.fail_in_flight(f"session failed to start ({type(exc).__name__})")
@@ -101,8 +107,8 @@ async def keep_session(
             )
             # Its values stay until their TTL: the client may re-open it, an operator may look at them.
             slot.keep_values = slot.initialized
-            logger.warning("session %s closed: %s", session_label(slot.session_id), slot.close_reason)
-            slot.fail_in_flight(_closed_message(slot, crash, deps.resume))
+            logger.warning("%s closed: %s", name, slot.close_reason)
+            slot.fail_in_flight(_closed_message(slot, crash, getattr(deps, "resume", False)))
             return
         # Every request the dead incarnation held gets its final answer now, running or still queued.
         slot.fail_in_flight(_restarted_message(slot, crash))
@@ -121,7 +127,7 @@ def _restarted_message(slot: SessionSlot, crash: str) -> str:
     if not slot.initialized:
         return _never_started(crash)
     return (
-        f"session crashed ({crash}) and is being restarted under the same id; this request did not "
+        f"{slot.kind} crashed ({crash}) and is being restarted under the same id; this request did not "
         "complete (what it stored before the crash is kept): it may be sent again"
     )
 
@@ -129,13 +135,6 @@ def _restarted_message(slot: SessionSlot, crash: str) -> str:
 def _closed_message(slot: SessionSlot, crash: str, resume: bool) -> str:
     if not slot.initialized:
         return _never_started(crash)
-    reopen = (
-        "send a request with the same Mcp-Session-Id (Streamable HTTP) to re-open it, or initialize a "
-        "new session"
-        if resume
-        else "initialize a new session"
-    )
     return (
-        f"session crashed ({crash}) and was closed: {slot.close_reason}. Its stored values are kept "
-        f"until they expire; {reopen}"
+        f"{slot.kind} crashed ({crash}) and was closed: {slot.close_reason}. {slot.crash_closed_hint(resume)}"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import trio
@@ -66,6 +66,19 @@ class SessionSlot:
     #: The per-session supervisor's handle in the SessionSupervisor (what terminate_child takes).
     tree: Any = None
     _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    #: How crash texts name what this slot holds ("session"; a state handle says "state handle").
+    kind: ClassVar[str] = "session"
+
+    def crash_closed_hint(self, resume: bool = False) -> str:
+        """What the client can do once the keeper gave up on this session (its values stay)."""
+        reopen = (
+            "send a request with the same Mcp-Session-Id (Streamable HTTP) to re-open it, or initialize"
+            " a new session"
+            if resume
+            else "initialize a new session"
+        )
+        return f"Its stored values are kept until they expire; {reopen}"
 
     def touch(self) -> None:
         self.last_activity = trio.current_time()

@@ -341,9 +341,17 @@ class StateStoreClient:
     async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
         await self._call(Store(session_id, key, value, ttl))
 
-    async def update(self, session_id: str, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+    async def update(
+        self,
+        session_id: str,
+        key: str,
+        fn: Callable[[Any], Any],
+        default: Any = None,
+        *,
+        ttl: float | None = None,
+    ) -> Any:
         """Atomically (within this server) replace ``key``'s value with ``fn(old)``; returns it."""
-        return await self._call(Update(session_id, key, fn, default))
+        return await self._call(Update(session_id, key, fn, default, ttl))
 
     async def delete(self, session_id: str, key: str) -> bool:
         removed: bool = await self._call(Delete(session_id, key))

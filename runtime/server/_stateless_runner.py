@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from mcpvisor.supervisors import stop_requested
@@ -35,6 +35,11 @@ from ._env import NoSessionState
 from ._errors import CrashSession
 from ._request_env import StatelessRequestEnv
 from ._session_actor import HandleRequest, error_for
+from ._state_handle import handle_label
+
+if TYPE_CHECKING:
+    from ._handle_table import HandleTable
+    from ._state_store_server import StateStoreClient
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -49,7 +54,12 @@ class RequestSupervisor:
         *,
         max_concurrent: int,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        store: StateStoreClient | None = None,
+        handles: HandleTable | None = None,
     ) -> None:
+        #: where a request bound to a state handle keeps its values, and the live handles
+        self.store = store
+        self.handles = handles
         self.server = server
         self.handle_request = handle_request
         self.max_concurrent = max_concurrent
@@ -136,6 +146,8 @@ class RequestSupervisor:
             client_info=info if isinstance(info, Mapping) else None,
             progress_token=ctx.progress_token,
             log_level=ctx.log_level,
+            store=self.store,
+            handles=self.handles,
         )
         answered = False
         try:
@@ -159,15 +171,31 @@ class RequestSupervisor:
             result = await handler(self.server, request, env)
             return Response(request.id, finish_stateless_result(request.method, result, self._server_info()))
         except CrashSession as exc:
+            crash = type(exc).__name__
+            handle = env.handle
+            if handle is not None and env.crash_handle(exc):  # a request bound to a handle crashes its actor
+                logger.warning(
+                    "stateless %s crashed state handle %s: %r", request.method, handle_label(handle), exc
+                )
+                return error_response(
+                    request.id,
+                    INTERNAL_ERROR,
+                    # True whether its keeper restarts the actor or gives up on it (restart
+                    # intensity): either way the next use of the handle carries on from the store.
+                    f"state handle {handle} crashed ({crash}); its actor is restarted under the same handle"
+                    " (at once, or at its next use if it crashed too often) with its values kept; this "
+                    "request did not complete: it may be sent again",
+                )
             logger.warning(
-                "stateless %s raised CrashSession (%r): there is no session to restart",
+                "stateless %s raised CrashSession (%r): there is no session or handle to restart",
                 request.method,
                 exc,
             )
             return error_response(
                 request.id,
                 INTERNAL_ERROR,
-                "the handler crashed its session, but stateless requests have none",
+                "the handler crashed its session, but this 2026-07-28 request has none (and names no "
+                "state handle)",
             )
         except Exception as exc:
             if not isinstance(exc, NoSessionState | JsonRpcError):

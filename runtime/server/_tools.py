@@ -37,11 +37,12 @@ from ..protocol import (
     Tool,
     ToolSignature,
 )
-from ..protocol._schema import _compile, _Invalid
+from ..protocol._schema import _compile, _Invalid, hint_is
 from ._context import Context
 from ._handler import Handler
 from ._media import Audio, Image
 from ._schema_arguments import SchemaArguments
+from ._state_handle import StateHandle
 
 OutputCheck: TypeAlias = Callable[[Any], Any]
 
@@ -65,6 +66,27 @@ class RegisteredTool:
     wrap: bool | None
     #: Checks a structured value against the schema built from the return hint (None: nothing to check).
     output_check: OutputCheck | None = None
+    #: The parameter taking a ``StateHandle`` (checked, then the request's state owner), if any.
+    handle_param: str | None = None
+
+
+def handle_parameter(fn: Any, label: str) -> str | None:
+    """The one parameter of ``fn`` annotated ``StateHandle`` (or ``StateHandle | None``), if any.
+
+    One at most: ``ctx.get_state`` acts on one handle, and a tool quietly picking one of two would
+    read or write the wrong values.
+    """
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        return None
+    names = [name for name, hint in hints.items() if name != "return" and hint_is(hint, (StateHandle,))]
+    if len(names) > 1:
+        raise TypeError(
+            f"{label}: parameters {', '.join(map(repr, names))} all take a StateHandle; a tool takes one "
+            "(its Context's state acts on it): pass the others as plain str"
+        )
+    return names[0] if names else None
 
 
 def output_schema_for(hint: Any) -> tuple[dict[str, Any] | None, bool | None, OutputCheck | None]:
@@ -144,7 +166,8 @@ def make_tool(
         icons=icons,
         meta=meta,
     )
-    return RegisteredTool(tool, signature, handler, wrap, check)
+    handle_param = handle_parameter(fn, f"tool {name!r}") if input_schema is None else None
+    return RegisteredTool(tool, signature, handler, wrap, check, handle_param)
 
 
 def _as_content(item: Any) -> ContentBlock | None:

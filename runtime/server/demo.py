@@ -1,9 +1,11 @@
-"""The demo MCP server (``mcpvisor demo``): session state, progress, and a crash you can watch recover.
+"""The demo MCP server (``mcpvisor demo``): state, progress, and a crash you can watch recover.
 
-- ``counter``: adds one to a number kept in session state (it survives the crash below);
+- ``counter``: adds one to a number kept in state (it survives the crash below): the session's for a
+  2025-11-25 client; for a 2026-07-28 client, which has no session, a state handle's (the first call
+  opens one and names it in its answer; pass it back as ``handle``);
 - ``slow``: counts to ``steps`` with a progress notification per step;
-- ``crash``: raises ``CrashSession``; the log on stderr shows the session actor exit and restart under
-  the same id, and the next ``counter`` call carries on from the stored value.
+- ``crash``: raises ``CrashSession``; the log on stderr shows the session's (or the handle's) actor exit
+  and restart under the same id, and the next ``counter`` call carries on from the stored value.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import trio
 from ._context import Context
 from ._errors import CrashSession
 from ._server import Server
+from ._state_handle import StateHandle
 
 server = Server(
     "mcpvisor-demo",
@@ -21,11 +24,21 @@ server = Server(
 
 
 @server.tool()
-async def counter(ctx: Context) -> str:
-    """Add one to this session's counter and return it."""
+async def counter(ctx: Context, handle: StateHandle | None = None) -> str:
+    """Add one to a counter and return it: the session's, or the state handle's given as `handle`.
+
+    Without a session (2026-07-28) and without a handle, opens a new handle (it lasts 24 h) and names
+    it in the answer: pass it back as `handle` to keep counting.
+    """
+    if handle is None and ctx.session_id is None:
+        await ctx.open_handle()
     # One atomic step in the state store: concurrent calls never lose a count (get then set could).
     count: int = await ctx.update_state("count", lambda n: n + 1, default=0)
-    return f"count = {count} (session {ctx.session_id})"
+    return f"count = {count} ({_owner(ctx)})"
+
+
+def _owner(ctx: Context) -> str:
+    return f"handle {ctx.handle}" if ctx.handle is not None else f"session {ctx.session_id}"
 
 
 @server.tool()
@@ -38,8 +51,9 @@ async def slow(ctx: Context, steps: int = 5, delay: float = 0.5) -> str:
 
 
 @server.tool()
-async def crash(ctx: Context) -> str:
-    """Crash this session's actor on purpose; its supervisor restarts it under the same id."""
+async def crash(ctx: Context, handle: StateHandle | None = None) -> str:
+    """Crash this session's actor on purpose (without a session: the actor of the state handle given
+    as `handle`); its supervisor restarts it under the same id, with its values."""
     raise CrashSession("the demo's crash tool was called")
 
 
