@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+from mcpvisor.backends import TaskStatus
+
 from ..protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -27,9 +29,10 @@ from ..protocol import (
     parse_set_level,
     to_wire,
 )
+from ..protocol._tasks import TaskRequest, parse_task_param
 from ._completion import Completion, completion_of
 from ._context import Context
-from ._env import RequestEnv
+from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._handler import invoke
 from ._input_rounds import (
@@ -44,6 +47,9 @@ from ._prompts import bind_prompt, prompt_result
 from ._resources import RegisteredTemplate, read_result
 from ._schema_arguments import SchemaArguments
 from ._server import Server
+from ._task_env import TaskEnv
+from ._task_methods import cancel_task, get_task, list_tasks, serves_tasks, start_task, task_result
+from ._task_runtime import TaskControl, TaskOutcome, TaskWork, encode_outcome_error
 from ._tools import error_result, tool_result
 
 __all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
@@ -116,14 +122,22 @@ async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv
 
 async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
     name, tool = _named(server._tools, "tool", params)
+    task = _task_of(name, tool.task_support, params, env)
     try:
         kwargs = _bind(tool.signature, params.get("arguments"))
     except ArgumentError as exc:
         if env.protocol_version in _PROTOCOL_ERROR_VALIDATION:
             raise
-        return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+        invalid = to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+        if task is None:
+            return invalid
+        kwargs, invalid_result = {}, invalid
+    else:
+        invalid_result = None
 
     async def run(ctx: Context) -> Any:
+        if invalid_result is not None:
+            return error_result(invalid_result["content"][0]["text"])
         try:
             return await invoke(
                 tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap, tool.output_check)
@@ -131,7 +145,67 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
         except ToolError as exc:
             return error_result(str(exc))
 
+    if task is not None:
+        return await start_task(env, task, _tool_task_work(server, env, name, params, run))
     return await _in_rounds(server, env, "tools/call", name, params, run)
+
+
+def _task_of(name: str, support: str, params: Mapping[str, Any], env: RequestEnv) -> TaskRequest | None:
+    """``params.task`` when this call is to run as a task; the spec's -32601 for a call that breaks the
+    tool's ``execution.taskSupport``. Revisions without the tasks utility ignore ``params.task``."""
+    if not serves_tasks(env):
+        return None
+    task = parse_task_param(params)
+    if task is None and support == "required":
+        raise JsonRpcError(
+            METHOD_NOT_FOUND,
+            f"tool {name!r} must run as a task (execution.taskSupport is 'required'): "
+            'call it with params.task, e.g. {"task": {}}',
+        )
+    if task is not None and support == "forbidden":
+        raise JsonRpcError(
+            METHOD_NOT_FOUND,
+            f"tool {name!r} cannot run as a task (execution.taskSupport is 'forbidden'): "
+            "call it without params.task",
+        )
+    return task
+
+
+def _tool_task_work(
+    server: Server,
+    env: RequestEnv,
+    name: str,
+    params: Mapping[str, Any],
+    run: Callable[[Context], Awaitable[Any]],
+) -> TaskWork:
+    """The body of a task-augmented ``tools/call``: the same rounds as the inline call, in a TaskEnv.
+
+    2025-11-25 says a tool result with ``isError`` makes the task ``failed`` (its result is still what
+    ``tasks/result`` returns); a JSON-RPC error is stored and answered as that error.
+    """
+    store = getattr(env, "_store", None)
+
+    async def work(control: TaskControl) -> TaskOutcome:
+        task_env = TaskEnv(env, control, store)
+        try:
+            wire = await _in_rounds(server, task_env, "tools/call", name, params, run)
+        except JsonRpcError as exc:
+            return TaskOutcome(
+                TaskStatus.FAILED,
+                error=encode_outcome_error(exc.code, exc.message, exc.data),
+                status_message=exc.message,
+            )
+        except NoSessionState as exc:
+            return TaskOutcome(
+                TaskStatus.FAILED,
+                error={"code": INTERNAL_ERROR, "message": str(exc)},
+                status_message=str(exc),
+            )
+        if wire.get("isError"):
+            return TaskOutcome(TaskStatus.FAILED, result=wire, status_message="the tool reported an error")
+        return TaskOutcome(TaskStatus.COMPLETED, result=wire)
+
+    return work
 
 
 async def _in_rounds(
@@ -323,4 +397,8 @@ _METHODS: Final[Mapping[str, _Method]] = {
     "prompts/list": _list_prompts,
     "prompts/get": _get_prompt,
     "completion/complete": _complete,
+    "tasks/get": get_task,
+    "tasks/result": task_result,
+    "tasks/list": list_tasks,
+    "tasks/cancel": cancel_task,
 }

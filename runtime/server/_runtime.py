@@ -84,6 +84,7 @@ from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
 from ._stateless_runner import RequestSupervisor
+from ._task_methods import TaskClient
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -188,6 +189,14 @@ class RunningServer:
             if row.id == child_id:
                 return row.handle
         return None
+
+    def _deliver_to_owner(self, owner: str, message: Message) -> None:
+        """The TaskRuntime's way out: a session-owned task's status notifications and requests go to
+        the session's standalone stream (whatever incarnation runs it now)."""
+        if owner.startswith("session:"):
+            slot = self._slots.get(owner.removeprefix("session:"))
+            if slot is not None:
+                slot.deliver_standalone(message)
 
     def _record_event(self, event: Any) -> None:
         self.events.append(event)
@@ -509,6 +518,11 @@ async def start_server(
     backend_check_timeout: float | None = 10.0,
     on_event: Callable[[Any], None] | None = None,
     handle_request: HandleRequest | None = None,
+    task_ttl: float | None = 3600.0,
+    max_task_ttl: float | None = 86400.0,
+    task_poll_interval: float = 1.0,
+    max_running_tasks: int | None = None,
+    task_node: str = "default",
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -527,6 +541,12 @@ async def start_server(
     the state store; one task record read): one that fails, or does not answer within
     ``backend_check_timeout`` seconds, raises ``BackendUnavailable`` with a one-line reason, instead of
     every request failing later. ``backend_check_timeout=None`` skips the check.
+
+    Background tasks (docs/tasks.md): a task lives ``task_ttl`` seconds unless its client asks for
+    another ttl (at most ``max_task_ttl``; None: unlimited), clients are told to poll every
+    ``task_poll_interval`` seconds, at most ``max_running_tasks`` bodies run at once. ``task_node``
+    names this process's running-task markers: with several servers on one shared task backend,
+    give each a stable name of its own, so one's start-up never fails the tasks another runs.
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -546,18 +566,38 @@ async def start_server(
         on_event=on_event,
         resume_sessions=resume_sessions,
     )
+    running._deps.tasks = TaskClient(registry)
     requests = RequestSupervisor(
         server,
         running._deps.handle_request,
         max_concurrent=max_stateless_requests,
         on_stop=functools.partial(running.listeners.end_all, min(1.0, shutdown_grace)),
     )
+    requests.tasks = running._deps.tasks
     children = [
         actor_child_spec(
             "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
         ),
         actor_child_spec(
-            "task_runtime", lambda: TaskRuntime(tasks), name=TASK_RUNTIME_NAME, registry=registry
+            "task_runtime",
+            lambda: TaskRuntime(
+                tasks,
+                registry=registry,
+                supervisor=lambda: running._child("task_supervisor"),
+                deliver=running._deliver_to_owner,
+                default_ttl=task_ttl,
+                max_ttl=max_task_ttl,
+                poll_interval=task_poll_interval,
+                node=task_node,
+            ),
+            name=TASK_RUNTIME_NAME,
+            registry=registry,
+        ),
+        ChildSpec(
+            "task_supervisor",
+            DynamicSupervisor(max_children=max_running_tasks, name="tasks", on_event=running._record_event),
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
         ),
         actor_child_spec(
             "event_bus",

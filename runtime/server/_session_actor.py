@@ -57,6 +57,7 @@ from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import StateStoreClient
+from ._task_runtime import forward_task_answer
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -74,6 +75,8 @@ class SessionDeps:
     idle_timeout: float
     mailbox_size: int
     reaper: IdleReaper | None = None
+    #: The server's ``TaskClient`` (None: no TaskRuntime, e.g. a custom handle_request in tests)
+    tasks: Any = None
 
 
 @attrs.frozen
@@ -145,6 +148,8 @@ class SessionActor:
                 waiter = self.waiters.pop(message.id, None)
                 if waiter is not None:
                     waiter.resolve(message)
+                elif self.deps.tasks is not None:
+                    forward_task_answer(self.deps.registry, message)
         elif isinstance(action, StartSession):
             assert entry is not None
             await self._initialize(action, entry)
