@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 import attrs
 from mcpvisor.backends import TaskRecord
 
-from ._jsonrpc import INVALID_PARAMS, JsonRpcError
+from ._jsonrpc import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, JsonRpcError
 
 #: ``_meta`` key tying a message to its task (requests, notifications and the tasks/result answer).
 RELATED_TASK_META: Final = "io.modelcontextprotocol/related-task"
@@ -109,4 +109,65 @@ def task_wire(record: TaskRecord) -> dict[str, Any]:
         wire["statusMessage"] = record.status_message
     if record.poll_interval is not None:
         wire["pollInterval"] = to_ms(record.poll_interval)
+    return wire
+
+
+# ---- 2026-07-28: the tasks extension (SEP-2663) -----------------------------------------------------
+
+#: The extension's id: advertised under ``capabilities.extensions``, declared by clients in
+#: ``_meta["io.modelcontextprotocol/clientCapabilities"].extensions`` on each request.
+TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
+
+
+def declares_tasks_extension(client_capabilities: Mapping[str, Any]) -> bool:
+    extensions = client_capabilities.get("extensions")
+    return isinstance(extensions, Mapping) and extensions.get(TASKS_EXTENSION) is not None
+
+
+def missing_tasks_extension(what: str) -> JsonRpcError:
+    """-32021 (SEP-2575 Missing Required Client Capability) naming the tasks extension."""
+    return JsonRpcError(
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        f"{what} needs the {TASKS_EXTENSION} extension: declare it in "
+        "_meta['io.modelcontextprotocol/clientCapabilities'].extensions",
+        {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+    )
+
+
+def task_wire_v2(record: TaskRecord) -> dict[str, Any]:
+    """The SEP-2663 ``Task`` fields (flat; ``ttlMs``/``pollIntervalMs`` in integer milliseconds)."""
+    wire: dict[str, Any] = {
+        "taskId": record.task_id,
+        "status": record.status.value,
+        "createdAt": iso_timestamp(record.created_at),
+        "lastUpdatedAt": iso_timestamp(record.updated_at),
+        "ttlMs": to_ms(record.ttl),
+    }
+    if record.status_message is not None:
+        wire["statusMessage"] = record.status_message
+    if record.poll_interval is not None:
+        wire["pollIntervalMs"] = max(1, to_ms(record.poll_interval) or 1)
+    return wire
+
+
+def create_task_result_v2(record: TaskRecord) -> dict[str, Any]:
+    """The flat ``CreateTaskResult`` a task tool's ``tools/call`` answers.
+
+    It carries an empty ``content``: the core 2026-07-28 schema (which the extension extends) requires
+    ``content`` on every ``tools/call`` result, and ``[]`` keeps the answer valid under both schemas
+    without pretending to be the tool's output (that comes inlined on ``tasks/get``).
+    """
+    return {"resultType": "task", **task_wire_v2(record), "content": []}
+
+
+def detailed_task_v2(record: TaskRecord, decode: Any) -> dict[str, Any]:
+    """``tasks/get``: the task, with its ``result`` (completed), ``error`` (failed) or pending
+    ``inputRequests`` (input_required) inlined; ``decode`` turns the record's bytes back into values."""
+    wire: dict[str, Any] = {"resultType": "complete", **task_wire_v2(record)}
+    if record.status.value == "completed" and record.result is not None:
+        wire["result"] = decode(record.result)
+    elif record.status.value == "failed" and record.error is not None:
+        wire["error"] = decode(record.error)
+    elif record.status.value == "input_required" and record.input_request is not None:
+        wire["inputRequests"] = decode(record.input_request)
     return wire

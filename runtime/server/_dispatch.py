@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+import trio
 from mcpvisor.backends import TaskStatus
 
 from ..protocol import (
@@ -29,7 +30,13 @@ from ..protocol import (
     parse_set_level,
     to_wire,
 )
-from ..protocol._tasks import TaskRequest, parse_task_param
+from ..protocol._tasks import (
+    TaskRequest,
+    create_task_result_v2,
+    declares_tasks_extension,
+    missing_tasks_extension,
+    parse_task_param,
+)
 from ._completion import Completion, completion_of
 from ._context import Context
 from ._env import NoSessionState, RequestEnv
@@ -48,8 +55,26 @@ from ._resources import RegisteredTemplate, read_result
 from ._schema_arguments import SchemaArguments
 from ._server import Server
 from ._task_env import TaskEnv
-from ._task_methods import cancel_task, get_task, list_tasks, serves_tasks, start_task, task_result
-from ._task_runtime import TaskControl, TaskOutcome, TaskWork, encode_outcome_error
+from ._task_methods import (
+    cancel_task,
+    get_task,
+    list_tasks,
+    serves_tasks,
+    start_task,
+    task_client_of,
+    task_owner,
+    task_result,
+    update_task,
+)
+from ._task_runtime import (
+    DiscardTask,
+    Prelude,
+    StartTask,
+    TaskControl,
+    TaskOutcome,
+    TaskWork,
+    encode_outcome_error,
+)
 from ._tools import error_result, tool_result
 
 __all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
@@ -147,7 +172,66 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
 
     if task is not None:
         return await start_task(env, task, _tool_task_work(server, env, name, params, run))
+    if tool.task_support != "forbidden" and is_stateless(env.protocol_version) and task_client_of(env):
+        if declares_tasks_extension(env.client_capabilities):
+            return await _start_task_v2(server, env, name, params, run)
+        if tool.task_support == "required":
+            raise missing_tasks_extension(f"tool {name!r} (execution.taskSupport 'required')")
     return await _in_rounds(server, env, "tools/call", name, params, run)
+
+
+async def _start_task_v2(
+    server: Server,
+    env: RequestEnv,
+    name: str,
+    params: Mapping[str, Any],
+    run: Callable[[Context], Awaitable[Any]],
+) -> Any:
+    """A 2026-07-28 ``tools/call`` of a task tool (SEP-2663: the server decides to make a task).
+
+    The body starts at once under the TaskSupervisor. If, in its *prelude*, it answers
+    ``InputRequired`` (an MRTR round: the tool gathers what it needs before the long part), the call
+    answers that inline and the task is discarded unseen; otherwise (it asks with ``ctx.elicit``, ends,
+    or is still working after ``prelude_wait``) the call answers a flat ``CreateTaskResult``. A tool
+    error is ``completed`` with ``isError``; ``failed`` is for protocol errors.
+    """
+    client = task_client_of(env)
+    assert client is not None
+    binding = f"tools/call\n{name}"
+    seal = server._state_seal
+    inputs = read_inputs(params, seal, binding)
+    prelude = Prelude()
+
+    async def work(control: TaskControl) -> TaskOutcome | None:
+        ctx = Context(TaskEnv(env, control), inputs)
+        try:
+            value = await run(ctx)
+        except JsonRpcError as exc:
+            prelude.promote()
+            error = encode_outcome_error(exc.code, exc.message, exc.data)
+            return TaskOutcome(TaskStatus.FAILED, error=error, status_message=exc.message)
+        if isinstance(value, InputRequired):
+            if prelude.keep_inline(value):
+                return None
+            message = "the tool answered InputRequired after it became a task: inside a task, use ctx.elicit"
+            error = encode_outcome_error(INTERNAL_ERROR, message)
+            return TaskOutcome(TaskStatus.FAILED, error=error, status_message=message)
+        prelude.promote()
+        return TaskOutcome(TaskStatus.COMPLETED, result=to_wire(value))
+
+    record = await client.call(
+        StartTask(task_owner(env), work, None, "The operation is now in progress.", prelude)
+    )
+    with trio.move_on_after(client.prelude_wait):
+        await prelude.decided.wait()
+    if prelude.promote():
+        return create_task_result_v2(record)
+    await client.call(DiscardTask(record.task_id))
+    inline: InputRequired = prelude.inline
+    lacking = missing_capability(inline.requests, env.client_capabilities)
+    if lacking is not None:
+        raise MissingClientCapability(lacking)
+    return input_required_wire(inline, seal, binding, inputs.asked)
 
 
 def _task_of(name: str, support: str, params: Mapping[str, Any], env: RequestEnv) -> TaskRequest | None:
@@ -401,4 +485,5 @@ _METHODS: Final[Mapping[str, _Method]] = {
     "tasks/result": task_result,
     "tasks/list": list_tasks,
     "tasks/cancel": cancel_task,
+    "tasks/update": update_task,
 }

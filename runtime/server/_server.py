@@ -36,7 +36,7 @@ from ..protocol import (
     param_headers_of,
     to_wire,
 )
-from ..protocol._tasks import TASKS_CAPABILITY, TASKS_VERSION, TaskSupport
+from ..protocol._tasks import TASKS_CAPABILITY, TASKS_EXTENSION, TASKS_VERSION, TaskSupport
 from ._completion import RegisteredCompleter, make_completer
 from ._handler import logger
 from ._input_rounds import StateSeal
@@ -417,13 +417,19 @@ class Server:
             logging={},
             completions={} if self._completers else None,
             tasks=TASKS_CAPABILITY if self._offers_tasks(protocol_version) else None,
+            extensions=(
+                {TASKS_EXTENSION: {}}
+                if protocol_version in STATELESS_VERSIONS and self._has_task_tools()
+                else None
+            ),
         )
+
+    def _has_task_tools(self) -> bool:
+        return any(t.task_support != "forbidden" for t in self._tools.values())
 
     def _offers_tasks(self, protocol_version: str | None) -> bool:
         """The 2025-11-25 ``tasks`` capability: offered when a tool can run as a task."""
-        if protocol_version not in (None, TASKS_VERSION):
-            return False
-        return any(t.task_support != "forbidden" for t in self._tools.values())
+        return protocol_version in (None, TASKS_VERSION) and self._has_task_tools()
 
     def initialize_result(self, protocol_version: str) -> dict[str, Any]:
         """The wire ``InitializeResult`` at the negotiated ``protocol_version``."""

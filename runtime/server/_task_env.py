@@ -34,6 +34,9 @@ class TaskEnv:
         self.progress_token: str | int | None = origin.progress_token
         self.log_level: LoggingLevel | None = origin.log_level
         self.task_id = control.task_id
+        #: ``ctx.elicit`` & co. wait for the answer (2026-07-28: it comes with ``tasks/update``) instead
+        #: of ending an MRTR round: the task, not the request, waits.
+        self.blocking_input = True
         self._control = control
         self._store = store
 

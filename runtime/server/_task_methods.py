@@ -27,10 +27,15 @@ from ..protocol import (
     JsonRpcError,
     Message,
     Request,
+    is_stateless,
 )
 from ..protocol._tasks import (
+    TASKS_EXTENSION,
     TASKS_VERSION,
     TaskRequest,
+    declares_tasks_extension,
+    detailed_task_v2,
+    missing_tasks_extension,
     parse_task_id,
     task_not_found,
     task_wire,
@@ -47,6 +52,7 @@ from ._task_runtime import (
     LookupTask,
     StartTask,
     TaskWork,
+    UpdateInputs,
     decode_result,
 )
 
@@ -62,10 +68,15 @@ def task_owner(env: RequestEnv) -> str:
 
 
 class TaskClient:
-    """Typed calls to the TaskRuntime by name (it follows the actor across restarts)."""
+    """Typed calls to the TaskRuntime by name (it follows the actor across restarts).
 
-    def __init__(self, registry: Registry) -> None:
+    ``prelude_wait``: how long a 2026-07-28 task-augmented ``tools/call`` waits for its body's first
+    move (an inline ``InputRequired``, a ``ctx.elicit``, or its end) before answering CreateTaskResult.
+    """
+
+    def __init__(self, registry: Registry, *, prelude_wait: float = 0.1) -> None:
         self.registry = registry
+        self.prelude_wait = prelude_wait
 
     async def call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         ref = self.registry.whereis(TASK_RUNTIME_NAME)
@@ -92,8 +103,23 @@ def serves_tasks(env: RequestEnv) -> bool:
 
 
 def _client(env: RequestEnv, method: str) -> TaskClient:
+    """The TaskClient for a tasks/* request, after the revision's gate: 2025-11-25 sessions have the
+    utility; 2026-07-28 requests must declare the extension (-32021), and its v2 has no
+    ``tasks/result`` or ``tasks/list`` (-32601); other revisions have no tasks at all."""
     client = task_client_of(env)
-    if client is None or env.protocol_version != TASKS_VERSION:
+    if client is None:
+        raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
+    if is_stateless(env.protocol_version):
+        if method in ("tasks/result", "tasks/list"):
+            raise JsonRpcError(
+                METHOD_NOT_FOUND,
+                f"Method not found: {method} (removed by the {TASKS_EXTENSION} extension: "
+                "tasks/get inlines the result)",
+            )
+        if not declares_tasks_extension(env.client_capabilities):
+            raise missing_tasks_extension(method)
+        return client
+    if env.protocol_version != TASKS_VERSION or method == "tasks/update":
         raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
     return client
 
@@ -119,7 +145,24 @@ async def _lookup(env: RequestEnv, client: TaskClient, params: Mapping[str, Any]
 
 async def get_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
     client = _client(env, "tasks/get")
-    return task_wire(await _lookup(env, client, params))
+    record = await _lookup(env, client, params)
+    if is_stateless(env.protocol_version):
+        return detailed_task_v2(record, decode_result)
+    return task_wire(record)
+
+
+async def update_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+    """2026-07-28 ``tasks/update``: answers to the task's ``inputRequests``; an empty ack."""
+    client = _client(env, "tasks/update")
+    task_id = parse_task_id(params)
+    responses = params.get("inputResponses", {})
+    if not isinstance(responses, Mapping):
+        raise JsonRpcError(
+            INVALID_PARAMS, "params.inputResponses must be an object", {"field": "inputResponses"}
+        )
+    if await client.call(UpdateInputs(task_id, task_owner(env), responses)) is None:
+        raise task_not_found(task_id)
+    return {}
 
 
 async def list_tasks(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
@@ -143,6 +186,8 @@ async def cancel_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -
     reply = await client.call(CancelTask(task_id, task_owner(env)))
     if reply is None:
         raise task_not_found(task_id)
+    if is_stateless(env.protocol_version):
+        return {}  # SEP-2663: an empty ack, the same for a task that had already ended
     if isinstance(reply, AlreadyTerminal):
         raise JsonRpcError(
             INVALID_PARAMS,

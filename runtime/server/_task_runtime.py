@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -34,7 +34,16 @@ from mcpvisor.backends._errors import BackendError
 from mcpvisor.supervisors import BRUTAL_KILL, ChildSpec, Restart
 
 from ..actors import NO_REPLY, ActorExited, Caller, Registry
-from ..protocol import INTERNAL_ERROR, ErrorResponse, JsonRpcError, Message, Notification, Request, RequestId
+from ..protocol import (
+    INTERNAL_ERROR,
+    ErrorResponse,
+    JsonRpcError,
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+)
 from ..protocol._tasks import task_wire, with_related_task
 from ._request_env import ClientWaiter
 from ._state_store_server import StoreFailed
@@ -83,8 +92,38 @@ class TaskOutcome:
     status_message: str | None = None
 
 
-#: A task body: runs with its ``TaskControl`` and returns how it ended.
-TaskWork = Callable[["TaskControl"], Awaitable[TaskOutcome]]
+#: A task body: runs with its ``TaskControl`` and returns how it ended (None: it became an inline
+#: answer during its prelude, see ``Prelude``, and the task is discarded).
+TaskWork = Callable[["TaskControl"], Awaitable[TaskOutcome | None]]
+
+
+@attrs.define(eq=False)
+class Prelude:
+    """The moment between starting a 2026-07-28 task body and answering its ``tools/call``.
+
+    A body that answers ``InputRequired`` before it is *promoted* gives the request an inline MRTR
+    round (no task is revealed); one that asks the client through ``ctx.elicit``, ends, or is still
+    working when the request stops waiting is promoted: the request answers ``CreateTaskResult``.
+    Whichever happens first wins (trio runs one task at a time, so no lock is needed).
+    """
+
+    decided: trio.Event = attrs.Factory(trio.Event)
+    promoted: bool = False
+    inline: Any = None
+
+    def promote(self) -> bool:
+        if self.inline is not None:
+            return False
+        self.promoted = True
+        self.decided.set()
+        return True
+
+    def keep_inline(self, value: Any) -> bool:
+        if self.promoted:
+            return False
+        self.inline = value
+        self.decided.set()
+        return True
 
 
 @attrs.frozen
@@ -93,6 +132,23 @@ class StartTask:
     work: TaskWork
     ttl: float | None = None
     status_message: str | None = None
+    prelude: Prelude | None = None
+
+
+@attrs.frozen
+class DiscardTask:
+    """Forget a task whose prelude answered inline (it was never revealed to the client)."""
+
+    task_id: str
+
+
+@attrs.frozen
+class UpdateInputs:
+    """``tasks/update``: the client's answers to the task's pending input requests, by key."""
+
+    task_id: str
+    owner: str
+    responses: Any
 
 
 @attrs.frozen
@@ -179,6 +235,7 @@ class TaskControl:
 
     task_id: str
     registry: Registry
+    prelude: Prelude | None = None
 
     def _ref(self) -> Any:
         ref = self.registry.whereis(TASK_RUNTIME_NAME)
@@ -195,6 +252,8 @@ class TaskControl:
     async def ask(self, method: str, params: Any, timeout: float | None) -> Any:
         from ._request_env import wait_client_answer
 
+        if self.prelude is not None:
+            self.prelude.promote()
         request_id, waiter = await self._ref().call(AskClient(self.task_id, method, params))
         try:
             return await wait_client_answer(waiter, timeout)
@@ -213,6 +272,8 @@ class _Running:
     scope: trio.CancelScope
     owner: str
     asks: dict[RequestId, Request] = attrs.Factory(dict)
+    #: what ``tasks/get`` shows as ``inputRequests`` (2026-07-28), also kept in the record
+    pending: dict[RequestId, Any] = attrs.Factory(dict)
     waiters: dict[RequestId, ClientWaiter] = attrs.Factory(dict)
 
 
@@ -280,6 +341,10 @@ class TaskRuntime:
                 return await self._await(msg, caller)
             if kind is AskClient:
                 return await self._ask(msg)
+            if kind is UpdateInputs:
+                return await self._update_inputs(msg)
+            if kind is DiscardTask:
+                return await self.backend.delete(msg.task_id)
             if kind is CreateTask:
                 return await self.backend.create(msg.record)
             if kind is GetTask:
@@ -302,7 +367,7 @@ class TaskRuntime:
             elif kind is InputAnswered:
                 await self._input_answered(msg)
             elif kind is ClientAnswer:
-                self._client_answer(msg.message)
+                await self._client_answer(msg.message)
         except BackendError as exc:
             logger.warning("task %s: the backend refused an update: %r", getattr(msg, "task_id", "?"), exc)
 
@@ -338,7 +403,7 @@ class TaskRuntime:
         )
         scope = trio.CancelScope()
         self.running[task_id] = _Running(scope, msg.owner)
-        control = TaskControl(task_id, self.registry)
+        control = TaskControl(task_id, self.registry, msg.prelude)
         spec = ChildSpec(
             f"task {task_id[:8]}",
             functools.partial(_run_body, self.registry, task_id, scope, msg.work, control),
@@ -416,10 +481,14 @@ class TaskRuntime:
         request = Request(request_id, msg.method, with_related_task(msg.params, msg.task_id))
         waiter = running.waiters[request_id] = ClientWaiter()
         running.asks[request_id] = request
+        running.pending[request_id] = {"method": msg.method, "params": dict(msg.params)}
         record = await self.backend.get(msg.task_id)
-        if record is not None and record.status is TaskStatus.WORKING:
+        if record is not None and not record.status.is_terminal:
             await self._update(
-                record, status=TaskStatus.INPUT_REQUIRED, status_message=f"waiting for {msg.method}"
+                record,
+                status=TaskStatus.INPUT_REQUIRED,
+                status_message=f"waiting for {msg.method}",
+                input_request=encode(running.pending),
             )
         inboxes = self._inboxes(msg.task_id)
         for inbox in inboxes:
@@ -428,25 +497,56 @@ class TaskRuntime:
             self._deliver(running.owner, request)
         return request_id, waiter
 
-    def _client_answer(self, message: Any) -> None:
+    async def _client_answer(self, message: Any) -> None:
         request_id = message.id
-        for running in self.running.values():
-            waiter = running.waiters.pop(request_id, None)
-            if waiter is not None:
-                waiter.resolve(message)
+        for task_id, running in self.running.items():
+            if request_id in running.waiters:
+                await self._answered(task_id, running, {request_id: message})
                 return
 
-    async def _input_answered(self, msg: InputAnswered) -> None:
+    async def _update_inputs(self, msg: UpdateInputs) -> bool | None:
+        """Resolve the pending requests ``responses`` answers (unknown keys are ignored); None when the
+        task is not the owner's, False when it is not running any more."""
+        record = await self._lookup(msg.task_id, msg.owner)
+        if record is None:
+            return None
         running = self.running.get(msg.task_id)
         if running is None:
+            return False
+        answers = {
+            key: Response(key, dict(answer))
+            for key, answer in msg.responses.items()
+            if key in running.waiters and isinstance(answer, Mapping)
+        }
+        if answers:
+            await self._answered(msg.task_id, running, answers)
+        return True
+
+    async def _answered(self, task_id: str, running: _Running, answers: Mapping[RequestId, Any]) -> None:
+        """The client answered some of the task's requests: wake their waiters and, in the same step,
+        drop them from the record (a ``tasks/get`` right after sees only what is still pending)."""
+        for request_id, answer in answers.items():
+            running.asks.pop(request_id, None)
+            running.pending.pop(request_id, None)
+            waiter = running.waiters.pop(request_id, None)
+            if waiter is not None:
+                waiter.resolve(answer)
+        record = await self.backend.get(task_id)
+        if record is None or record.status is not TaskStatus.INPUT_REQUIRED:
             return
-        running.asks.pop(msg.request_id, None)
-        running.waiters.pop(msg.request_id, None)
-        if running.asks:
-            return
-        record = await self.backend.get(msg.task_id)
-        if record is not None and record.status is TaskStatus.INPUT_REQUIRED:
-            await self._update(record, status=TaskStatus.WORKING, status_message=None)
+        if running.pending:
+            await self._update(record, input_request=encode(running.pending))
+        else:
+            await self._update(record, status=TaskStatus.WORKING, status_message=None, input_request=None)
+
+    async def _input_answered(self, msg: InputAnswered) -> None:
+        """From the body, once its wait ended (answered, timed out or cancelled): forget the request."""
+        running = self.running.get(msg.task_id)
+        if running is not None and msg.request_id in running.pending:
+            running.asks.pop(msg.request_id, None)
+            running.waiters.pop(msg.request_id, None)
+            running.pending.pop(msg.request_id, None)
+            await self._answered(msg.task_id, running, {})
 
     async def _notify(self, msg: TaskNotify) -> None:
         note = msg.notification
