@@ -287,3 +287,28 @@ async def test_a_task_runtime_crash_fails_its_orphans() -> None:
         assert new is not None
         record = await new.call(GetTask(stuck))
         assert record.status is TaskStatus.FAILED
+
+
+async def test_max_running_tasks_refuses_with_a_clear_error() -> None:
+    async with start_server(app, max_running_tasks=1) as running, open_memory_client(running) as client:
+        first = await call_task(client, "gate", {"name": "max-running"})
+        with pytest.raises(JsonRpcError) as info:
+            await client.request("tools/call", {"name": "gate", "arguments": {"name": "x"}, "task": {}})
+        assert info.value.code == -32603 and "max_running_tasks=1" in info.value.message
+        assert [t["taskId"] for t in (await client.request("tasks/list"))["tasks"]] == [first]
+        gates["max-running"].set()
+
+
+async def test_the_demos_long_job_survives_its_crash_tool() -> None:
+    from mcpvisor.runtime.server.demo import server as demo
+
+    async with start_server(demo) as running, open_memory_client(running) as client:
+        created = await client.request(
+            "tools/call", {"name": "long_job", "arguments": {"steps": 3, "delay": 0.05}, "task": {}}
+        )
+        task_id = created["task"]["taskId"]
+        with pytest.raises(JsonRpcError):
+            await client.call_tool("crash")
+        result = await client.request("tasks/result", {"taskId": task_id})
+        assert result["content"][0]["text"] == "long job done after 3 steps"
+        assert client.session_id is not None and running.session_incarnations(client.session_id) == 2

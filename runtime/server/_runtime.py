@@ -589,6 +589,7 @@ async def start_server(
                 max_ttl=max_task_ttl,
                 poll_interval=task_poll_interval,
                 node=task_node,
+                max_running=max_running_tasks,
             ),
             name=TASK_RUNTIME_NAME,
             registry=registry,

@@ -52,6 +52,7 @@ from ._task_runtime import (
     LookupTask,
     StartTask,
     TaskWork,
+    TooManyTasks,
     UpdateInputs,
     decode_result,
 )
@@ -86,6 +87,11 @@ class TaskClient:
             reply = await ref.call(msg, timeout=timeout)
         except ActorExited as exc:
             raise JsonRpcError(INTERNAL_ERROR, "the task runtime exited; retry") from exc
+        if isinstance(reply, TooManyTasks):
+            raise JsonRpcError(
+                INTERNAL_ERROR,
+                f"too many tasks are running (max_running_tasks={reply.limit}): retry when some have ended",
+            )
         if isinstance(reply, StoreFailed):
             raise JsonRpcError(INTERNAL_ERROR, f"the task backend failed: {reply.error!r}") from reply.error
         return reply

@@ -31,7 +31,7 @@ import trio
 from mcpvisor.backends import TaskBackend, TaskRecord, TaskStatus
 from mcpvisor.backends._codec import decode, encode
 from mcpvisor.backends._errors import BackendError
-from mcpvisor.supervisors import BRUTAL_KILL, ChildSpec, Restart
+from mcpvisor.supervisors import BRUTAL_KILL, ChildSpec, MaxChildrenReached, Restart
 
 from ..actors import NO_REPLY, ActorExited, Caller, Registry
 from ..protocol import (
@@ -220,6 +220,13 @@ class BodyEnded:
 
 
 @attrs.frozen
+class TooManyTasks:
+    """``StartTask`` refused: the TaskSupervisor already runs ``max_running_tasks`` bodies."""
+
+    limit: int | None
+
+
+@attrs.frozen
 class AlreadyTerminal:
     """``CancelTask`` of a task that has already ended."""
 
@@ -301,6 +308,7 @@ class TaskRuntime:
         poll_interval: float = 1.0,
         node: str = "default",
         clock: Callable[[], float] = time.time,
+        max_running: int | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -311,6 +319,8 @@ class TaskRuntime:
         self.poll_interval = poll_interval
         self.marker_owner = f"mcpvisor:running:{node}"
         self.clock = clock
+        #: the TaskSupervisor's max_children (for the error a full one gives)
+        self.max_running = max_running
         self.running: dict[str, _Running] = {}
         self._awaiting: dict[str, list[tuple[Caller, AwaitTask]]] = {}
         self._next_ask = 0
@@ -379,7 +389,7 @@ class TaskRuntime:
             ttl = self.max_ttl
         return ttl
 
-    async def _start(self, msg: StartTask) -> TaskRecord:
+    async def _start(self, msg: StartTask) -> TaskRecord | TooManyTasks:
         supervisor = self._supervisor() if self._supervisor is not None else None
         if supervisor is None or self.registry is None:
             raise RuntimeError("the TaskSupervisor is not running: the server is starting or stopping")
@@ -412,8 +422,13 @@ class TaskRuntime:
         )
         try:
             await supervisor.start_child(spec)
-        except BaseException:
+        except BaseException as exc:
             self.running.pop(task_id, None)
+            with trio.CancelScope(shield=True):
+                await self.backend.delete(task_id)
+                await self.backend.delete(_MARKER_PREFIX + task_id)
+            if isinstance(exc, MaxChildrenReached):
+                return TooManyTasks(self.max_running)
             raise
         return record
 
