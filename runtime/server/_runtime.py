@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -523,6 +524,7 @@ async def start_server(
     task_poll_interval: float = 1.0,
     max_running_tasks: int | None = None,
     task_node: str = "default",
+    task_clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -547,6 +549,8 @@ async def start_server(
     ``task_poll_interval`` seconds, at most ``max_running_tasks`` bodies run at once. ``task_node``
     names this process's running-task markers: with several servers on one shared task backend,
     give each a stable name of its own, so one's start-up never fails the tasks another runs.
+    ``task_clock`` stamps task records; it must be the task backend's clock (tests pass
+    ``trio.current_time`` to both, to drive TTLs with a ``MockClock``).
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -590,6 +594,7 @@ async def start_server(
                 poll_interval=task_poll_interval,
                 node=task_node,
                 max_running=max_running_tasks,
+                clock=task_clock,
             ),
             name=TASK_RUNTIME_NAME,
             registry=registry,
