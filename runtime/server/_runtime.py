@@ -525,6 +525,7 @@ async def start_server(
     max_running_tasks: int | None = None,
     task_node: str = "default",
     task_clock: Callable[[], float] = time.time,
+    task_list_page: int = 50,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -546,7 +547,8 @@ async def start_server(
 
     Background tasks (docs/tasks.md): a task lives ``task_ttl`` seconds unless its client asks for
     another ttl (at most ``max_task_ttl``; None: unlimited), clients are told to poll every
-    ``task_poll_interval`` seconds, at most ``max_running_tasks`` bodies run at once. ``task_node``
+    ``task_poll_interval`` seconds, at most ``max_running_tasks`` bodies run at once, and
+    ``tasks/list`` answers ``task_list_page`` tasks a page. ``task_node``
     names this process's running-task markers: with several servers on one shared task backend,
     give each a stable name of its own, so one's start-up never fails the tasks another runs.
     ``task_clock`` stamps task records; it must be the task backend's clock (tests pass
@@ -570,7 +572,9 @@ async def start_server(
         on_event=on_event,
         resume_sessions=resume_sessions,
     )
-    running._deps.tasks = TaskClient(registry)
+    if task_list_page < 1:
+        raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
+    running._deps.tasks = TaskClient(registry, list_page=task_list_page)
     requests = RequestSupervisor(
         server,
         running._deps.handle_request,

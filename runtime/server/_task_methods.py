@@ -75,9 +75,11 @@ class TaskClient:
     move (an inline ``InputRequired``, a ``ctx.elicit``, or its end) before answering CreateTaskResult.
     """
 
-    def __init__(self, registry: Registry, *, prelude_wait: float = 0.1) -> None:
+    def __init__(self, registry: Registry, *, prelude_wait: float = 0.1, list_page: int = LIST_PAGE) -> None:
         self.registry = registry
         self.prelude_wait = prelude_wait
+        #: ``tasks/list`` page size
+        self.list_page = list_page
 
     async def call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         ref = self.registry.whereis(TASK_RUNTIME_NAME)
@@ -176,7 +178,7 @@ async def list_tasks(server: Any, params: Mapping[str, Any], env: RequestEnv) ->
     cursor = params.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
         raise JsonRpcError(INVALID_PARAMS, "params.cursor must be a string", {"field": "cursor"})
-    page = await client.call(ListTasks(task_owner(env), cursor, LIST_PAGE))
+    page = await client.call(ListTasks(task_owner(env), cursor, client.list_page))
     if isinstance(page, ValueError):
         raise JsonRpcError(INVALID_PARAMS, f"Invalid cursor: {cursor!r}; pass a nextCursor from tasks/list")
     assert isinstance(page, TaskPage)
