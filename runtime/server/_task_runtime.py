@@ -343,8 +343,10 @@ class TaskRuntime:
             if kind is LookupTask:
                 return await self._lookup(msg.task_id, msg.owner)
             if kind is ListTasks:
-                page = await self.backend.list(msg.owner, cursor=msg.cursor, limit=msg.limit)
-                return page
+                try:
+                    return await self.backend.list(msg.owner, cursor=msg.cursor, limit=msg.limit)
+                except ValueError as exc:  # a malformed cursor: the caller's mistake, not the backend's
+                    return exc
             if kind is CancelTask:
                 return await self._cancel(msg)
             if kind is AwaitTask:
@@ -361,8 +363,6 @@ class TaskRuntime:
                 return await self.backend.get(msg.task_id)
             if kind is ExpireTasks:
                 return await self._expire()
-        except ValueError as exc:  # a malformed cursor: the caller's mistake
-            return exc
         except Exception as exc:
             return StoreFailed(exc)
         raise TypeError(f"TaskRuntime got an unknown message {msg!r}")
