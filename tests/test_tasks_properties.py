@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcpvisor.backends import MemorySessionStore, MemoryTaskBackend, TaskBackend, TaskStatus
 from mcpvisor.backends._sqlite import SQLiteTaskBackend
-from mcpvisor.runtime.protocol import JsonRpcError
+from mcpvisor.runtime.protocol import JsonRpcError, Request, Response
 from mcpvisor.runtime.server import Context, CrashSession, Server, ToolError, start_server
 from mcpvisor.runtime.server._task_runtime import AlreadyTerminal, CancelTask, TaskRecord, TaskRuntime
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
@@ -48,6 +48,8 @@ async def job(key: str, ctx: Context) -> str:
                 raise ToolError("the job failed")
             elif command == "raise":
                 raise RuntimeError("a bug in the job")
+            elif command == "ask":  # input_required until the client answers
+                await ctx.elicit("Go on?", {"type": "object", "properties": {}})
         return "inbox closed"
     finally:
         alive[key] = False
@@ -66,7 +68,19 @@ class Model:
     status: str = "working"
 
 
-OPS = ("create", "progress", "complete", "fail", "raise", "cancel", "crash", "restart", "expire")
+OPS = (
+    "create",
+    "progress",
+    "complete",
+    "fail",
+    "raise",
+    "ask",
+    "answer",
+    "cancel",
+    "crash",
+    "restart",
+    "expire",
+)
 steps = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, MAX_TASKS - 1)), min_size=1, max_size=20)
 
 
@@ -102,7 +116,7 @@ async def run_steps(ops: list[tuple[str, int]], make_backend: Any) -> None:
                 continue
             assert not expired, f"{model.key} still there after its ttl"
             assert got["status"] == model.status, (model, got)
-            if model.status != "working":
+            if model.status in ("completed", "failed", "cancelled"):
                 assert not alive.get(model.key), f"{model.key} is {model.status} but its body still runs"
         listed = {t["taskId"] for t in (await client.request("tasks/list"))["tasks"]}
         assert listed == {m.task_id for m in models if now < m.expires_at}
@@ -112,13 +126,17 @@ async def run_steps(ops: list[tuple[str, int]], make_backend: Any) -> None:
         while True:
             async with (
                 server() as running,
-                open_memory_client(running, initialize=session_id is None, close=False) as client,
+                open_memory_client(
+                    running, initialize=session_id is None, close=False, capabilities={"elicitation": {}}
+                ) as client,
             ):
                 if session_id is None:
                     session_id = client.session_id
                 else:
                     assert await running.resume_session(session_id)
                     client.session_id = session_id
+                # The body's elicitation requests come on the standalone stream (no tasks/result waits).
+                asks = running.standalone_stream(session_id)
                 restart = False
                 while pending and not restart:
                     op, index = pending.pop(0)
@@ -134,19 +152,37 @@ async def run_steps(ops: list[tuple[str, int]], make_backend: Any) -> None:
                         )
                         task_id = created["task"]["taskId"]
                         models.append(Model(key, task_id, trio.current_time() + TTL))
-                    elif op in ("progress", "complete", "fail", "raise") and target is not None:
+                    elif op in ("progress", "complete", "fail", "raise", "ask") and target is not None:
                         commands[target.key].send_nowait(op)
-                        if op != "progress":
+                        if op == "ask":
+                            target.status = "input_required"
+                        elif op != "progress":
                             target.status = "completed" if op == "complete" else "failed"
+                    elif op == "answer":
+                        waiting = {m.task_id: m for m in models if m.status == "input_required"}
+                        for _ in range(100):
+                            try:
+                                message = asks.receive_nowait()
+                            except trio.WouldBlock:
+                                break
+                            if not isinstance(message, Request):
+                                continue
+                            related = (message.params or {})["_meta"]["io.modelcontextprotocol/related-task"]
+                            model = waiting.get(related["taskId"])
+                            if model is not None and trio.current_time() < model.expires_at:
+                                await running.submit(session_id, Response(message.id, {"action": "accept"}))
+                                model.status = "working"
                     elif op == "cancel" and models:
                         model = models[index % len(models)]
                         try:
                             answer = await client.request("tasks/cancel", {"taskId": model.task_id})
                         except JsonRpcError as exc:
                             assert exc.code == -32602
-                            assert model.status != "working" or trio.current_time() >= model.expires_at
+                            ended = model.status not in ("working", "input_required")
+                            assert ended or trio.current_time() >= model.expires_at
                         else:
-                            assert model.status == "working" and answer["status"] == "cancelled"
+                            assert model.status in ("working", "input_required")
+                            assert answer["status"] == "cancelled"
                             model.status = "cancelled"
                     elif op == "crash":
                         with pytest.raises(JsonRpcError):
@@ -164,7 +200,7 @@ async def run_steps(ops: list[tuple[str, int]], make_backend: Any) -> None:
                     return
             # The server is gone: whatever was working has lost its body; the next one fails it.
             for model in models:
-                if model.status == "working":
+                if model.status in ("working", "input_required"):
                     model.status = "failed"
     finally:
         if not isinstance(backend, MemoryTaskBackend):
