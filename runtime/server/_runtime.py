@@ -4,7 +4,8 @@
 
     ServerSupervisor (rest_for_one)
     ├── StateStoreServer     actor owning the SessionStateStore
-    ├── TaskRuntime          actor owning the TaskBackend
+    ├── TaskRuntime          actor owning the TaskBackend; runs task bodies under the TaskSupervisor
+    ├── TaskSupervisor       DynamicSupervisor; one temporary child per running task body
     ├── EventBus             actor: topic fan-out (resources/updated, list_changed)
     ├── SessionSupervisor    DynamicSupervisor; one temporary child per session, whose keeper
     │   └── session <id>     runs the SessionActor and restarts it under the same id (transient)
