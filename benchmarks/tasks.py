@@ -5,10 +5,13 @@
   is the baseline, so the ratio is what running as a task costs;
 - ``tasks/list`` over 10,000 tasks of one session in pages of 100: the first and the last page's
   time (a cursor is a seek, so the last page must not cost more than the first);
-- bytes held per finished task (memory backend, tracemalloc), after the bodies have ended.
+- bytes held per finished task (memory backend, tracemalloc), after the bodies have ended;
+- the 2026-07-28 pattern (a ``tools/call`` of a task tool, then ``tasks/get`` until completed) on ours
+  and on FastMCP 4.1.4 + fastmcp-tasks (``_baselines/fastmcp_task_bench.py``, its own asyncio process
+  and venv, ``benchmarks/.venv-fastmcp``, given the pins below when it lacks them).
 
 Redis: a redis-server this script starts on a free loopback port and stops by pid (skipped when the
-binary is missing). FastMCP's task support is not measured side by side (see the README).
+binary is missing).
 
 Usage: ``python benchmarks/tasks.py [--duration 2] [--tasks 10000]``; results in
 benchmarks/results/tasks.json.
@@ -200,6 +203,76 @@ async def memory_per_task(count: int, results: dict[str, Any]) -> None:
     log(f"  memory: {per_task:,} bytes held per finished task ({count:,} tasks, tracemalloc)")
 
 
+V2_TASKS = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+
+
+async def v2_round_trip(client: MemoryClient, n: int) -> None:
+    """2026-07-28: tools/call (CreateTaskResult), then tasks/get in a tight loop until completed."""
+    created = await client.request("tools/call", {"name": "add", "arguments": {"a": n, "b": 1}})
+    for _ in range(1_000_000):
+        got = await client.request("tasks/get", {"taskId": created["taskId"]})
+        if got["status"] == "completed":
+            assert got["result"]["structuredContent"] == {"result": n + 1}
+            return
+    raise AssertionError("the task did not complete")
+
+
+async def versus_fastmcp(duration: float, results: dict[str, Any]) -> None:
+    """The SEP-2663 pattern on ours (memory backend), and the same on FastMCP in its own process."""
+    async with (
+        start_server(app) as running,
+        open_memory_client(running, protocol_version="2026-07-28", capabilities=V2_TASKS) as client,
+    ):
+        ours = await measure(client, v2_round_trip, duration)
+    entry: dict[str, Any] = {"mcpvisor": ours}
+    python = await trio.to_thread.run_sync(ensure_fastmcp_venv)
+    if python is not None:
+        script = str(HERE / "_baselines" / "fastmcp_task_bench.py")
+        with trio.fail_after(300):
+            out = await trio.run_process(
+                [str(python), script, "--duration", str(duration)],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                cwd=HERE / "_baselines",
+            )
+        if out.returncode == 0:
+            entry["fastmcp"] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+            entry["ours/fastmcp"] = round(ours["per_s"] / entry["fastmcp"]["per_s"], 2)
+        else:
+            log(f"the FastMCP side failed: {out.stderr.decode()[-2000:]}")
+    results["vs_fastmcp_2026_07_28"] = entry
+    theirs = entry.get("fastmcp")
+    versus = (
+        f"; FastMCP {theirs['per_s']:,}/s p50 {theirs['p50_us']} us ({entry['ours/fastmcp']}x)"
+        if theirs
+        else "; FastMCP not measured"
+    )
+    mine = f"ours {ours['per_s']:,}/s p50 {ours['p50_us']} us"
+    log(f"2026-07-28 create + tasks/get until completed: {mine}{versus}")
+
+
+FASTMCP_VENV = HERE / ".venv-fastmcp"
+FASTMCP_PINS = ("fastmcp==4.1.4", "fastmcp-tasks==4.1.4")
+
+
+def ensure_fastmcp_venv() -> Path | None:
+    """The FastMCP venv (benchmarks/.venv-fastmcp), given fastmcp-tasks when it lacks it."""
+    python = FASTMCP_VENV / "bin" / "python"
+    check = [str(python), "-c", "import fastmcp_tasks"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return python
+    log(f"installing {' '.join(FASTMCP_PINS)} into {FASTMCP_VENV}")
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(FASTMCP_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *FASTMCP_PINS], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"could not set up FastMCP ({exc}): FastMCP side skipped")
+        return None
+    return python
+
+
 async def run(
     args: argparse.Namespace, workdir: str, redis_port: int | None, results: dict[str, Any]
 ) -> None:
@@ -214,6 +287,7 @@ async def run(
         url = backends[name] if name == "memory" else f"sqlite:///{workdir}/paging.db"
         await paging(name, url, args.tasks, pages)
     await memory_per_task(2000, results)
+    await versus_fastmcp(args.duration, results)
 
 
 def main() -> None:
