@@ -8,7 +8,7 @@
 - bytes held per finished task (memory backend, tracemalloc), after the bodies have ended;
 - the 2026-07-28 pattern (a ``tools/call`` of a task tool, then ``tasks/get`` until completed) on ours
   and on FastMCP 4.1.4 + fastmcp-tasks (``_baselines/fastmcp_task_bench.py``, its own asyncio process
-  and venv, ``benchmarks/.venv-fastmcp``, given the pins below when it lacks them).
+  and venv, ``benchmarks/.venv-fastmcp-tasks``, given the pins below when it lacks them).
 
 Redis: a redis-server this script starts on a free loopback port and stops by pid (skipped when the
 binary is missing).
@@ -252,12 +252,13 @@ async def versus_fastmcp(duration: float, results: dict[str, Any]) -> None:
     log(f"2026-07-28 create + tasks/get until completed: {mine}{versus}")
 
 
-FASTMCP_VENV = HERE / ".venv-fastmcp"
+FASTMCP_VENV = HERE / ".venv-fastmcp-tasks"
 FASTMCP_PINS = ("fastmcp==4.1.4", "fastmcp-tasks==4.1.4")
 
 
 def ensure_fastmcp_venv() -> Path | None:
-    """The FastMCP venv (benchmarks/.venv-fastmcp), given fastmcp-tasks when it lacks it."""
+    """The FastMCP tasks venv (benchmarks/.venv-fastmcp-tasks, apart from server.py's 4.1.6 one:
+    fastmcp-tasks tops out at 4.1.4), given the pins when it lacks them."""
     python = FASTMCP_VENV / "bin" / "python"
     check = [str(python), "-c", "import fastmcp_tasks"]
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
