@@ -527,6 +527,7 @@ async def start_server(
     task_node: str = "default",
     task_clock: Callable[[], float] = time.time,
     task_list_page: int = 50,
+    task_prelude_wait: float = 0.1,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -552,8 +553,10 @@ async def start_server(
     ``tasks/list`` answers ``task_list_page`` tasks a page. ``task_node``
     names this process's running-task markers: with several servers on one shared task backend,
     give each a stable name of its own, so one's start-up never fails the tasks another runs.
-    ``task_clock`` stamps task records; it must be the task backend's clock (tests pass
-    ``trio.current_time`` to both, to drive TTLs with a ``MockClock``).
+    ``task_prelude_wait`` is how long a 2026-07-28 task tool's call waits for an inline
+    ``InputRequired`` round before it answers ``CreateTaskResult`` (docs/tasks.md). ``task_clock``
+    stamps task records; it must be the task backend's clock (tests pass ``trio.current_time`` to
+    both, to drive TTLs with a ``MockClock``).
     """
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
@@ -575,7 +578,7 @@ async def start_server(
     )
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
-    running._deps.tasks = TaskClient(registry, list_page=task_list_page)
+    running._deps.tasks = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
     requests = RequestSupervisor(
         server,
         running._deps.handle_request,
