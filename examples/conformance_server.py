@@ -548,6 +548,72 @@ async def test_input_required_result_prompt(ctx: Context) -> str | InputRequired
     return f"Use this context: {context}"
 
 
+# -- background tasks (the 2026-07-28 tasks extension, SEP-2663: the ``tasks-*`` scenarios) ------------
+# A tool with ``task=`` runs as a task when the client declares the extension; ``greet`` never does.
+
+
+@server.tool
+async def greet(name: str) -> str:
+    """A plain, sync-only tool (tasks-lifecycle, tasks-dispatch-and-envelope)."""
+    return f"Hello, {name}!"
+
+
+@server.tool(task="optional")
+async def slow_compute(seconds: float, label: str = "") -> str:
+    """Sleeps ``seconds`` then answers; cancelling the task cancels the sleep (tasks-lifecycle)."""
+    await trio.sleep(seconds)
+    return f"computed {label} after {seconds:g}s"
+
+
+@server.tool(task="required")
+async def failing_job() -> str:
+    """A tool execution error after about a second: ``completed`` with ``isError`` (tasks-lifecycle);
+    ``required``, so without the extension it is -32021 (tasks-required-task-error)."""
+    await trio.sleep(1)
+    raise ToolError("failing_job always fails")
+
+
+@server.tool(task="optional")
+async def protocol_error_job() -> str:
+    """A protocol-level failure: the task ends ``failed`` with an inlined error (tasks-lifecycle)."""
+    raise RuntimeError("protocol_error_job breaks on purpose")
+
+
+@server.tool(task="optional")
+async def confirm_delete(filename: str, ctx: Context) -> str:
+    """Asks for confirmation from inside the task: ``input_required`` until ``tasks/update``
+    (tasks-mrtr-input)."""
+    schema = {"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}
+    answer = await ctx.elicit(f"Delete {filename}?", schema)
+    return f"deleted {filename}" if _accepted(answer, "confirm") else f"kept {filename}"
+
+
+@server.tool(task="optional")
+async def multi_input(ctx: Context) -> str:
+    """Two elicitations at once, so two input requests are pending together (tasks-mrtr-input)."""
+    answers: dict[str, Any] = {}
+
+    async def ask(key: str, message: str) -> None:
+        answers[key] = await ctx.elicit(
+            message, {"type": "object", "properties": {"name": {"type": "string"}}}
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "first", "First name?")
+        nursery.start_soon(ask, "second", "Second name?")
+    return f"got {_accepted(answers['first'], 'name')} and {_accepted(answers['second'], 'name')}"
+
+
+@server.tool(task="required")
+async def test_tool_with_task(ctx: Context) -> str | InputRequired:
+    """An MRTR round first (InputRequired for ``user_name``), then the task (tasks-mrtr-composition)."""
+    name = _accepted(ctx.input_responses.get("user_name"), "name")
+    if not isinstance(name, str):
+        return InputRequired({"user_name": _ask_name()})
+    await trio.sleep(0.5)  # the long part, as a task
+    return f"Hello, {name}! (from a task)"
+
+
 # -- completion -----------------------------------------------------------------------------------------
 
 _ARG1_SUGGESTIONS = ("paris", "park", "party", "test", "testing", "testValue1")

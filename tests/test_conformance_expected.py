@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "conformance.md"
 PACKAGE_JSON = ROOT / "conformance" / "package.json"
 _ROW = re.compile(r"^\|\s*`(?P<name>[^`]+)`\s*\|\s*(?P<status>[^|]+?)\s*\|\s*(?P<reason>.*?)\s*\|\s*$")
-_HEADING = re.compile(r"^###\s+(?P<version>\d{4}-\d{2}-\d{2})\s*$")
+_HEADING = re.compile(r"^###\s+(?P<version>\d{4}-\d{2}-\d{2}|tasks-extension)\s*$")
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,8 @@ class ServerCapabilities:
     completions: JsonObject | None = None
     experimental: JsonObject | None = None
     extensions: JsonObject | None = None
+    #: 2025-11-25 tasks utility (``{"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}``)
+    tasks: JsonObject | None = None
 
 
 @attrs.frozen
@@ -219,6 +221,8 @@ class Tool:
     annotations: ToolAnnotations | None = None
     icons: tuple[Icon, ...] | None = attrs.field(default=None, converter=_opt_tuple)
     meta: JsonObject | None = attrs.field(default=None, metadata=_wire_name("_meta"))
+    #: 2025-11-25 ``execution`` (``{"taskSupport": "optional"}``); None when the tool has no tasks.
+    execution: JsonObject | None = None
 
 
 @attrs.frozen

@@ -54,6 +54,13 @@ NAME_BEARING_METHODS: Final[Mapping[str, str]] = {
 }
 """Method -> the params key mirrored in the `Mcp-Name` header."""
 
+TASK_NAME_METHODS: Final[Mapping[str, str]] = {
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
+"""SEP-2663 tasks methods whose `Mcp-Name` header, when sent, must be the `taskId`."""
+
 CACHEABLE_METHODS: Final = frozenset(
     {
         "tools/list",
@@ -192,6 +199,14 @@ def check_stateless_headers(request: Request, headers: Mapping[str, str]) -> Err
         return error_response(
             request.id, HEADER_MISMATCH, "Mcp-Method header does not match the request's method"
         )
+    task_key = TASK_NAME_METHODS.get(request.method)
+    sent_name = headers.get(NAME_HEADER)
+    # SEP-2663 routing headers: on tasks/* Mcp-Name carries the taskId; checked when sent.
+    if task_key is not None and request.params is not None and sent_name is not None:  # noqa: SIM102
+        if decode_header_value(sent_name) != request.params.get(task_key):
+            return error_response(
+                request.id, HEADER_MISMATCH, f"Mcp-Name header does not match the request's {task_key!r}"
+            )
     name_key = NAME_BEARING_METHODS.get(request.method)
     if name_key is not None and request.params is not None:
         body_value = request.params.get(name_key)

@@ -297,7 +297,11 @@ class Context:
     async def _ask(self, method: str, params: Mapping[str, Any], timeout: float | None) -> Any:
         """A client request on the request's stream; on 2026-07-28 there is none, so the n-th ask of
         the handler ends the round (``NeedsInput``) until the client's retry brings its answer."""
-        if self._inputs is None or not is_stateless(self._env.protocol_version):
+        if (
+            self._inputs is None
+            or not is_stateless(self._env.protocol_version)
+            or getattr(self._env, "blocking_input", False)  # a task body waits for tasks/update
+        ):
             return await self._env.request_client(method, params, timeout)
         self._asks += 1
         key = f"{ASK_PREFIX}{self._asks}"

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+import trio
+from mcpvisor.backends import TaskStatus
+
 from ..protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -27,9 +30,16 @@ from ..protocol import (
     parse_set_level,
     to_wire,
 )
+from ..protocol._tasks import (
+    TaskRequest,
+    create_task_result_v2,
+    declares_tasks_extension,
+    missing_tasks_extension,
+    parse_task_param,
+)
 from ._completion import Completion, completion_of
 from ._context import Context
-from ._env import RequestEnv
+from ._env import NoSessionState, RequestEnv
 from ._errors import CrashSession, MissingClientCapability, ToolError
 from ._handler import invoke
 from ._input_rounds import (
@@ -44,6 +54,27 @@ from ._prompts import bind_prompt, prompt_result
 from ._resources import RegisteredTemplate, read_result
 from ._schema_arguments import SchemaArguments
 from ._server import Server
+from ._task_env import TaskEnv
+from ._task_methods import (
+    cancel_task,
+    get_task,
+    list_tasks,
+    serves_tasks,
+    start_task,
+    task_client_of,
+    task_owner,
+    task_result,
+    update_task,
+)
+from ._task_runtime import (
+    DiscardTask,
+    Prelude,
+    StartTask,
+    TaskControl,
+    TaskOutcome,
+    TaskWork,
+    encode_outcome_error,
+)
 from ._tools import error_result, tool_result
 
 __all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
@@ -116,12 +147,18 @@ async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv
 
 async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
     name, tool = _named(server._tools, "tool", params)
+    task = _task_of(name, tool.task_support, params, env)
     try:
         kwargs = _bind(tool.signature, params.get("arguments"))
     except ArgumentError as exc:
         if env.protocol_version in _PROTOCOL_ERROR_VALIDATION:
             raise
-        return to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+        invalid = to_wire(error_result(f"Invalid arguments for tool {name!r}: {exc.message}"))
+        if task is None:
+            return invalid
+        kwargs, invalid_result = {}, invalid
+    else:
+        invalid_result = None
     handle = kwargs.get(tool.handle_param) if tool.handle_param is not None else None
     if handle is not None:
         try:  # checked before the tool runs: its owner, its lifetime, that it still exists
@@ -130,6 +167,8 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
             return to_wire(error_result(str(exc)))
 
     async def run(ctx: Context) -> Any:
+        if invalid_result is not None:
+            return error_result(invalid_result["content"][0]["text"])
         try:
             return await invoke(
                 tool.handler, kwargs, ctx, lambda value: tool_result(value, tool.wrap, tool.output_check)
@@ -137,7 +176,125 @@ async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv)
         except ToolError as exc:
             return error_result(str(exc))
 
+    if task is not None:
+        return await start_task(env, task, _tool_task_work(server, env, name, params, run))
+    if tool.task_support != "forbidden" and is_stateless(env.protocol_version) and task_client_of(env):
+        if declares_tasks_extension(env.client_capabilities):
+            return await _start_task_v2(server, env, name, params, run)
+        if tool.task_support == "required":
+            raise missing_tasks_extension(f"tool {name!r} (execution.taskSupport 'required')")
     return await _in_rounds(server, env, "tools/call", name, params, run)
+
+
+async def _start_task_v2(
+    server: Server,
+    env: RequestEnv,
+    name: str,
+    params: Mapping[str, Any],
+    run: Callable[[Context], Awaitable[Any]],
+) -> Any:
+    """A 2026-07-28 ``tools/call`` of a task tool (SEP-2663: the server decides to make a task).
+
+    The body starts at once under the TaskSupervisor. If, in its *prelude*, it answers
+    ``InputRequired`` (an MRTR round: the tool gathers what it needs before the long part), the call
+    answers that inline and the task is discarded unseen; otherwise (it asks with ``ctx.elicit``, ends,
+    or is still working after ``prelude_wait``) the call answers a flat ``CreateTaskResult``. A tool
+    error is ``completed`` with ``isError``; ``failed`` is for protocol errors.
+    """
+    client = task_client_of(env)
+    assert client is not None
+    binding = f"tools/call\n{name}"
+    seal = server._state_seal
+    inputs = read_inputs(params, seal, binding)
+    prelude = Prelude()
+
+    async def work(control: TaskControl) -> TaskOutcome | None:
+        ctx = Context(TaskEnv(env, control), inputs)
+        try:
+            value = await run(ctx)
+        except JsonRpcError as exc:
+            prelude.promote()
+            error = encode_outcome_error(exc.code, exc.message, exc.data)
+            return TaskOutcome(TaskStatus.FAILED, error=error, status_message=exc.message)
+        if isinstance(value, InputRequired):
+            if prelude.keep_inline(value):
+                return None
+            message = "the tool answered InputRequired after it became a task: inside a task, use ctx.elicit"
+            error = encode_outcome_error(INTERNAL_ERROR, message)
+            return TaskOutcome(TaskStatus.FAILED, error=error, status_message=message)
+        prelude.promote()
+        return TaskOutcome(TaskStatus.COMPLETED, result=to_wire(value))
+
+    record = await client.call(
+        StartTask(task_owner(env), work, None, "The operation is now in progress.", prelude)
+    )
+    with trio.move_on_after(client.prelude_wait):
+        await prelude.decided.wait()
+    if prelude.promote():
+        return create_task_result_v2(record)
+    await client.call(DiscardTask(record.task_id))
+    inline: InputRequired = prelude.inline
+    lacking = missing_capability(inline.requests, env.client_capabilities)
+    if lacking is not None:
+        raise MissingClientCapability(lacking)
+    return input_required_wire(inline, seal, binding, inputs.asked)
+
+
+def _task_of(name: str, support: str, params: Mapping[str, Any], env: RequestEnv) -> TaskRequest | None:
+    """``params.task`` when this call is to run as a task; the spec's -32601 for a call that breaks the
+    tool's ``execution.taskSupport``. Revisions without the tasks utility ignore ``params.task``."""
+    if not serves_tasks(env):
+        return None
+    task = parse_task_param(params)
+    if task is None and support == "required":
+        raise JsonRpcError(
+            METHOD_NOT_FOUND,
+            f"tool {name!r} must run as a task (execution.taskSupport is 'required'): "
+            'call it with params.task, e.g. {"task": {}}',
+        )
+    if task is not None and support == "forbidden":
+        raise JsonRpcError(
+            METHOD_NOT_FOUND,
+            f"tool {name!r} cannot run as a task (execution.taskSupport is 'forbidden'): "
+            "call it without params.task",
+        )
+    return task
+
+
+def _tool_task_work(
+    server: Server,
+    env: RequestEnv,
+    name: str,
+    params: Mapping[str, Any],
+    run: Callable[[Context], Awaitable[Any]],
+) -> TaskWork:
+    """The body of a task-augmented ``tools/call``: the same rounds as the inline call, in a TaskEnv.
+
+    2025-11-25 says a tool result with ``isError`` makes the task ``failed`` (its result is still what
+    ``tasks/result`` returns); a JSON-RPC error is stored and answered as that error.
+    """
+
+    async def work(control: TaskControl) -> TaskOutcome:
+        task_env = TaskEnv(env, control)
+        try:
+            wire = await _in_rounds(server, task_env, "tools/call", name, params, run)
+        except JsonRpcError as exc:
+            return TaskOutcome(
+                TaskStatus.FAILED,
+                error=encode_outcome_error(exc.code, exc.message, exc.data),
+                status_message=exc.message,
+            )
+        except NoSessionState as exc:
+            return TaskOutcome(
+                TaskStatus.FAILED,
+                error={"code": INTERNAL_ERROR, "message": str(exc)},
+                status_message=str(exc),
+            )
+        if wire.get("isError"):
+            return TaskOutcome(TaskStatus.FAILED, result=wire, status_message="the tool reported an error")
+        return TaskOutcome(TaskStatus.COMPLETED, result=wire)
+
+    return work
 
 
 async def _in_rounds(
@@ -329,4 +486,9 @@ _METHODS: Final[Mapping[str, _Method]] = {
     "prompts/list": _list_prompts,
     "prompts/get": _get_prompt,
     "completion/complete": _complete,
+    "tasks/get": get_task,
+    "tasks/result": task_result,
+    "tasks/list": list_tasks,
+    "tasks/cancel": cancel_task,
+    "tasks/update": update_task,
 }

@@ -204,6 +204,8 @@ class SessionRequestEnv(_StateBinding):
         self.client_capabilities: Mapping[str, Any] = settings.client_capabilities
         self.client_info: Mapping[str, Any] | None = settings.client_info
         self.progress_token: str | int | None = progress_token
+        #: The server's ``TaskClient`` (tasks utility), None when the runtime has no TaskRuntime.
+        self.tasks: Any = actor.deps.tasks
 
     @property
     def log_level(self) -> LoggingLevel | None:
@@ -227,6 +229,11 @@ class SessionRequestEnv(_StateBinding):
             return await wait_client_answer(waiter, timeout)
         finally:
             self._actor.waiters.pop(request_id, None)
+
+    async def send_client_request(self, request: Request) -> None:
+        """Put a server-to-client request made elsewhere (a task body's, routed by the TaskRuntime) on
+        this request's stream; its answer reaches the session, which forwards it to the TaskRuntime."""
+        await self._replies.send(request)
 
     async def set_log_level(self, level: LoggingLevel) -> None:
         await self._actor.call_self(SetLogLevel(level))
@@ -255,6 +262,7 @@ class StatelessRequestEnv(_StateBinding):
         log_level: LoggingLevel | None,
         store: StateStoreClient | None = None,
         handles: HandleTable | None = None,
+        tasks: Any = None,
     ) -> None:
         self._replies = replies
         self._store = store
@@ -267,6 +275,8 @@ class StatelessRequestEnv(_StateBinding):
         self.client_info: Mapping[str, Any] | None = client_info
         self.progress_token: str | int | None = progress_token
         self.log_level: LoggingLevel | None = log_level
+        #: The server's ``TaskClient`` (tasks extension), None when the runtime has no TaskRuntime.
+        self.tasks: Any = tasks
 
     async def send_related(self, notification: Notification) -> None:
         if _log_allowed(notification, self.log_level):

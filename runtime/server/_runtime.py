@@ -4,7 +4,8 @@
 
     ServerSupervisor (rest_for_one)
     ├── StateStoreServer     actor owning the SessionStateStore
-    ├── TaskRuntime          actor owning the TaskBackend
+    ├── TaskRuntime          actor owning the TaskBackend; runs task bodies under the TaskSupervisor
+    ├── TaskSupervisor       DynamicSupervisor; one temporary child per running task body
     ├── EventBus             actor: topic fan-out (resources/updated, list_changed)
     ├── SessionSupervisor    DynamicSupervisor; one temporary child per session, whose keeper
     │   └── session <id>     runs the SessionActor and restarts it under the same id (transient)
@@ -27,6 +28,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -101,6 +103,7 @@ from ._state_store_server import (
 )
 from ._stateless_runner import RequestSupervisor
 from ._stats import ServerStats
+from ._task_methods import TaskClient
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -255,6 +258,14 @@ class RunningServer:
             if row.id == child_id:
                 return row.handle
         return None
+
+    def _deliver_to_owner(self, owner: str, message: Message) -> None:
+        """The TaskRuntime's way out: a session-owned task's status notifications and requests go to
+        the session's standalone stream (whatever incarnation runs it now)."""
+        if owner.startswith("session:"):
+            slot = self._slots.get(owner.removeprefix("session:"))
+            if slot is not None:
+                slot.deliver_standalone(message)
 
     def _record_event(self, event: Any) -> None:
         self.events.append(event)
@@ -616,6 +627,14 @@ async def start_server(
     handle_ttl: float = 24 * 3600.0,
     max_handles: int | None = None,
     protocol: str | None = None,
+    task_ttl: float | None = 3600.0,
+    max_task_ttl: float | None = 86400.0,
+    task_poll_interval: float = 1.0,
+    max_running_tasks: int | None = None,
+    task_node: str = "default",
+    task_clock: Callable[[], float] = time.time,
+    task_list_page: int = 50,
+    task_prelude_wait: float = 0.1,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -648,6 +667,17 @@ async def start_server(
     after ``handle_idle_timeout`` seconds unused (its values stay in the store, the next use restarts
     it); ``max_handles`` bounds the live ones. ``protocol`` serves one era only: ``"2025-11-25"``
     (sessions) or ``"2026-07-28"`` (stateless); None or ``"all"`` serves both.
+
+    Background tasks (docs/tasks.md): a task lives ``task_ttl`` seconds unless its client asks for
+    another ttl (at most ``max_task_ttl``; None: unlimited), clients are told to poll every
+    ``task_poll_interval`` seconds, at most ``max_running_tasks`` bodies run at once, and
+    ``tasks/list`` answers ``task_list_page`` tasks a page. ``task_node``
+    names this process's running-task markers: with several servers on one shared task backend,
+    give each a stable name of its own, so one's start-up never fails the tasks another runs.
+    ``task_prelude_wait`` is how long a 2026-07-28 task tool's call waits for an inline
+    ``InputRequired`` round before it answers ``CreateTaskResult`` (docs/tasks.md). ``task_clock``
+    stamps task records; it must be the task backend's clock (tests pass ``trio.current_time`` to
+    both, to drive TTLs with a ``MockClock``).
     """
     limits = ServerLimits(
         max_sessions=max_sessions,
@@ -677,6 +707,9 @@ async def start_server(
         handle_ttl=handle_ttl,
         protocol=protocol,
     )
+    if task_list_page < 1:
+        raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
+    running._deps.tasks = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
     requests = RequestSupervisor(
         server,
         running._deps.handle_request,
@@ -685,12 +718,33 @@ async def start_server(
         store=client,
         handles=running.handles,
     )
+    requests.tasks = running._deps.tasks
     children = [
         actor_child_spec(
             "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
         ),
         actor_child_spec(
-            "task_runtime", lambda: TaskRuntime(tasks), name=TASK_RUNTIME_NAME, registry=registry
+            "task_runtime",
+            lambda: TaskRuntime(
+                tasks,
+                registry=registry,
+                supervisor=lambda: running._child("task_supervisor"),
+                deliver=running._deliver_to_owner,
+                default_ttl=task_ttl,
+                max_ttl=max_task_ttl,
+                poll_interval=task_poll_interval,
+                node=task_node,
+                max_running=max_running_tasks,
+                clock=task_clock,
+            ),
+            name=TASK_RUNTIME_NAME,
+            registry=registry,
+        ),
+        ChildSpec(
+            "task_supervisor",
+            DynamicSupervisor(max_children=max_running_tasks, name="tasks", on_event=running._record_event),
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
         ),
         actor_child_spec(
             "event_bus",

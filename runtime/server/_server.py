@@ -36,6 +36,7 @@ from ..protocol import (
     param_headers_of,
     to_wire,
 )
+from ..protocol._tasks import TASKS_CAPABILITY, TASKS_EXTENSION, TASKS_VERSION, TaskSupport
 from ._completion import RegisteredCompleter, make_completer
 from ._handler import logger
 from ._input_rounds import StateSeal
@@ -128,6 +129,7 @@ class Server:
         input_schema: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
+        task: TaskSupport | bool | None = None,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -143,6 +145,7 @@ class Server:
         input_schema: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
+        task: TaskSupport | bool | None = None,
     ) -> F | Callable[[F], F]:
         """Register a tool: ``@server.tool`` or ``@server.tool(name=..., ...)``.
 
@@ -151,6 +154,9 @@ class Server:
         replaces the hints with a hand-written JSON Schema, advertised verbatim (see
         ``_schema_arguments.py`` for what the server still checks). ``annotations`` takes a
         ``ToolAnnotations`` or its wire form (``{"readOnlyHint": True}``).
+
+        ``task`` lets clients run the tool as a background task (docs/tasks.md): ``"optional"`` (or
+        ``True``) when they may, ``"required"`` when they must, ``"forbidden"`` (the default) never.
         """
 
         def register(fn: F) -> F:
@@ -178,6 +184,7 @@ class Server:
                 input_schema=input_schema,
                 meta=meta,
                 icons=tuple(icons) if icons else None,
+                task=task,
             )
             self._list_changed("tools")
             return fn
@@ -409,7 +416,20 @@ class Server:
             prompts=PromptsCapability(list_changed=True) if self._prompts else None,
             logging={},
             completions={} if self._completers else None,
+            tasks=TASKS_CAPABILITY if self._offers_tasks(protocol_version) else None,
+            extensions=(
+                {TASKS_EXTENSION: {}}
+                if protocol_version in STATELESS_VERSIONS and self._has_task_tools()
+                else None
+            ),
         )
+
+    def _has_task_tools(self) -> bool:
+        return any(t.task_support != "forbidden" for t in self._tools.values())
+
+    def _offers_tasks(self, protocol_version: str | None) -> bool:
+        """The 2025-11-25 ``tasks`` capability: offered when a tool can run as a task."""
+        return protocol_version in (None, TASKS_VERSION) and self._has_task_tools()
 
     def initialize_result(self, protocol_version: str) -> dict[str, Any]:
         """The wire ``InitializeResult`` at the negotiated ``protocol_version``."""

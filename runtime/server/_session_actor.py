@@ -57,6 +57,7 @@ from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._state_store_server import StateStoreClient, StateStoreUnavailable
+from ._task_runtime import forward_task_answer
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 
@@ -80,6 +81,8 @@ class SessionDeps:
     max_running: int = 128
     #: the server's live state handles (requests of a session may use and open them too)
     handles: Any = None
+    #: The server's ``TaskClient`` (None: no TaskRuntime, e.g. a custom handle_request in tests)
+    tasks: Any = None
 
 
 @attrs.frozen
@@ -157,6 +160,8 @@ class SessionActor:
                 waiter = self.waiters.pop(message.id, None)
                 if waiter is not None:
                     waiter.resolve(message)
+                elif self.deps.tasks is not None:
+                    forward_task_answer(self.deps.registry, message)
         elif isinstance(action, StartSession):
             assert entry is not None
             await self._initialize(action, entry)

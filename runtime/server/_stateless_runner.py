@@ -67,6 +67,8 @@ class RequestSupervisor:
         #: end long-lived ones (listen streams) with a proper final answer
         self.on_stop = on_stop
         self.active = 0
+        #: The server's ``TaskClient``, set by ``start_server`` (None: requests get no tasks)
+        self.tasks: Any = None
         self._nursery: trio.Nursery | None = None
         #: id(replies) -> the cancel scope of the request answering on it (see ``cancel``)
         self._scopes: dict[int, trio.CancelScope] = {}
@@ -148,6 +150,7 @@ class RequestSupervisor:
             log_level=ctx.log_level,
             store=self.store,
             handles=self.handles,
+            tasks=self.tasks,
         )
         answered = False
         try:

@@ -38,6 +38,7 @@ from ..protocol import (
     ToolSignature,
 )
 from ..protocol._schema import _compile, _Invalid, hint_is
+from ..protocol._tasks import TASK_SUPPORT_VALUES
 from ._context import Context
 from ._handler import Handler
 from ._media import Audio, Image
@@ -68,6 +69,8 @@ class RegisteredTool:
     output_check: OutputCheck | None = None
     #: The parameter taking a ``StateHandle`` (checked, then the request's state owner), if any.
     handle_param: str | None = None
+    #: ``forbidden`` / ``optional`` / ``required``: may (must) the tool run as a background task?
+    task_support: str = "forbidden"
 
 
 def handle_parameter(fn: Any, label: str) -> str | None:
@@ -145,7 +148,9 @@ def make_tool(
     meta: Mapping[str, Any] | None,
     icons: Any,
     input_schema: Mapping[str, Any] | None = None,
+    task: str | bool | None = None,
 ) -> RegisteredTool:
+    task_support = _task_support(task, name)
     handler = Handler.wrap(fn, f"tool {name!r}")
     signature: ToolSignature | SchemaArguments = (
         ToolSignature.from_function(fn, exclude={Context})
@@ -165,9 +170,23 @@ def make_tool(
         annotations=annotations,
         icons=icons,
         meta=meta,
+        execution=None if task_support == "forbidden" else {"taskSupport": task_support},
     )
     handle_param = handle_parameter(fn, f"tool {name!r}") if input_schema is None else None
-    return RegisteredTool(tool, signature, handler, wrap, check, handle_param)
+    return RegisteredTool(tool, signature, handler, wrap, check, handle_param, task_support)
+
+
+def _task_support(task: str | bool | None, name: str) -> str:
+    """The decorator's ``task=``: True means ``optional``, False/None ``forbidden``."""
+    if task is None or task is False:
+        return "forbidden"
+    if task is True:
+        return "optional"
+    if task not in TASK_SUPPORT_VALUES:
+        raise ValueError(
+            f"tool {name!r}: task={task!r} is not one of {', '.join(TASK_SUPPORT_VALUES)} (or True/False)"
+        )
+    return task
 
 
 def _as_content(item: Any) -> ContentBlock | None:

@@ -6,6 +6,8 @@
 - ``slow``: counts to ``steps`` with a progress notification per step;
 - ``crash``: raises ``CrashSession``; the log on stderr shows the session's (or the handle's) actor exit
   and restart under the same id, and the next ``counter`` call carries on from the stored value.
+- ``long_job``: a background task (``task="optional"``; docs/tasks.md): call it as a task, crash the
+  session meanwhile, and the task still finishes and its result can still be collected.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ async def crash(ctx: Context, handle: StateHandle | None = None) -> str:
     """Crash this session's actor on purpose (without a session: the actor of the state handle given
     as `handle`); its supervisor restarts it under the same id, with its values."""
     raise CrashSession("the demo's crash tool was called")
+
+
+@server.tool(task="optional")
+async def long_job(ctx: Context, steps: int = 10, delay: float = 1.0) -> str:
+    """Work ``steps`` steps, ``delay`` seconds apart, as a background task when the client asks;
+    it runs under the server's TaskSupervisor, so crashing the session does not stop it."""
+    for step in range(1, steps + 1):
+        await trio.sleep(delay)
+        await ctx.report_progress(step, steps, f"step {step} of {steps}")
+    return f"long job done after {steps} steps"
 
 
 if __name__ == "__main__":
