@@ -16,7 +16,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mcpvisor.backends import MemorySessionStore, MemoryTaskBackend, TaskBackend, TaskStatus
 from mcpvisor.backends._sqlite import SQLiteTaskBackend
@@ -209,6 +209,10 @@ async def run_steps(ops: list[tuple[str, int]], make_backend: Any) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
+# Explicit examples run first on every run, so the seeded-bug test below never depends on what the
+# random search (or its example database) happens to try.
+@example([("create", 0), ("cancel", 0)])
+@example([("create", 0), ("ask", 0), ("cancel", 0), ("create", 1)])
 def test_tasks_follow_the_model_on_memory(ops: list[tuple[str, int]]) -> None:
     trio.run(run_steps, ops, lambda clock: MemoryTaskBackend(clock=clock), clock=trio.testing.MockClock())
 
