@@ -180,11 +180,35 @@ def http_limit_options(sub: argparse.ArgumentParser) -> None:
         type=_count,
         help="longest request head in bytes (default 65536); longer is 431",
     )
+    checks = sub.add_argument_group("DNS-rebinding checks (docs/http.md)")
+    checks.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST",
+        help="a Host header to accept (repeat for more; '*' for any). Default: the loopback names; bound "
+        "to a non-loopback --host, any (with a warning) unless given",
+    )
+    checks.add_argument(
+        "--allowed-origin",
+        action="append",
+        dest="allowed_origins",
+        metavar="ORIGIN",
+        help="a browser Origin to accept, e.g. https://app.example.com (repeat for more; '*' for any). "
+        "Default: http(s) on the loopback names",
+    )
 
 
 def http_limits_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The limits given on the command line, as ``serve_http`` keywords."""
-    names = ("max_connections", "body_timeout", "keep_alive", "max_header_bytes")
+    """The HTTP options given on the command line (limits and checks), as ``serve_http`` keywords."""
+    names = (
+        "max_connections",
+        "body_timeout",
+        "keep_alive",
+        "max_header_bytes",
+        "allowed_hosts",
+        "allowed_origins",
+    )
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 

@@ -5,10 +5,14 @@ A session id is a bearer secret; logs show ``session_label(id)`` instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import urllib.error
+import urllib.request
 
 import pytest
+from _demo_process import start_demo
 from mcpvisor.backends import MemorySessionStore
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import session_label, start_server
@@ -78,3 +82,60 @@ async def test_an_exposed_server_without_a_host_check_warns(caplog: pytest.LogCa
         _warn_if_exposed(mcp_asgi_app(running, allowed_hosts=["*"]), "127.0.0.1")  # loopback: fine
         _warn_if_exposed(mcp_asgi_app(running, allowed_hosts=["mcp.example.com"]), "0.0.0.0")  # checked
         assert caplog.records == []
+
+
+def test_the_cli_names_allowed_hosts_and_origins() -> None:
+    from mcpvisor.cli import _parser, http_limits_of
+
+    args = _parser().parse_args(
+        [
+            "demo",
+            "--allowed-host",
+            "mcp.example.com",
+            "--allowed-host",
+            "*.lan",
+            "--allowed-origin",
+            "https://a.b",
+        ]
+    )
+    assert http_limits_of(args) == {
+        "allowed_hosts": ["mcp.example.com", "*.lan"],
+        "allowed_origins": ["https://a.b"],
+    }
+    assert http_limits_of(_parser().parse_args(["demo"])) == {}  # serve_http's defaults
+
+
+def test_an_allowed_host_flag_reaches_the_server() -> None:
+    proc, url = start_demo("--port", "0", "--allowed-host", "mcp.example.com")
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+    ).encode()
+
+    def post(host: str | None) -> int:
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        if host is not None:
+            headers["host"] = host
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        assert post(None) == 403  # 127.0.0.1 is no longer on the list
+        assert post("mcp.example.com") == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        assert proc.stderr is not None
+        proc.stderr.close()
