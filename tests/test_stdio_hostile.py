@@ -1,0 +1,141 @@
+"""stdio: no message kills the process, and what a tool returns never kills the transport (issue 7).
+
+A real ``mcpvisor`` subprocess for the reported reproductions, and the same inputs in process against
+tools that return lone surrogates, NaN and structures too deep to encode.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+from _hostile_app import HOSTILE_LINES, app
+from mcpvisor.runtime.server import start_server
+from mcpvisor.runtime.transports.stdio import serve_stdio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+INIT: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "c", "version": "1"},
+    },
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def _call(request_id: int, tool: str) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": {}},
+    }
+
+
+def _answers(stdout: str) -> list[Any]:
+    lines = stdout.splitlines()
+    for line in lines:
+        line.encode("utf-8")  # strict: a lone surrogate on the wire would raise here
+    return [json.loads(line, parse_constant=lambda c: f"<{c} on the wire>") for line in lines]
+
+
+def test_the_demo_over_stdio_survives_the_reported_inputs() -> None:
+    lines = [
+        json.dumps(INIT),
+        json.dumps(INITIALIZED),
+        json.dumps(_call(2, "counter")),
+        *HOSTILE_LINES,
+        json.dumps(_call(3, "counter")),
+        '{"jsonrpc":"2.0","id":4,"method":"ping"}',
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "mcpvisor", "demo", "--transport", "stdio"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = _answers(done.stdout)
+    by_id: dict[Any, list[Any]] = {}
+    for answer in answers:
+        assert answer["jsonrpc"] == "2.0"
+        by_id.setdefault(answer.get("id"), []).append(answer)
+    assert by_id[3][0]["result"]["content"][0]["text"].startswith("count = 2 ")  # the session lived on
+    assert by_id[4][0]["result"] == {}
+    for request_id in (5, 6, 8, 9, 10):  # the message was read: its id is answered
+        assert by_id[request_id][0]["error"]["code"] == -32700, by_id[request_id]
+    # the unreadable id, the two floods of nesting (not read at all) and the unreadable notification
+    assert [a["error"]["code"] for a in by_id[None]] == [-32700] * 4
+    assert 7 not in by_id
+    assert "Traceback" not in done.stderr
+
+
+async def _exchange(lines: list[str], wanted: set[Any]) -> dict[Any, list[Any]]:
+    """Feed raw ``lines`` to serve_stdio in process; collect answers until every id in ``wanted`` is in."""
+    stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+    stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+    by_id: dict[Any, list[Any]] = {}
+    with trio.fail_after(20):
+        async with start_server(app) as running, trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
+            )
+            await stdin_send.send_all("".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass"))
+            buffer = b""
+            while not wanted <= {
+                k for k, v in by_id.items() if any("result" in a or "error" in a for a in v)
+            }:
+                chunk = await stdout_receive.receive_some()
+                assert chunk, "stdout closed: the transport died"
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
+                    answer = json.loads(line.decode("utf-8"), parse_constant=lambda c: f"<{c} on the wire>")
+                    by_id.setdefault(answer.get("id"), []).append(answer)
+            await stdin_send.aclose()
+    return by_id
+
+
+async def test_tools_returning_what_json_cannot_carry_answer_their_request_over_stdio() -> None:
+    calls = [
+        "surrogate_text",
+        "surrogate_structured",
+        "nan_structured",
+        "surrogate_log",
+        "nan_progress",
+        "nan_elicit",
+        "deep_result",
+        "counter",
+    ]
+    lines = [json.dumps(INIT), json.dumps(INITIALIZED)]
+    lines += [json.dumps(_call(10 + i, tool)) for i, tool in enumerate(calls)]
+    by_id = await _exchange(lines, {10 + i for i in range(len(calls))})
+    final = {k: v[-1] for k, v in by_id.items()}
+    assert final[10]["result"]["content"][0]["text"] == "before \ufffd after"
+    assert final[11]["result"]["structuredContent"] == {"text": "\ufffd", "\ufffd": "key"}
+    assert final[12]["error"]["code"] == -32603 and "JSON" in final[12]["error"]["message"]
+    assert final[13]["result"]["content"][0]["text"] == "logged"
+    notes = [a for a in by_id[None] if a.get("method")]
+    assert {"log \ufffd", "progress \ufffd"} <= {
+        n["params"].get("data", n["params"].get("message")) for n in notes
+    }
+    assert final[14]["error"]["code"] == -32603  # NaN progress: the handler is told, the request fails
+    assert final[15]["error"]["code"] == -32603  # an elicitation JSON cannot carry is never sent
+    assert final[16]["error"]["code"] == -32603
+    assert final[17]["result"]["structuredContent"] == {"result": 1}
+    assert all("NaN" not in json.dumps(a) for answers in by_id.values() for a in answers)
