@@ -59,7 +59,7 @@ def _call(request_id: int, tool: str) -> bytes:
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "tools/call",
-        "params": {"name": tool, "arguments": {}},
+        "params": {"name": tool, "arguments": {}, "_meta": {"progressToken": request_id}},
     }
     return json.dumps(body).encode()
 
@@ -83,6 +83,11 @@ async def test_tools_returning_what_json_cannot_carry_answer_well_formed(
     async with served(http_server) as url, httpx2.AsyncClient(timeout=20) as client:
         session = await _open(client, url)
         headers = {**accept, **session, "content-type": "application/json"}
+        set_level = {"jsonrpc": "2.0", "id": 9, "method": "logging/setLevel", "params": {"level": "info"}}
+        leveled = await client.post(url, json=set_level, headers={**JSON_ONLY, **session})
+        assert leveled.json()["result"] == {}
+
+        related: list[Any] = []
 
         async def final(request_id: int, tool: str) -> dict[str, Any]:
             response = await client.post(url, content=_call(request_id, tool), headers=headers)
@@ -91,6 +96,9 @@ async def test_tools_returning_what_json_cannot_carry_answer_well_formed(
                 messages = sse_messages(response.content)
             else:
                 messages = [strict_json(response.content)]
+            related.extend(
+                m["params"].get("data", m["params"].get("message")) for m in messages if "method" in m
+            )
             answers = [m for m in messages if m.get("id") == request_id and ("result" in m or "error" in m)]
             assert len(answers) == 1, messages
             return dict(answers[0])
@@ -100,6 +108,8 @@ async def test_tools_returning_what_json_cannot_carry_answer_well_formed(
         assert structured == {"text": "\ufffd", "\ufffd": "key"}
         assert (await final(12, "nan_structured"))["error"]["code"] == -32603
         assert (await final(13, "surrogate_log"))["result"]["content"][0]["text"] == "logged"
+        if accept is BOTH:  # the log and the progress went out on the request's stream, repaired
+            assert {"log \ufffd", "progress \ufffd"} <= set(related)
         assert (await final(14, "nan_progress"))["error"]["code"] == -32603
         assert (await final(15, "deep_result"))["error"]["code"] == -32603
         assert (await final(16, "counter"))["result"]["structuredContent"] == {"result": 1}

@@ -27,7 +27,7 @@ INIT: dict[str, Any] = {
     "method": "initialize",
     "params": {
         "protocolVersion": "2025-11-25",
-        "capabilities": {},
+        "capabilities": {"elicitation": {}},
         "clientInfo": {"name": "c", "version": "1"},
     },
 }
@@ -39,7 +39,7 @@ def _call(request_id: int, tool: str) -> dict[str, Any]:
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "tools/call",
-        "params": {"name": tool, "arguments": {}},
+        "params": {"name": tool, "arguments": {}, "_meta": {"progressToken": request_id}},
     }
 
 
@@ -85,28 +85,37 @@ def test_the_demo_over_stdio_survives_the_reported_inputs() -> None:
     assert "Traceback" not in done.stderr
 
 
-async def _exchange(lines: list[str], wanted: set[Any]) -> dict[Any, list[Any]]:
-    """Feed raw ``lines`` to serve_stdio in process; collect answers until every id in ``wanted`` is in."""
+async def _exchange(setup: list[str], lines: list[str], wanted: set[Any]) -> dict[Any, list[Any]]:
+    """Feed raw ``setup`` lines to serve_stdio in process, wait for the answers to its requests, then
+    ``lines``; collect answers until every id in ``wanted`` is answered."""
     stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
     stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
     by_id: dict[Any, list[Any]] = {}
+    buffer = b""
+
+    async def until_answered(ids: set[Any]) -> None:
+        nonlocal buffer
+        while not ids <= {k for k, v in by_id.items() if any("result" in a or "error" in a for a in v)}:
+            chunk = await stdout_receive.receive_some()
+            assert chunk, "stdout closed: the transport died"
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                answer = json.loads(line.decode("utf-8"), parse_constant=lambda c: f"<{c} on the wire>")
+                by_id.setdefault(answer.get("id"), []).append(answer)
+
+    def raw(batch: list[str]) -> bytes:
+        return "".join(line + "\n" for line in batch).encode("utf-8", "surrogatepass")
+
     with trio.fail_after(20):
         async with start_server(app) as running, trio.open_nursery() as nursery:
             nursery.start_soon(
                 functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
             )
-            await stdin_send.send_all("".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass"))
-            buffer = b""
-            while not wanted <= {
-                k for k, v in by_id.items() if any("result" in a or "error" in a for a in v)
-            }:
-                chunk = await stdout_receive.receive_some()
-                assert chunk, "stdout closed: the transport died"
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for line in complete:
-                    answer = json.loads(line.decode("utf-8"), parse_constant=lambda c: f"<{c} on the wire>")
-                    by_id.setdefault(answer.get("id"), []).append(answer)
+            await stdin_send.send_all(raw(setup))
+            await until_answered({json.loads(line)["id"] for line in setup if '"id"' in line})
+            await stdin_send.send_all(raw(lines))
+            await until_answered(wanted)
             await stdin_send.aclose()
     return by_id
 
@@ -122,9 +131,10 @@ async def test_tools_returning_what_json_cannot_carry_answer_their_request_over_
         "deep_result",
         "counter",
     ]
-    lines = [json.dumps(INIT), json.dumps(INITIALIZED)]
-    lines += [json.dumps(_call(10 + i, tool)) for i, tool in enumerate(calls)]
-    by_id = await _exchange(lines, {10 + i for i in range(len(calls))})
+    set_level = {"jsonrpc": "2.0", "id": 9, "method": "logging/setLevel", "params": {"level": "info"}}
+    setup = [json.dumps(INIT), json.dumps(INITIALIZED), json.dumps(set_level)]
+    lines = [json.dumps(_call(10 + i, tool)) for i, tool in enumerate(calls)]
+    by_id = await _exchange(setup, lines, {10 + i for i in range(len(calls))})
     final = {k: v[-1] for k, v in by_id.items()}
     assert final[10]["result"]["content"][0]["text"] == "before \ufffd after"
     assert final[11]["result"]["structuredContent"] == {"text": "\ufffd", "\ufffd": "key"}
@@ -138,4 +148,4 @@ async def test_tools_returning_what_json_cannot_carry_answer_their_request_over_
     assert final[15]["error"]["code"] == -32603  # an elicitation JSON cannot carry is never sent
     assert final[16]["error"]["code"] == -32603
     assert final[17]["result"]["structuredContent"] == {"result": 1}
-    assert all("NaN" not in json.dumps(a) for answers in by_id.values() for a in answers)
+    assert all("on the wire>" not in json.dumps(a) for answers in by_id.values() for a in answers)
