@@ -149,3 +149,30 @@ async def test_tools_returning_what_json_cannot_carry_answer_their_request_over_
     assert final[16]["error"]["code"] == -32603
     assert final[17]["result"]["structuredContent"] == {"result": 1}
     assert all("on the wire>" not in json.dumps(a) for answers in by_id.values() for a in answers)
+
+
+async def test_a_full_server_answers_initialize_over_stdio_instead_of_dying() -> None:
+    """``create_session`` raising ``SessionBusy`` (``max_sessions`` reached) once escaped the stdio loop."""
+    with trio.fail_after(20):
+        async with start_server(app, max_sessions=1) as running, trio.open_nursery() as nursery:
+            pipes = []
+            for _ in range(2):
+                stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+                stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+                nursery.start_soon(
+                    functools.partial(serve_stdio, running, stdin=stdin_receive, stdout=stdout_send)
+                )
+                pipes.append((stdin_send, stdout_receive))
+
+            async def ask(index: int, line: str) -> Any:
+                stdin_send, stdout_receive = pipes[index]
+                await stdin_send.send_all(line.encode() + b"\n")
+                return json.loads(await stdout_receive.receive_some())
+
+            assert "result" in await ask(0, json.dumps(INIT))  # the only session the server may hold
+            refused = await ask(1, json.dumps(INIT))
+            assert refused["id"] == 1 and refused["error"]["code"] == -32603
+            assert "busy" in refused["error"]["message"]
+            assert (await ask(1, '{"jsonrpc":"2.0","id":2,"method":"ping"}'))["id"] == 2  # still serving
+            for stdin_send, _ in pipes:
+                await stdin_send.aclose()
