@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from _fake_port import fake_port
 from _hostile_app import HOSTILE_LINES, app
 from mcpvisor.runtime.server import start_server
 from mcpvisor.runtime.transports.stdio import serve_stdio
@@ -176,3 +177,25 @@ async def test_a_full_server_answers_initialize_over_stdio_instead_of_dying() ->
             assert (await ask(1, '{"jsonrpc":"2.0","id":2,"method":"ping"}'))["id"] == 2  # still serving
             for stdin_send, _ in pipes:
                 await stdin_send.aclose()
+
+
+async def test_a_port_that_raises_costs_the_request_not_the_stdio_loop() -> None:
+    """A bug behind the port (``submit`` raising) is -32603 for that request; the loop keeps serving."""
+    with trio.fail_after(20):
+        async with fake_port() as port, trio.open_nursery() as nursery:
+            stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+            stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+            nursery.start_soon(functools.partial(serve_stdio, port, stdin=stdin_receive, stdout=stdout_send))
+
+            async def ask(line: str) -> Any:
+                await stdin_send.send_all(line.encode() + b"\n")
+                return json.loads(await stdout_receive.receive_some())
+
+            assert "result" in await ask(json.dumps(INIT))
+            port.broken = True
+            await stdin_send.send_all(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')  # dropped
+            failed = await ask('{"jsonrpc":"2.0","id":2,"method":"echo"}')
+            assert failed["id"] == 2 and failed["error"] == {"code": -32603, "message": "Internal error"}
+            port.broken = False
+            assert (await ask('{"jsonrpc":"2.0","id":3,"method":"echo","params":{"x":1}}'))["id"] == 3
+            await stdin_send.aclose()
