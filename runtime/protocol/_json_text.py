@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
+from itertools import accumulate
 from typing import Final
 
 MAX_DEPTH: Final = 128
@@ -39,8 +41,15 @@ class NotJsonText(ValueError):
         self.obj = obj
 
 
-# A JSON string (skipped whole, so brackets inside it do not count) or one bracket.
-_TOKEN: Final = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+# A JSON string (removed before counting brackets, so brackets inside one do not count).
+_STRING: Final = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]++")
+_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Every byte but the four brackets (UTF-8 never uses ASCII bytes inside a multi-byte character).
+_NOT_BRACKET_BYTES: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_BYTE_STEP: Final = [0] * 256
+_BYTE_STEP[ord("[")] = _BYTE_STEP[ord("{")] = 1
+_BYTE_STEP[ord("]")] = _BYTE_STEP[ord("}")] = -1
 # A \u escape that may produce half of a surrogate pair (a false alarm on an escaped backslash is fine).
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -51,19 +60,21 @@ def has_lone_surrogate(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
-def _too_deep(text: str) -> bool:
-    if text.count("[") + text.count("{") <= MAX_DEPTH:  # the common case: no scan at all
+def _deepest(steps: Iterable[int]) -> int:
+    return max(accumulate(steps), default=0)
+
+
+def _too_deep(data: bytes, text: str) -> bool:
+    """Whether arrays and objects nest deeper than `MAX_DEPTH`. Regex, translate, map, accumulate and
+    max all run in C: no Python-level loop per character."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:  # the common case: no scan at all
         return False
-    depth = 0
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token == "[" or token == "{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif token == "]" or token == "}":
-            depth -= 1
-    return False
+    # Brackets inside strings count here, so this bound is never below the true depth ...
+    if _deepest(map(_BYTE_STEP.__getitem__, data.translate(None, _NOT_BRACKET_BYTES))) <= MAX_DEPTH:
+        return False
+    # ... and only past it are the strings taken out, which costs about as much as parsing.
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return _deepest(map(_STEP.__getitem__, brackets)) > MAX_DEPTH
 
 
 def _holds_lone_surrogate(obj: object) -> bool:
@@ -81,31 +92,43 @@ def _holds_lone_surrogate(obj: object) -> bool:
     return False
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e999 and friends: Python reads them as infinity
+        raise _NotFinite(literal)
+    return value
+
+
+_STRICT: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+"""One decoder for every message: ``json.loads`` with hooks would build a new one per call."""
+
+
 def loads(data: bytes | str) -> object:
     """Read one JSON text; raises `NotJsonText` (or another `ValueError` for plain bad JSON)."""
-    text = data if isinstance(data, str) else bytes(data).decode("utf-8")  # strict: no surrogate bytes
-    if _too_deep(text):
+    if isinstance(data, str):  # a str may hold surrogates already (an in-process peer)
+        text, raw, given_text = data, data.encode("utf-8", "surrogatepass"), True
+    else:
+        raw = bytes(data)
+        text, given_text = raw.decode("utf-8"), False  # strict: surrogate bytes are not UTF-8
+    if _too_deep(raw, text):
         raise NotJsonText(f"nested deeper than {MAX_DEPTH} levels")
-    refused: list[str] = []
-
-    def constant(name: str) -> None:
-        refused.append(name)
-
-    def number(literal: str) -> float:
-        value = float(literal)
-        if not math.isfinite(value):
-            refused.append(literal)
-        return value
-
     try:
-        obj = json.loads(text, parse_constant=constant, parse_float=number)
+        obj = _STRICT.decode(text)
+    except _NotFinite as exc:
+        # Read it again leniently (a rare path) only to find the id to answer.
+        reason = f"{exc} is not a JSON number (JSON has no NaN or Infinity)"
+        raise NotJsonText(reason, json.loads(text)) from None
     except RecursionError:  # not reachable past _too_deep, but never let it out
         raise NotJsonText("nested too deep") from None
-    if refused:
-        raise NotJsonText(f"{refused[0]} is not a JSON number (JSON has no NaN or Infinity)", obj)
-    suspect = _SURROGATE_ESCAPE.search(text) is not None or (
-        isinstance(data, str) and has_lone_surrogate(text)
-    )
+    suspect = _SURROGATE_ESCAPE.search(text) is not None or (given_text and has_lone_surrogate(text))
     if suspect and _holds_lone_surrogate(obj):
         raise NotJsonText(
             "a string holds a lone surrogate (such as \\ud800), which is not valid Unicode", obj
