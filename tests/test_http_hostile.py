@@ -113,3 +113,15 @@ async def test_tools_returning_what_json_cannot_carry_answer_well_formed(
         assert (await final(14, "nan_progress"))["error"]["code"] == -32603
         assert (await final(15, "deep_result"))["error"]["code"] == -32603
         assert (await final(16, "counter"))["result"]["structuredContent"] == {"result": 1}
+
+
+@pytest.mark.parametrize("last_event_id", ["1" * 5000 + "-1", "1-" + "1" * 5000])
+async def test_a_last_event_id_too_long_for_int_is_not_ours(http_server: str, last_event_id: str) -> None:
+    """``int()`` refuses more than 4,300 digits: such an id once answered 500 instead of being unknown."""
+    async with served(http_server) as url, httpx2.AsyncClient(timeout=20) as client:
+        session = await _open(client, url)
+        headers = {**session, "accept": "text/event-stream", "last-event-id": last_event_id}
+        async with client.stream("GET", url, headers=headers) as response:
+            # not an id we issued: a fresh standalone stream, as for any unknown id
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
