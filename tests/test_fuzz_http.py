@@ -45,7 +45,11 @@ TOOLS = (
     "deep_result",
 )
 ACCEPTS = ("application/json, text/event-stream", "application/json", "text/event-stream", "*/*")
-CLEAN_STATUSES = {200, 202, 400, 404, 405, 406, 413, 415, 429}
+CLEAN_STATUSES = {200, 202, 204, 400, 403, 404, 405, 406, 413, 415, 429}
+#: Header values http.client can send: visible Latin-1 (obs-text included), spaces and tabs.
+HEADER_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=30
+)
 
 
 class _Server:
@@ -93,11 +97,21 @@ class _Server:
             self.log.write(line)
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        return self.request("POST", body, {"content-type": "application/json", **headers})
+
+    def request(
+        self, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One exchange on a fresh connection. A GET's SSE stream may stay open by design: its body
+        is not read."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
         try:
-            conn.request("POST", "/mcp", body=body, headers={"content-type": "application/json", **headers})
+            conn.request(method, "/mcp", body=body, headers=headers)
             response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            answer_headers = {k.lower(): v for k, v in response.getheaders()}
+            if method == "GET" and answer_headers.get("content-type", "").startswith("text/event-stream"):
+                return response.status, answer_headers, b""
+            return response.status, answer_headers, response.read()
         finally:
             conn.close()
 
@@ -209,6 +223,66 @@ def test_fuzz_http_bodies(tmp_path: Path, http_server: str) -> None:
 
         fuzz()
         assert _call(server, bystander, "peek") == 2  # the bystander's state is untouched
+    finally:
+        code = server.stop()
+    assert code == 0, server.tail()
+
+
+@st.composite
+def _any_request(draw: st.DrawFn, session_id: str, ids: Ids) -> tuple[str, bytes | None, dict[str, str]]:
+    """Any method, each MCP header absent, meaningful or junk, and a body for POST."""
+    method = draw(st.sampled_from(["GET", "POST", "POST", "DELETE", "OPTIONS", "PUT"]))
+
+    def pick(*meaningful: str) -> str | None:
+        return draw(st.one_of(st.none(), st.sampled_from(meaningful), HEADER_TEXT))
+
+    candidates = {
+        "accept": pick(*ACCEPTS),
+        "content-type": pick("application/json", "application/json; charset=utf-8", "text/plain"),
+        "mcp-session-id": pick(session_id, session_id, "0" * 32),
+        "mcp-protocol-version": pick("2025-03-26", "2025-11-25", "2026-07-28"),
+        "last-event-id": pick("0-0", "1-1", "1" * 30 + "-1", "-"),
+        "origin": pick("http://localhost", "http://127.0.0.1:1", "https://evil.example", "null"),
+        "mcp-method": pick("tools/call", "ping"),
+        "mcp-name": pick("peek", "=?base64?cGVlaw==?=", "=?base64?!!?="),
+        "mcp-param-region": pick("eu", "=?base64?ZXU=?="),
+        "authorization": pick("Bearer x"),
+    }
+    headers = {name: value for name, value in candidates.items() if value is not None}
+    body = None
+    if method == "POST":
+        body = draw(st.one_of(shaped(ids, TOOLS), raw_bytes(ids))).data
+    return method, body, headers
+
+
+@pytest.mark.parametrize("http_server", ["h11", "hypercorn"])
+def test_fuzz_http_headers_and_methods(tmp_path: Path, http_server: str) -> None:
+    """Every method with fuzzed MCP headers (session, versions, Last-Event-ID, Origin, Mcp-*)."""
+    server = _Server(tmp_path, http_server)
+    try:
+        bystander = _initialize(server)
+        assert _call(server, bystander, "counter") == 1
+        rounds = [0]
+
+        @fuzz_settings(100)
+        @given(st.data())
+        def fuzz(data: st.DataObject) -> None:
+            rounds[0] += 1
+            fuzz_session = _initialize(server, data.draw(st.sampled_from(["2025-03-26", "2025-11-25"])))
+            ids = Ids(rounds[0])
+            for _ in range(data.draw(st.integers(1, 4), label="requests")):
+                method, body, headers = data.draw(_any_request(fuzz_session, ids), label="request")
+                status, answer_headers, answer = server.request(method, body, headers)
+                assert status in CLEAN_STATUSES, (status, method, headers, answer[:300], server.tail())
+                if answer:
+                    messages = _messages(status, answer_headers, answer)
+                    list(finals(messages))
+                    if status >= 400:
+                        assert len(messages) == 1 and "error" in messages[0], (status, messages)
+            assert server.proc.poll() is None
+
+        fuzz()
+        assert _call(server, bystander, "peek") == 1  # the bystander's state is untouched
     finally:
         code = server.stop()
     assert code == 0, server.tail()
