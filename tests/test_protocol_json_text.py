@@ -176,3 +176,8 @@ def test_check_sendable_names_what_json_cannot_carry() -> None:
 def test_encode_of_any_text_is_valid_utf8_json(text: str) -> None:
     out = _wire(encode(Response(1, {"t": text, text: 1})))
     assert isinstance(out, dict) and out["id"] == 1
+
+
+def test_a_utf8_byte_order_mark_is_ignored_as_before() -> None:
+    """RFC 8259 lets a reader ignore a BOM, and ``json.loads(bytes)`` always did: strict UTF-8 keeps that."""
+    assert parse_message(b'\xef\xbb\xbf{"jsonrpc":"2.0","id":1,"method":"ping"}') == Request(1, "ping")
