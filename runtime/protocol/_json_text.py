@@ -16,6 +16,7 @@ module is the one place that reads and writes JSON text for JSON-RPC, with one r
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -117,6 +118,8 @@ def loads(data: bytes | str) -> object:
         text, raw, given_text = data, data.encode("utf-8", "surrogatepass"), True
     else:
         raw = bytes(data)
+        if raw.startswith(codecs.BOM_UTF8):  # RFC 8259 lets a reader ignore it; json.loads(bytes) did
+            raw = raw[len(codecs.BOM_UTF8) :]
         text, given_text = raw.decode("utf-8"), False  # strict: surrogate bytes are not UTF-8
     if _too_deep(raw, text):
         raise NotJsonText(f"nested deeper than {MAX_DEPTH} levels")
