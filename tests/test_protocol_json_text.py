@@ -181,3 +181,12 @@ def test_encode_of_any_text_is_valid_utf8_json(text: str) -> None:
 def test_a_utf8_byte_order_mark_is_ignored_as_before() -> None:
     """RFC 8259 lets a reader ignore a BOM, and ``json.loads(bytes)`` always did: strict UTF-8 keeps that."""
     assert parse_message(b'\xef\xbb\xbf{"jsonrpc":"2.0","id":1,"method":"ping"}') == Request(1, "ping")
+
+
+def test_an_unreadable_response_from_the_client_is_not_answered_with_its_id() -> None:
+    """A response's id is one the server chose: an error naming it would look like an answer to one of
+    the client's own requests. Only a request's id is echoed."""
+    reply = _parse_error('{"jsonrpc":"2.0","id":"mcpvisor-0-1","result":{"action":NaN}}')
+    assert reply.id is None
+    reply = _parse_error(r'{"jsonrpc":"2.0","id":"mcpvisor-0-1","error":{"code":1,"message":"\ud800"}}')
+    assert reply.id is None
