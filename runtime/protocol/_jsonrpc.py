@@ -187,7 +187,9 @@ def _unreadable(exc: ValueError) -> Malformed:
     if not isinstance(exc, NotJsonText):
         return _malformed(None, PARSE_ERROR, "Parse error")
     obj = exc.obj
-    raw_id = obj.get("id") if isinstance(obj, dict) else None
+    # Only a request's id: a response's id is one the server chose, and an error naming it would read
+    # as the answer to a request of the client's own.
+    raw_id = obj.get("id") if isinstance(obj, dict) and "method" in obj else None
     readable = _is_id(raw_id) and not (isinstance(raw_id, str) and has_lone_surrogate(raw_id))
     return _malformed(raw_id if readable else None, PARSE_ERROR, f"Parse error: {exc.reason}")
 
