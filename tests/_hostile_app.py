@@ -83,3 +83,12 @@ async def deep_result(ctx: Context) -> dict[str, Any]:
     for _ in range(5000):
         deep = [deep]
     return {"deep": deep}
+
+
+@app.tool()
+async def ask(ctx: Context) -> str:
+    """A server-to-client request whose answer the fuzz tests make up (bounded: they may never answer)."""
+    answer = await ctx.elicit(
+        "name?", {"type": "object", "properties": {"name": {"type": "string"}}}, timeout=0.5
+    )
+    return repr(answer)[:200]

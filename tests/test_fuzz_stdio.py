@@ -20,10 +20,12 @@ from typing import Any
 import trio
 import trio.testing
 from _fuzz_messages import (
+    JSON_VALUES,
     VERSIONS,
     Ids,
     Sent,
     check_answers,
+    dumps,
     finals,
     fuzz_settings,
     raw_bytes,
@@ -86,11 +88,15 @@ class _Client:
 
     async def until(self, ids: set[Any]) -> None:
         while not ids <= {m.get("id") for m in finals(self.messages)}:
-            chunk = await self.stdout.receive_some()
-            assert chunk, "stdout ended: the transport died"
-            self._buffer += chunk
-            *lines, self._buffer = self._buffer.split(b"\n")
-            self.messages.extend(strict_json(line) for line in lines)
+            await self.more()
+
+    async def more(self) -> None:
+        """Read what the server wrote next."""
+        chunk = await self.stdout.receive_some()
+        assert chunk, "stdout ended: the transport died"
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        self.messages.extend(strict_json(line) for line in lines)
 
 
 async def _run_in_process(inputs: list[Sent], version: str) -> None:
@@ -126,6 +132,58 @@ def test_fuzz_stdio_in_process(data: st.DataObject) -> None:
     item = st.one_of(shaped(ids, TOOLS, batches=batches), raw_bytes(ids))
     inputs = data.draw(st.lists(item, min_size=1, max_size=10), label="inputs")
     trio.run(_run_in_process, inputs, version)
+
+
+async def _answer_the_server(answer: Any, version: str) -> None:
+    with trio.fail_after(15):
+        async with start_server(app) as port, trio.open_nursery() as nursery:
+            client = _Client(nursery, port)
+            params = {
+                "protocolVersion": version,
+                "capabilities": {"elicitation": {}},
+                "clientInfo": {"name": "f", "version": "1"},
+            }
+            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+            await client.send(json.dumps(init).encode(), INITIALIZED, _tool(2, "ask"))
+            while not any(m.get("method") == "elicitation/create" for m in client.messages):
+                await client.more()
+            asked = next(m for m in client.messages if m.get("method") == "elicitation/create")
+            await client.send(answer(asked["id"]))
+            await client.send(b'{"jsonrpc":"2.0","id":"end","method":"ping"}')
+            await client.until({2, "end"})
+            final = client.answer(2)
+            assert ("result" in final) != ("error" in final), final
+            await client.stdin.aclose()
+
+
+@st.composite
+def _client_answer(draw: st.DrawFn) -> Any:
+    """The client's answer to the server's request, as a function of that request's id: any shape,
+    poisoned or not, with the right id, a wrong one, or as raw bytes."""
+    ids = Ids()
+    kind = draw(st.sampled_from(["result", "error", "shaped", "raw"]))
+    if kind == "raw":
+        data = draw(raw_bytes(ids)).data.replace(b"\n", b" ")
+        return lambda request_id: data
+    if kind == "shaped":
+        data = draw(shaped(ids)).data.replace(b"\n", b" ")
+        return lambda request_id: data
+    body = draw(JSON_VALUES)
+    member = {"result": body} if kind == "result" else {"error": body}
+    same_id = draw(st.booleans())
+    ensure_ascii = draw(st.booleans())
+    return lambda request_id: dumps(
+        {"jsonrpc": "2.0", "id": request_id if same_id else f"{request_id}x", **member},
+        ensure_ascii=ensure_ascii,
+    )
+
+
+@fuzz_settings(150)
+@given(_client_answer(), st.sampled_from(["2025-06-18", "2025-11-25"]))
+def test_fuzz_the_answers_to_server_requests_over_stdio(answer: Any, version: str) -> None:
+    """Junk answers to ``elicitation/create``: the handler's request still gets exactly one answer."""
+    # Virtual time: an answer that never resolves the elicitation costs its 0.5 s timeout instantly.
+    trio.run(_answer_the_server, answer, version, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 class _Process:

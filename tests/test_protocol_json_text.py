@@ -190,3 +190,19 @@ def test_an_unreadable_response_from_the_client_is_not_answered_with_its_id() ->
     assert reply.id is None
     reply = _parse_error(r'{"jsonrpc":"2.0","id":"mcpvisor-0-1","error":{"code":1,"message":"\ud800"}}')
     assert reply.id is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"jsonrpc":"2.0","id":"mcpvisor-0-1","result":5}',
+        '{"jsonrpc":"2.0","id":"mcpvisor-0-1","result":{},"error":{"code":1,"message":"x"}}',
+        '{"jsonrpc":"2.0","id":"mcpvisor-0-1","error":{"code":"x","message":"x"}}',
+        '{"jsonrpc":"1.0","id":"mcpvisor-0-1","result":{}}',
+    ],
+)
+def test_a_malformed_client_response_is_not_answered_with_its_id(payload: str) -> None:
+    """-32600 for a bad response carries no id either: that id is the server's own request's."""
+    msg = parse_message(payload)
+    assert isinstance(msg, Malformed) and msg.reply.error.code == -32600
+    assert msg.reply.id is None
