@@ -144,8 +144,11 @@ def from_json(obj: object) -> Message | Malformed:
         return _malformed(None, INVALID_REQUEST, "Invalid Request: a JSON-RPC message must be an object")
     raw_id = obj.get("id")
     reply_id: RequestId | None = raw_id if _is_id(raw_id) else None
+    # An error about a malformed *response* names no id: that id is the server's own request's, and
+    # naming it would read as the answer to a request of the client's.
+    error_id = reply_id if "method" in obj else None
     if obj.get("jsonrpc") != JSONRPC_VERSION:
-        return _malformed(reply_id, INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"')
+        return _malformed(error_id, INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"')
     has_id = "id" in obj
     if "method" in obj:
         method = obj["method"]
@@ -161,10 +164,10 @@ def from_json(obj: object) -> Message | Malformed:
         return Request(reply_id, method, params)
     if "result" in obj:
         if "error" in obj:
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: both result and error")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: both result and error")
         result = obj["result"]
         if reply_id is None or not isinstance(result, dict):
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: malformed response")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: malformed response")
         return Response(reply_id, result)
     if "error" in obj:
         error = obj["error"]
@@ -175,7 +178,7 @@ def from_json(obj: object) -> Message | Malformed:
             or not isinstance(error.get("message"), str)
             or (raw_id is not None and reply_id is None)
         ):
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: malformed error response")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: malformed error response")
         return ErrorResponse(reply_id, ErrorObject(error["code"], error["message"], error.get("data")))
     return _malformed(
         reply_id, INVALID_REQUEST, "Invalid Request: neither a request, notification nor response"
