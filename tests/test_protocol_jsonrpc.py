@@ -73,10 +73,12 @@ def test_bad_json_is_parse_error_with_null_id(payload: bytes | str) -> None:
         ('{"jsonrpc":"2.0","id":null,"method":"x"}', None),  # MCP: request ids are never null
         ('{"jsonrpc":"2.0","id":1.5,"method":"x"}', None),
         ('{"jsonrpc":"2.0","id":true,"method":"x"}', None),
-        ('{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}', 1),
-        ('{"jsonrpc":"2.0","id":1,"result":[]}', 1),
-        ('{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m"}}', 1),
-        ('{"jsonrpc":"2.0","id":1,"error":{"code":true,"message":"m"}}', 1),
+        # A client's malformed response: its id is the server's own request's, so the error names none
+        # (id 1 would read as the answer to the client's request 1).
+        ('{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}', None),
+        ('{"jsonrpc":"2.0","id":1,"result":[]}', None),
+        ('{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m"}}', None),
+        ('{"jsonrpc":"2.0","id":1,"error":{"code":true,"message":"m"}}', None),
         ('{"jsonrpc":"2.0","id":1}', 1),
     ],
 )

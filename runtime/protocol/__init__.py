@@ -4,6 +4,7 @@ Everything here is a pure function or a state machine over frozen attrs values; 
 actors (elsewhere) move the bytes. See docs/protocol.md.
 """
 
+from ._json_text import MAX_DEPTH
 from ._jsonrpc import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -24,6 +25,7 @@ from ._jsonrpc import (
     Request,
     RequestId,
     Response,
+    check_sendable,
     encode,
     error_for_exception,
     error_response,
@@ -121,6 +123,7 @@ from ._wire import converter, from_wire, to_wire
 __all__ = [
     # JSON-RPC framing
     "JSONRPC_VERSION",
+    "MAX_DEPTH",
     "PARSE_ERROR",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
@@ -145,6 +148,7 @@ __all__ = [
     "parse_message",
     "parse_payload",
     "to_json",
+    "check_sendable",
     "encode",
     # versions
     "SUPPORTED_VERSIONS",

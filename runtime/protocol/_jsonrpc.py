@@ -7,11 +7,15 @@ peer sent junk (DESIGN.md "Protocol layer").
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
+
+from ._json_text import NotJsonText, dumps, has_lone_surrogate, loads, why_not_json
+
+logger = logging.getLogger("mcpvisor.runtime.protocol")
 
 JSONRPC_VERSION: Final = "2.0"
 
@@ -140,8 +144,11 @@ def from_json(obj: object) -> Message | Malformed:
         return _malformed(None, INVALID_REQUEST, "Invalid Request: a JSON-RPC message must be an object")
     raw_id = obj.get("id")
     reply_id: RequestId | None = raw_id if _is_id(raw_id) else None
+    # An error about a malformed *response* names no id: that id is the server's own request's, and
+    # naming it would read as the answer to a request of the client's.
+    error_id = reply_id if "method" in obj else None
     if obj.get("jsonrpc") != JSONRPC_VERSION:
-        return _malformed(reply_id, INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"')
+        return _malformed(error_id, INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"')
     has_id = "id" in obj
     if "method" in obj:
         method = obj["method"]
@@ -157,10 +164,10 @@ def from_json(obj: object) -> Message | Malformed:
         return Request(reply_id, method, params)
     if "result" in obj:
         if "error" in obj:
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: both result and error")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: both result and error")
         result = obj["result"]
         if reply_id is None or not isinstance(result, dict):
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: malformed response")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: malformed response")
         return Response(reply_id, result)
     if "error" in obj:
         error = obj["error"]
@@ -171,24 +178,31 @@ def from_json(obj: object) -> Message | Malformed:
             or not isinstance(error.get("message"), str)
             or (raw_id is not None and reply_id is None)
         ):
-            return _malformed(reply_id, INVALID_REQUEST, "Invalid Request: malformed error response")
+            return _malformed(None, INVALID_REQUEST, "Invalid Request: malformed error response")
         return ErrorResponse(reply_id, ErrorObject(error["code"], error["message"], error.get("data")))
     return _malformed(
         reply_id, INVALID_REQUEST, "Invalid Request: neither a request, notification nor response"
     )
 
 
-def _decode(data: bytes | str) -> object:
-    """Decode JSON; raises ValueError (json.JSONDecodeError or UnicodeDecodeError) on junk."""
-    return json.loads(data)
+def _unreadable(exc: ValueError) -> Malformed:
+    """-32700 for a payload that is not JSON text; the id is answered when the message read as one."""
+    if not isinstance(exc, NotJsonText):
+        return _malformed(None, PARSE_ERROR, "Parse error")
+    obj = exc.obj
+    # Only a request's id: a response's id is one the server chose, and an error naming it would read
+    # as the answer to a request of the client's own.
+    raw_id = obj.get("id") if isinstance(obj, dict) and "method" in obj else None
+    readable = _is_id(raw_id) and not (isinstance(raw_id, str) and has_lone_surrogate(raw_id))
+    return _malformed(raw_id if readable else None, PARSE_ERROR, f"Parse error: {exc.reason}")
 
 
 def parse_message(data: bytes | str) -> Message | Malformed:
     """Parse one JSON-RPC message (no batches): -32700 for bad JSON, -32600 for a bad object."""
     try:
-        obj = _decode(data)
-    except ValueError:
-        return _malformed(None, PARSE_ERROR, "Parse error")
+        obj = loads(data)
+    except ValueError as exc:
+        return _unreadable(exc)
     if isinstance(obj, list):
         return _malformed(None, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported")
     return from_json(obj)
@@ -199,12 +213,12 @@ def parse_payload(data: bytes | str, *, allow_batch: bool) -> Incoming:
 
     Batches exist only in protocol 2025-03-26 (see `allows_batches`); when `allow_batch` is false an array
     is one -32600. An empty batch is one -32600 too (JSON-RPC 2.0 section 6); a batch's bad items are
-    answered one by one, like any JSON-RPC server.
+    answered one by one, like any JSON-RPC server. What is not JSON text (see `_json_text`) is one -32700.
     """
     try:
-        obj = _decode(data)
-    except ValueError:
-        return Incoming((_malformed(None, PARSE_ERROR, "Parse error"),))
+        obj = loads(data)
+    except ValueError as exc:
+        return Incoming((_unreadable(exc),))
     if not isinstance(obj, list):
         return Incoming((from_json(obj),))
     if not allow_batch:
@@ -236,10 +250,62 @@ def to_json(message: Message) -> dict[str, Any]:
     return {"jsonrpc": JSONRPC_VERSION, "id": message.id, "error": error}
 
 
+def _stand_in(message: Message, reason: str) -> Message:
+    """What is sent instead of a message JSON cannot carry: an answer is still an answer (-32603 for the
+    same id, so the peer's request ends), anything else a log notification saying what was dropped."""
+    if isinstance(message, Response | ErrorResponse):
+        return error_response(
+            message.id,
+            INTERNAL_ERROR,
+            f"Internal error: the server's answer holds {reason}; the server log names the request",
+        )
+    return Notification(
+        "notifications/message",
+        {
+            "level": "error",
+            "logger": "mcpvisor",
+            "data": f"a {message.method} message from the server held {reason} and was not sent",
+        },
+    )
+
+
 def encode(message: Message | Sequence[Message]) -> bytes:
-    """Compact UTF-8 JSON for one message or a batch (a list); no newline: framing is the driver's."""
+    """Compact UTF-8 JSON for one message or a batch (a list); no newline: framing is the driver's.
+
+    Never raises: this is the last step before bytes reach a peer, and a transport must not die of what
+    a handler returned. Lone surrogates become U+FFFD; a message JSON cannot carry at all (NaN, infinity,
+    a non-JSON value, nesting too deep) is replaced by `_stand_in` and logged. Handlers' own messages are
+    checked earlier, where the handler can be told (`check_sendable`).
+    """
     if isinstance(message, Sequence):
-        body: object = [to_json(m) for m in message]
-    else:
-        body = to_json(message)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return b"[" + b",".join(encode(item) for item in message) + b"]"
+    try:
+        return dumps(to_json(message))
+    except (ValueError, TypeError, RecursionError) as exc:
+        reason = why_not_json(exc)
+        logger.error("not sent as JSON, replaced: %s holding %s", _describe(message), reason)  # noqa: TRY400 (a traceback would show only json internals)
+        stand_in = _stand_in(message, reason)
+        try:
+            return dumps(to_json(stand_in))
+        except (ValueError, TypeError, RecursionError):  # an id that is no JSON value: answer without it
+            assert isinstance(stand_in, ErrorResponse)
+            return dumps(to_json(ErrorResponse(None, stand_in.error)))
+
+
+def check_sendable(message: Message) -> None:
+    """Raise ValueError, saying why, when `message` has no JSON form (lone surrogates do not count:
+    `encode` repairs them). For handlers' notifications and requests to the client, so the handler
+    learns of it at once instead of waiting for an answer to a request that was never sent."""
+    try:
+        dumps(to_json(message))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(
+            f"{_describe(message)} cannot be sent: it holds {why_not_json(exc)}; "
+            "send finite numbers, strings, lists and dicts only"
+        ) from exc
+
+
+def _describe(message: Message) -> str:
+    if isinstance(message, Request | Notification):
+        return f"the {message.method!r} {type(message).__name__.lower()}"
+    return f"the answer to request {message.id!r}"

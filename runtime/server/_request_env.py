@@ -23,6 +23,7 @@ from ..protocol import (
     Request,
     RequestId,
     Response,
+    check_sendable,
     is_level_enabled,
 )
 from ._env import NoSessionState
@@ -59,7 +60,11 @@ def _log_allowed(notification: Notification, threshold: LoggingLevel | None) -> 
 
 async def _send_related(replies: trio.MemorySendChannel[Message], notification: Notification) -> None:
     """A notification nobody can receive any more (the transport let go of the stream) is dropped:
-    the request itself carries on, as Streamable HTTP lets a request outlive its connection."""
+    the request itself carries on, as Streamable HTTP lets a request outlive its connection.
+
+    One JSON cannot carry (a NaN progress, a log's `data` that is no JSON value) raises ValueError
+    here, in the handler that sent it, instead of reaching the transport's encoder."""
+    check_sendable(notification)
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await replies.send(notification)
 
@@ -225,7 +230,9 @@ class SessionRequestEnv(_StateBinding):
     ) -> Any:
         request_id, waiter = self._actor.new_client_request()
         try:
-            await self._replies.send(Request(request_id, method, dict(params)))
+            request = Request(request_id, method, dict(params))
+            check_sendable(request)  # else the handler would wait for the answer to a request never sent
+            await self._replies.send(request)
             return await wait_client_answer(waiter, timeout)
         finally:
             self._actor.waiters.pop(request_id, None)

@@ -8,11 +8,13 @@ else to serve meanwhile).
 
 from __future__ import annotations
 
+import logging
 import math
 
 import trio
 
 from ..protocol import (
+    INTERNAL_ERROR,
     INVALID_REQUEST,
     ErrorResponse,
     Malformed,
@@ -33,11 +35,24 @@ from ..server._port import (
     ServerPort,
     SessionBusy,
     SessionLimitReached,
+    TransportError,
     UnknownSession,
 )
 
+logger = logging.getLogger("mcpvisor.runtime.transports")
+
 #: What goes to the client: one message, or the answers to a batch (2025-03-26), sent as one array.
 Outgoing = Message | tuple[Message, ...]
+
+
+def _no_session(request_id: RequestId, exc: TransportError) -> ErrorResponse:
+    """The answer when no session can be started for this client now."""
+    retry = f"retry after {math.ceil(exc.retry_after)} s" if isinstance(exc, SessionBusy) else "retry later"
+    return error_response(
+        request_id,
+        INTERNAL_ERROR,
+        f"Server busy: it cannot start a session now (it is stopping, or restarting its sessions); {retry}",
+    )
 
 
 class _Batch:
@@ -169,14 +184,21 @@ class SingleClientConnection:
                 self.session_id is None or not port.has_session(self.session_id)
             ):
                 try:
-                    self.session_id = await port.create_session()
+                    session_id = await port.create_session()
+                    standalone = port.standalone_stream(session_id)
                 except SessionLimitReached as exc:  # a port shared with other transports is full
                     await self._answer(_busy(message.id, exc), batch)
                     return
+                except TransportError as exc:  # stopping: answer, keep serving
+                    await self._answer(_no_session(message.id, exc), batch)
+                    return
+                except Exception:
+                    logger.exception("starting a session for %s (id %r) failed", message.method, message.id)
+                    await self._answer(error_response(message.id, INTERNAL_ERROR, "Internal error"), batch)
+                    return
+                self.session_id = session_id
                 self.version = None
-                self.nursery.start_soon(
-                    self._pump_standalone, port.standalone_stream(self.session_id), self.out.clone()
-                )
+                self.nursery.start_soon(self._pump_standalone, standalone, self.out.clone())
                 if initialize:
                     # The version this initialize settles on, known now, so a batch pipelined right
                     # behind it is parsed by the negotiated revision's rules.
@@ -211,6 +233,11 @@ class SingleClientConnection:
                 send.close()
             except RequestLimitReached as exc:
                 await send.send(_busy(message.id, exc))
+            except Exception:
+                # A bug behind the port costs this request, never the connection (and never a pump
+                # left waiting for an answer that cannot come).
+                logger.exception("submitting %s (id %r) failed", message.method, message.id)
+                await send.send(error_response(message.id, INTERNAL_ERROR, "Internal error"))
                 send.close()
             return
         if isinstance(message, Notification) and message.method == "notifications/cancelled":
@@ -225,6 +252,8 @@ class SingleClientConnection:
                 await self._submit(self.session_id, message, None)
             except UnknownSession:
                 self.session_id = None
+            except Exception:  # nothing to answer a notification or response with: log it
+                logger.exception("submitting a %s failed", type(message).__name__.lower())
 
     async def finish(self, grace: float = 5.0) -> None:
         """End of input: give the requests already sent up to ``grace`` seconds to be answered, then

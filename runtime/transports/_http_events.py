@@ -44,7 +44,9 @@ def format_retry(retry_ms: int) -> bytes:
 
 
 def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # str.isdigit alone admits "²", which int() refuses
+    # str.isdigit alone admits "²", which int() refuses; and int() refuses more than 4,300 digits,
+    # far past any id we issue (18 digits are a billion billion streams or events).
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def parse_event_id(value: str) -> tuple[int, int] | None:
