@@ -18,12 +18,13 @@ DEFAULT_ATTRIBUTE = "server"
 
 _DEMO_HINT = {
     "http": (
-        "mcpvisor demo: tools counter, slow and crash. Connect an MCP client to the URL printed below, e.g.\n"
+        "mcpvisor demo: tools counter, slow, crash and long_job (a background task). Connect an MCP client\n"
+        "to the URL printed below, e.g.\n"
         "  npx @modelcontextprotocol/inspector   (transport: Streamable HTTP)\n"
         "then call counter twice, crash, and counter again: the session restarts and the count survives.\n"
         "A 2026-07-28 client has no session: counter returns a state handle; pass it back as `handle`."
     ),
-    "stdio": "mcpvisor demo: tools counter, slow and crash, over stdio (logs on stderr).",
+    "stdio": "mcpvisor demo: tools counter, slow, crash and long_job, over stdio (logs on stderr).",
 }
 
 
