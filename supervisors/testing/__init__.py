@@ -13,6 +13,16 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "`pip install 'mcpvisor[testing]'` (or `pip install hypothesis`)"
     ) from exc
 
+from ._commands import (
+    Advance,
+    Command,
+    Crash,
+    DeleteChild,
+    NormalExit,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+)
 from ._harness import InjectedCrash, SupervisedTree, TreeHarness
 from ._machine import SupervisionStateMachine, idle_child, shape_of
 from ._model import (
@@ -35,6 +45,14 @@ from ._replay import assert_follows_model
 from ._strategies import child_shapes, fault_gaps, fault_schedules, faults, supervisor_shapes
 
 __all__ = [
+    "Advance",
+    "Command",
+    "Crash",
+    "DeleteChild",
+    "NormalExit",
+    "RestartChild",
+    "StartChild",
+    "TerminateChild",
     "AutoShutdownTriggered",
     "ChildEntry",
     "ChildShape",
