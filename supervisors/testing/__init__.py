@@ -23,6 +23,20 @@ from ._commands import (
     StartChild,
     TerminateChild,
 )
+from ._differential import (
+    OtpUnavailable,
+    Scenario,
+    SupNode,
+    WorkerNode,
+    compare_with_otp,
+    divergence_scenarios,
+    escript_path,
+    generated_scenarios,
+    random_scenario,
+    run_on_mcpvisor,
+    run_on_otp,
+    to_erlang,
+)
 from ._harness import InjectedCrash, SupervisedTree, TreeHarness
 from ._machine import SupervisionStateMachine, idle_child, shape_of
 from ._model import (
@@ -45,6 +59,18 @@ from ._replay import assert_follows_model
 from ._strategies import child_shapes, fault_gaps, fault_schedules, faults, supervisor_shapes
 
 __all__ = [
+    "OtpUnavailable",
+    "Scenario",
+    "SupNode",
+    "WorkerNode",
+    "compare_with_otp",
+    "divergence_scenarios",
+    "escript_path",
+    "generated_scenarios",
+    "random_scenario",
+    "run_on_mcpvisor",
+    "run_on_otp",
+    "to_erlang",
     "Advance",
     "Command",
     "Crash",

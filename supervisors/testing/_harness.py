@@ -16,7 +16,7 @@ it), lets every task run until all are blocked, and kills whatever has not finis
 clean stop (a worker returning when asked, an actor running ``terminate``, a nested supervisor
 stopping its children in order) happens for real, and a stop never waits out a grace period on the
 mock clock, which nobody advances during a step. Shutdown timing is for the OTP differential
-(``mcpvisor.testing.differential``) and ordinary tests.
+(``_differential.py``) and ordinary tests.
 """
 
 from __future__ import annotations

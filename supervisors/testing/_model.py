@@ -27,7 +27,7 @@ specification, so it is kept small enough to read against ``supervisor.erl`` lin
   counts towards the intensity.
 
 Children always start successfully in the model (start failures are checked against real OTP by the
-differential, ``mcpvisor.testing.differential``), and a supervisor that has stopped ignores every later
+differential, ``_differential.py``), and a supervisor that has stopped ignores every later
 exit.
 """
 
