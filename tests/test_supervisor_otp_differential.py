@@ -10,10 +10,13 @@ never pass by not asking OTP.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import attrs
 import pytest
-from mcpvisor.supervisors import Restart
+import trio
+import trio.testing
+from mcpvisor.supervisors import ChildSpec, Restart, open_dynamic_supervisor
 
 from mcpvisor.testing import (
     Scenario,
@@ -113,3 +116,45 @@ def test_scenarios_are_written_as_erlang_terms() -> None:
         '[{worker, "a", transient, false, 1000, 2000}]}, '
         '[{pause, 1}, {fail, "a", 2, 200}, {api, restart_child, "a"}]}.\n'
     )
+
+
+_DYNAMIC_ESCRIPT = r"""
+-mode(compile).
+-export([init/1, start_child/0]).
+main(_) ->
+    logger:set_primary_config(level, none),
+    {ok, Sup} = supervisor:start_link(?MODULE, []),
+    {ok, Pid} = supervisor:start_child(Sup, []),
+    Ref = monitor(process, Pid),
+    Pid ! stop,
+    receive {'DOWN', Ref, process, Pid, _} -> ok end,
+    io:format("~p~n", [supervisor:terminate_child(Sup, Pid)]),
+    halt(0).
+init([]) ->
+    Child = #{id => job, start => {?MODULE, start_child, []}, restart => temporary},
+    {ok, {#{strategy => simple_one_for_one}, [Child]}}.
+start_child() ->
+    {ok, spawn_link(fun() -> receive stop -> ok end end)}.
+"""
+
+
+async def test_dynamic_terminate_child_of_a_gone_child_is_ok_in_otp_and_here(tmp_path: Path) -> None:
+    """Divergence 6 (simple_one_for_one is not in the generated scenarios): asked of OTP directly."""
+    escript = escript_path()
+    if escript is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {_HINT}")
+        pytest.skip(_HINT)
+    script = tmp_path / "dynamic.escript"
+    script.write_text(_DYNAMIC_ESCRIPT)
+    done = await trio.run_process([escript, str(script)], capture_stdout=True, check=True)
+    assert done.stdout.decode().strip() == "ok"
+
+    async def job(*, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(object())
+
+    async with open_dynamic_supervisor() as sup:
+        handle = await sup.start_child(ChildSpec("job", job, restart=Restart.TEMPORARY))
+        await trio.testing.wait_all_tasks_blocked()
+        assert sup.which_children() == []
+        await sup.terminate_child(handle)  # ok, as OTP
