@@ -13,6 +13,7 @@ from mcpvisor.supervisors.testing import (
     Command,
     Crash,
     DeleteChild,
+    DynNode,
     Escalated,
     Event,
     Exited,
@@ -36,6 +37,7 @@ from mcpvisor.supervisors.testing import (
     TreeHarness,
     WorkerNode,
     assert_follows_model,
+    canonical,
     child_shapes,
     compare_with_otp,
     divergence_scenarios,
@@ -55,6 +57,8 @@ from mcpvisor.supervisors.testing import (
 )
 
 __all__ = [
+    "DynNode",
+    "canonical",
     "OtpUnavailable",
     "Scenario",
     "SupNode",

@@ -24,10 +24,12 @@ from ._commands import (
     TerminateChild,
 )
 from ._differential import (
+    DynNode,
     OtpUnavailable,
     Scenario,
     SupNode,
     WorkerNode,
+    canonical,
     compare_with_otp,
     divergence_scenarios,
     escript_path,
@@ -59,6 +61,8 @@ from ._replay import assert_follows_model
 from ._strategies import child_shapes, fault_gaps, fault_schedules, faults, supervisor_shapes
 
 __all__ = [
+    "DynNode",
+    "canonical",
     "OtpUnavailable",
     "Scenario",
     "SupNode",

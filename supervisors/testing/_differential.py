@@ -49,7 +49,7 @@ from .._errors import (
 )
 from .._events import ChildExited
 from .._spec import ChildSpec, ChildType, Restart
-from .._supervisor import Supervisor, SupervisorHandle
+from .._supervisor import DynamicSupervisor, Supervisor, SupervisorHandle
 from ._otp_oracle import SOURCE as ORACLE
 
 # ---- scenarios ------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class SupNode:
     ``strategy`` and ``auto_shutdown`` are OTP's names as strings, so a scenario can hold a bad one.
     """
 
-    children: tuple[WorkerNode | SupNode, ...]
+    children: tuple[WorkerNode | SupNode | DynNode, ...]
     strategy: str = "one_for_one"
     intensity: int = 1
     period: int = 5
@@ -83,10 +83,24 @@ class SupNode:
     significant: bool = False
 
 
+@attrs.frozen
+class DynNode:
+    """A dynamic supervisor (OTP's ``simple_one_for_one``) under the root; children are added by
+    ``("dyn_start", id, name)`` steps from ``template`` and named ``id/name``."""
+
+    id: str
+    template: WorkerNode
+    intensity: int = 1
+    period: int = 5
+    restart: Restart = Restart.PERMANENT
+    significant: bool = False
+
+
 #: ``("pause", seconds)``, ``("crash", path)``, ``("normal", path)``, ``("fail", path, n, delay)``
 #: (the next n starts fail, each after ``delay`` s), ``("ignore", path, n)``, ``("api", op, child_id)``
 #: (on the root), ``("crash_call", path, op, child_id)`` (the call reaches the supervisor right behind
-#: the crash, before the supervisor has finished reacting to it)
+#: the crash, before the supervisor has finished reacting to it), ``("dyn_start", dyn_id, name)``,
+#: ``("dyn_terminate", dyn_id, name)`` (by the child's handle: OTP's pid)
 Step = tuple[Any, ...]
 
 
@@ -123,8 +137,13 @@ def _erl_tree(sup: SupNode) -> str:
     return f"{{sup, {_erl_flags(sup)}, [{', '.join(_erl_child(c) for c in sup.children)}]}}"
 
 
-def _erl_child(node: WorkerNode | SupNode) -> str:
+def _erl_child(node: WorkerNode | SupNode | DynNode) -> str:
     sig = "true" if node.significant else "false"
+    if isinstance(node, DynNode):
+        flags = f"#{{intensity => {node.intensity}, period => {node.period}}}"
+        return (
+            f"{{dyn, {_erl_str(node.id)}, {node.restart.value}, {sig}, {flags}, {_erl_child(node.template)}}}"
+        )
     if isinstance(node, WorkerNode):
         return (
             f"{{worker, {_erl_str(node.id)}, {node.restart.value}, {sig}, {_erl_shutdown(node.shutdown)}, "
@@ -145,6 +164,8 @@ def _erl_step(step: Step) -> str:
         return f"{{ignore, {_erl_str(step[1])}, {step[2]}}}"
     if kind == "api":
         return f"{{api, {step[1]}, {_erl_str(step[2])}}}"
+    if kind in ("dyn_start", "dyn_terminate"):
+        return f"{{{kind}, {_erl_str(step[1])}, {_erl_str(step[2])}}}"
     if kind == "crash_call":
         return f"{{crash_call, {_erl_str(step[1])}, {step[2]}, {_erl_str(step[3])}}}"
     raise ValueError(f"unknown step {step!r}")
@@ -263,8 +284,11 @@ class _Run:
 
         return start
 
-    def spec(self, node: WorkerNode | SupNode, prefix: str) -> ChildSpec:
+    def spec(self, node: WorkerNode | SupNode | DynNode, prefix: str) -> ChildSpec:
         options: dict[str, Any] = {"restart": node.restart, "significant": node.significant}
+        if isinstance(node, DynNode):
+            dyn = DynamicSupervisor(intensity=node.intensity, period=float(node.period), name=node.id)
+            return ChildSpec(node.id, dyn, type=ChildType.SUPERVISOR, **options)
         if isinstance(node, WorkerNode):
             if node.shutdown is not None:
                 options["shutdown"] = node.shutdown
@@ -357,7 +381,7 @@ async def _step(
     step: Step,
     run: _Run,
     handle: SupervisorHandle,
-    by_id: dict[str, WorkerNode | SupNode],
+    by_id: dict[str, WorkerNode | SupNode | DynNode],
     clock: Any,
     nursery: trio.Nursery,
 ) -> None:
@@ -386,12 +410,26 @@ async def _step(
         run.ignore[step[1]] = step[2]
     elif kind == "api":
         nursery.start_soon(_call, step, run, handle, by_id)  # a stop in it may take (mock) time
+    elif kind in ("dyn_start", "dyn_terminate"):
+        rows = [r for r in handle.which_children() if r.id == step[1] and r.running]
+        node = by_id[step[1]]
+        if not rows or not isinstance(node, DynNode):
+            return
+        path = f"{step[1]}/{step[2]}"
+        if kind == "dyn_start":
+            spec = run.spec(attrs.evolve(node.template, id=step[2]), step[1] + "/")
+            nursery.start_soon(_dyn_call, run, path, "start_child", rows[0].handle.start_child, spec)
+        elif path in run.current:
+            target = run.current[path]
+            nursery.start_soon(
+                _dyn_call, run, path, "terminate_child", rows[0].handle.terminate_child, target
+            )
     else:
         raise ValueError(f"unknown step {step!r}")
 
 
 async def _call(
-    step: Step, run: _Run, handle: SupervisorHandle, by_id: dict[str, WorkerNode | SupNode]
+    step: Step, run: _Run, handle: SupervisorHandle, by_id: dict[str, WorkerNode | SupNode | DynNode]
 ) -> None:
     op, child_id = step[1], step[2]
     outcome: object
@@ -411,6 +449,33 @@ async def _call(
     except ValueError as exc:
         outcome = exc
     run.trace.append(f"api {op} {child_id} {_api_result(outcome)}")
+
+
+async def _dyn_call(run: _Run, path: str, op: str, fn: Callable[[Any], Any], arg: Any) -> None:
+    outcome: object
+    try:
+        outcome = await fn(arg)
+    except (ChildStartError, ChildNotFound, SupervisorNotRunning) as exc:
+        outcome = exc
+    run.trace.append(f"api {op} {path} {_api_result(outcome)}")
+
+
+def canonical(scenario: Scenario, trace: Sequence[str]) -> list[str]:
+    """``trace`` with each run of consecutive ``stop`` events of one dynamic supervisor's children
+    sorted: such a supervisor stops all its children at once (as simple_one_for_one does), so the
+    order in which they finish is not defined, on OTP or here."""
+    dyn = tuple(c.id + "/" for c in scenario.root.children if isinstance(c, DynNode))
+    out: list[str] = []
+    run: list[str] = []
+    for event in [*trace, ""]:
+        if dyn and event.startswith("stop ") and event[5:].startswith(dyn):
+            run.append(event)
+            continue
+        out.extend(sorted(run))
+        run = []
+        if event:
+            out.append(event)
+    return out
 
 
 def run_on_mcpvisor(scenario: Scenario) -> list[str]:
@@ -443,9 +508,14 @@ def _worker(rng: random.Random, child_id: str, significant_ok: bool) -> WorkerNo
 
 def _sup(rng: random.Random, sup_id: str, depth: int, significant_ok: bool) -> SupNode:
     auto_shutdown = rng.choice(("never", "never", "any_significant", "all_significant"))
-    children: list[WorkerNode | SupNode] = []
+    children: list[WorkerNode | SupNode | DynNode] = []
     for i in range(rng.randint(1, 4 if depth == 0 else 2)):
-        if depth == 0 and rng.random() < 0.2:
+        if depth == 0 and rng.random() < 0.12:
+            template = _worker(rng, "job", False)
+            children.append(
+                DynNode(f"d{i}", template, rng.randint(0, 3), rng.randint(1, 3), rng.choice(_RESTARTS))
+            )
+        elif depth == 0 and rng.random() < 0.2:
             children.append(_sup(rng, f"s{i}", depth + 1, auto_shutdown != "never"))
         else:
             children.append(_worker(rng, f"w{i}", auto_shutdown != "never"))
@@ -467,6 +537,8 @@ def _worker_paths(sup: SupNode, prefix: str = "") -> list[str]:
     for c in sup.children:
         if isinstance(c, WorkerNode):
             paths.append(prefix + c.id)
+        elif isinstance(c, DynNode):
+            paths.extend(f"{c.id}/n{k}" for k in range(3))
         else:
             paths.extend(_worker_paths(c, prefix + c.id + "/"))
     return paths
@@ -479,9 +551,13 @@ def random_scenario(rng: random.Random, *, max_steps: int = 8) -> Scenario:
     ids = [c.id for c in root.children]
     ops = ("terminate_child", "restart_child", "delete_child", "start_child")
     steps: list[Step] = []
+    dyn = [c.id for c in root.children if isinstance(c, DynNode)]
     for _ in range(rng.randint(1, max_steps)):
         roll = rng.random()
-        if roll < 0.35:
+        if dyn and roll < 0.3:
+            what = rng.choice(("dyn_start", "dyn_start", "dyn_terminate"))
+            steps.append((what, rng.choice(dyn), f"n{rng.randint(0, 2)}"))
+        elif roll < 0.35:
             steps.append(("crash", rng.choice(paths)))
         elif roll < 0.5:
             steps.append(("normal", rng.choice(paths)))
@@ -545,7 +621,8 @@ def compare_with_otp(scenarios: Sequence[Scenario]) -> list[str]:
     expected = run_on_otp(scenarios)
     failures = []
     for scenario, otp in zip(scenarios, expected, strict=True):
-        ours = run_on_mcpvisor(scenario)
+        ours = canonical(scenario, run_on_mcpvisor(scenario))
+        otp = canonical(scenario, otp)
         if ours != otp:
             failures.append(f"{scenario!r}\n    OTP:      {otp}\n    mcpvisor: {ours}")
     return failures
@@ -558,6 +635,8 @@ __all__ = [
     "Step",
     "SupNode",
     "WorkerNode",
+    "DynNode",
+    "canonical",
     "compare_with_otp",
     "divergence_scenarios",
     "escript_path",

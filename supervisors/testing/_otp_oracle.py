@@ -18,7 +18,7 @@ SOURCE: Final = r"""#!/usr/bin/env escript
 %% a whole second and every pause is a whole number of seconds re-aligned to that phase, so each
 %% restart lands in a known second: both sides then agree on which restarts a window keeps.
 -mode(compile).
--export([init/1, start_worker/3]).
+-export([init/1, start_worker/3, start_dyn_worker/4]).
 
 main([File]) ->
     logger:set_primary_config(level, none),
@@ -81,6 +81,21 @@ step({crash_call, Path, Op, Id}, Root, Ctx, T0) ->
     %% no settling in between: the call reaches the supervisor right behind the child's exit
     tell(Path, crash, Ctx),
     step({api, Op, Id}, Root, Ctx, T0);
+step({dyn_start, DynId, Name}, Root, {Trace, _, _}, _T0) ->
+    case child_pid(Root, DynId) of
+        undefined -> ok;
+        Dyn ->
+            Result = result(catch supervisor:start_child(Dyn, [Name])),
+            ev(Trace, "api start_child " ++ DynId ++ "/" ++ Name ++ " " ++ Result)
+    end;
+step({dyn_terminate, DynId, Name}, Root, {Trace, Ctl, _}, _T0) ->
+    case {child_pid(Root, DynId), ets:lookup(Ctl, {pid, DynId ++ "/" ++ Name})} of
+        {undefined, _} -> ok;
+        {_, []} -> ok;
+        {Dyn, [{_, Pid}]} ->
+            Result = result(catch supervisor:terminate_child(Dyn, Pid)),
+            ev(Trace, "api terminate_child " ++ DynId ++ "/" ++ Name ++ " " ++ Result)
+    end;
 step({api, Op, Id}, Root, {Trace, _, _} = Ctx, _T0) ->
     Result = case Op of
         start_child -> catch supervisor:start_child(Root, spec_of(Id, Ctx));
@@ -104,6 +119,12 @@ tell(Path, What, {_, Ctl, _}) ->
 spec_of(Id, {_, _, {sup, _, Children}} = Ctx) ->
     [Child] = [C || C <- Children, element(2, C) =:= Id],
     child_spec(Child, Ctx, "").
+
+child_pid(Root, Id) ->
+    case [P || {I, P, _, _} <- supervisor:which_children(Root), I =:= Id, is_pid(P)] of
+        [Pid] -> Pid;
+        [] -> undefined
+    end.
 
 result(ok) -> "ok";
 result({ok, _}) -> "ok";
@@ -149,17 +170,27 @@ tree(Sup) ->
 %% ---- the supervisor callback and the workers ------------------------------------------------------
 
 init({Ctx, Prefix, {sup, Flags, Children}}) ->
-    {ok, {Flags, [child_spec(C, Ctx, Prefix) || C <- Children]}}.
+    {ok, {Flags, [child_spec(C, Ctx, Prefix) || C <- Children]}};
+init({Ctx, Prefix, {dyn, Flags, {worker, Id, Restart, _, Shutdown, StopDelay}}}) ->
+    Template = with_shutdown(#{id => Id, start => {?MODULE, start_dyn_worker, [Ctx, Prefix, StopDelay]},
+                               restart => Restart, type => worker}, Shutdown),
+    {ok, {Flags#{strategy => simple_one_for_one}, [Template]}}.
 
 child_spec({worker, Id, Restart, Significant, Shutdown, StopDelay}, Ctx, Prefix) ->
     with_shutdown(#{id => Id, start => {?MODULE, start_worker, [Ctx, Prefix ++ Id, StopDelay]},
                     restart => Restart, significant => Significant, type => worker}, Shutdown);
+child_spec({dyn, Id, Restart, Significant, Flags, Template}, Ctx, Prefix) ->
+    Args = {Ctx, Prefix ++ Id ++ "/", {dyn, Flags, Template}},
+    #{id => Id, start => {supervisor, start_link, [?MODULE, Args]},
+      restart => Restart, significant => Significant, type => supervisor};
 child_spec({sup, Id, Restart, Significant, Shutdown, Tree}, Ctx, Prefix) ->
     with_shutdown(#{id => Id, start => {supervisor, start_link, [?MODULE, {Ctx, Prefix ++ Id ++ "/", Tree}]},
                     restart => Restart, significant => Significant, type => supervisor}, Shutdown).
 
 with_shutdown(Spec, default) -> Spec;
 with_shutdown(Spec, Shutdown) -> Spec#{shutdown => Shutdown}.
+
+start_dyn_worker(Ctx, Prefix, StopDelay, Name) -> start_worker(Ctx, Prefix ++ Name, StopDelay).
 
 start_worker({Trace, Ctl, _}, Path, StopDelay) ->
     case take(Ctl, {fail, Path}) of
