@@ -133,8 +133,10 @@ class TreeHarness:
                 logger.setLevel(logging.CRITICAL + 1)
         self._thread.start()
         if not self._ready.wait(_STEP_TIMEOUT):
+            self._restore_logs()
             raise TimeoutError("the supervisor did not finish starting")
         if self._thread_error is not None:
+            self._restore_logs()
             raise self._thread_error
         if self.supervisor_exited and self.supervisor_error is not None:
             # The model never predicts a failed start: report the supervisor's own error, not a diff.
@@ -152,13 +154,16 @@ class TreeHarness:
             with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(done.set, trio_token=self._token)
         self._thread.join(_STEP_TIMEOUT)
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
-        self._levels.clear()
+        self._restore_logs()
         if self._thread.is_alive():
             raise TimeoutError("the supervisor did not stop when its owner exited")
         if self._thread_error is not None:
             raise self._thread_error
+
+    def _restore_logs(self) -> None:
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._levels.clear()
 
     # steps (test thread) -----------------------------------------------------------------------------
 
