@@ -60,9 +60,11 @@ class StartChild:
 
 
 Command = Crash | NormalExit | Advance | TerminateChild | RestartChild | DeleteChild | StartChild
+ApiCall = TerminateChild | RestartChild | DeleteChild | StartChild
 
 __all__ = [
     "Advance",
+    "ApiCall",
     "Command",
     "Crash",
     "DeleteChild",
