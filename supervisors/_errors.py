@@ -14,7 +14,14 @@ class RestartIntensityExceeded(SupervisorError):
 
     ``reasons`` holds the exit reasons of the restarts in the window, newest last, so the parent (or the
     user) sees why the tree failed, not just that it did.
+
+    As a child's exit reason it counts as OTP's ``shutdown``, not as a crash (see ``is_abnormal``): a
+    TRANSIENT child supervisor that gives up is not restarted, a significant one triggers its parent's
+    ``auto_shutdown``, and a PERMANENT one is restarted (counting one restart of the parent).
     """
+
+    #: read by ``is_abnormal``: supervisor.erl exits with ``shutdown`` when it gives up
+    _otp_shutdown = True
 
     def __init__(
         self,

@@ -26,5 +26,11 @@ ExitReason: TypeAlias = _Reason | BaseException
 
 
 def is_abnormal(reason: ExitReason) -> bool:
-    """True for a crash: the exits that restart a TRANSIENT child and that links propagate."""
-    return isinstance(reason, BaseException)
+    """True for a crash: the exits that restart a TRANSIENT child and that links propagate.
+
+    A supervisor that gave up (``RestartIntensityExceeded``) is not a crash: OTP's supervisor exits with
+    ``shutdown`` then, so its parent does not restart it when it is TRANSIENT and counts it towards
+    ``auto_shutdown`` when it is significant. We keep the exception as the reason so its cause stays
+    visible, and classify it here as OTP does.
+    """
+    return isinstance(reason, BaseException) and not getattr(reason, "_otp_shutdown", False)

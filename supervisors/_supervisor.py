@@ -46,7 +46,7 @@ from ._events import (
     emit,
 )
 from ._exit import NORMAL, SHUTDOWN, ExitReason, is_abnormal
-from ._spec import AutoShutdown, ChildSpec, ChildType, Restart, Strategy
+from ._spec import AutoShutdown, ChildSpec, ChildType, Restart, Strategy, to_auto_shutdown, to_strategy
 
 
 @attrs.frozen
@@ -119,6 +119,20 @@ class _Child(ChildContext):
 
 
 _STOP = object()
+
+
+class _TryAgain:
+    """supervisor.erl's ``try_again_restart``: a restart whose start failed is retried through the
+    supervisor's own queue, so the requests that arrived meanwhile (``terminate_child``, a stop) are
+    handled in between instead of waiting behind a restart loop."""
+
+    __slots__ = ("key", "reason")
+
+    def __init__(self, key: Hashable, reason: BaseException | None) -> None:
+        self.key = key
+        self.reason = reason
+
+
 #: what an ignoring child's task hands ``nursery.start`` instead of a handle
 _IGNORED = object()
 
@@ -179,6 +193,8 @@ class _Run:
         self._keys = itertools.count()
         self.active = 0
         self.restarts: list[tuple[float, object]] = []
+        #: keys whose restart failed and waits for its ``_TryAgain`` (OTP: pid ``{restarting, Old}``)
+        self.restarting: set[Hashable] = set()
         self.lock = _Serial()
         self.send, self.receive = trio.open_memory_channel[object](math.inf)
         self.nursery: trio.Nursery | None = None
@@ -242,6 +258,8 @@ class _Run:
         except Exception as exc:
             emit(self.on_event, ChildStartFailed(self.name, spec.id, exc))
             raise ChildStartError(spec.id, exc) from exc
+        if self.restarting:
+            self.restarting.discard(key)
         if child.handle is _IGNORED:
             return self._ignored(child)
         if self.dynamic:
@@ -337,6 +355,8 @@ class _Run:
     # ---- reacting to exits --------------------------------------------------------------------
 
     def _remove(self, key: Hashable) -> None:
+        if self.restarting:
+            self.restarting.discard(key)
         child = self.children.pop(key, None)
         if child is None or not self.dynamic:
             return
@@ -411,32 +431,39 @@ class _Run:
         return False
 
     async def _restart(self, failed: Hashable) -> None:
-        """Restart per strategy; a start that fails counts as another restart and is retried."""
-        while True:
-            if self.strategy is Strategy.ONE_FOR_ONE:
-                group = [failed]  # no copy of the key list: a dynamic supervisor may hold thousands
-            elif self.strategy is Strategy.ONE_FOR_ALL:
-                group = list(self.children)
-            else:
-                keys = list(self.children)
-                group = keys[keys.index(failed) :]
-            for key in reversed(group):
-                if key != failed:
-                    await self._terminate(self.children[key])
-            to_start = []
-            for key in group:
-                if key != failed and self.children[key].spec.restart is Restart.TEMPORARY:
-                    self._remove(key)
-                else:  # as start_children: the whole group, including ones that were not running
-                    to_start.append(key)
-            try:
-                for key in to_start:
-                    failed = key
-                    await self._start(self.children[key].spec, key, restart=True)
-            except ChildStartError as err:
-                self._add_restart(err.__cause__)
-            else:
-                return
+        """Restart per strategy. A start that fails is retried later, through the queue (``_TryAgain``),
+        and the retry counts as another restart, as supervisor.erl does."""
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            group = [failed]  # no copy of the key list: a dynamic supervisor may hold thousands
+        elif self.strategy is Strategy.ONE_FOR_ALL:
+            group = list(self.children)
+        else:
+            keys = list(self.children)
+            group = keys[keys.index(failed) :]
+        for key in reversed(group):
+            if key != failed:
+                await self._terminate(self.children[key])
+        to_start = []
+        for key in group:
+            if key != failed and self.children[key].spec.restart is Restart.TEMPORARY:
+                self._remove(key)
+            else:  # as start_children: the whole group, including ones that were not running
+                to_start.append(key)
+        try:
+            for key in to_start:
+                failed = key
+                await self._start(self.children[key].spec, key, restart=True)
+        except ChildStartError as err:
+            self.restarting.add(failed)
+            self.send.send_nowait(_TryAgain(failed, err.__cause__))
+
+    async def _try_again(self, message: _TryAgain) -> None:
+        """A queued retry: dropped when the child was terminated, deleted or started meanwhile."""
+        if message.key not in self.restarting:
+            return
+        self.restarting.discard(message.key)
+        self._add_restart(message.reason)
+        await self._restart(message.key)
 
     # ---- the instance's life ------------------------------------------------------------------
 
@@ -513,6 +540,10 @@ class _Run:
             async for message in self.receive:
                 if message is _STOP:
                     return None
+                if isinstance(message, _TryAgain):
+                    async with self.lock:
+                        await self._try_again(message)
+                    continue
                 assert isinstance(message, _Child)
                 async with self.lock:
                     if not await self._handle_exit(message):
@@ -582,6 +613,7 @@ class SupervisorHandle:
         run._check()
         async with run.lock:
             run._check()  # it may have stopped while we waited for the lock
+            _check_combination(spec, run.auto_shutdown)
             existing = None if run.dynamic else run.children.get(spec.id)
             if existing is not None:
                 if existing.running:
@@ -608,7 +640,13 @@ class SupervisorHandle:
         run._check()
         async with run.lock:
             run._check()  # it may have stopped while we waited for the lock
-            child = run.find(child_id)
+            try:
+                child = run.find(child_id)
+            except ChildNotFound:
+                if run.dynamic and not isinstance(child_id, str):
+                    return  # OTP: ok for the pid of a child that is no longer alive
+                raise
+            run.restarting.discard(child.key)  # a failed restart waiting to be retried is not retried
             await run._terminate(child)
             if child.spec.restart is Restart.TEMPORARY or run.dynamic:
                 run._remove(child.key)
@@ -619,8 +657,7 @@ class SupervisorHandle:
         async with run.lock:
             run._check()  # it may have stopped while we waited for the lock
             child = run.find(child_id)
-            if child.running:
-                raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
+            _check_not_running(run, child, child_id)
             return (await run._start(child.spec, child.key)).handle
 
     async def delete_child(self, child_id: str | Any) -> None:
@@ -629,8 +666,7 @@ class SupervisorHandle:
         async with run.lock:
             run._check()  # it may have stopped while we waited for the lock
             child = run.find(child_id)
-            if child.running:
-                raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
+            _check_not_running(run, child, child_id)
             run._remove(child.key)
 
     def stop(self) -> None:
@@ -640,6 +676,26 @@ class SupervisorHandle:
     async def wait_stopped(self) -> ExitReason:
         await self._run.stopped.wait()
         return self._run.exit_reason
+
+
+def _check_not_running(run: _Run, child: _Child, child_id: object) -> None:
+    if child.running:
+        raise ChildStillRunning(f"child {child_id!r} is running: terminate_child it first")
+    if child.key in run.restarting:
+        # OTP: {error, restarting}
+        raise ChildStillRunning(
+            f"child {child_id!r} is being restarted by its supervisor (its last restart failed and will "
+            "be retried): terminate_child it first"
+        )
+
+
+def _check_combination(spec: ChildSpec, auto_shutdown: AutoShutdown) -> None:
+    if spec.significant and auto_shutdown is AutoShutdown.NEVER:
+        raise ValueError(
+            f"child {spec.id!r} is significant, but the supervisor's auto_shutdown is NEVER, which would "
+            "ignore it (OTP refuses this as bad_combination): give the supervisor "
+            "auto_shutdown=ANY_SIGNIFICANT or ALL_SIGNIFICANT, or make the child not significant"
+        )
 
 
 def _as_tuple(children: Iterable[ChildSpec]) -> tuple[ChildSpec, ...]:
@@ -666,17 +722,26 @@ def _check_period(_inst: object, _attr: object, value: float) -> None:
         raise ValueError(f"period must be > 0 seconds, got {value!r}")
 
 
+def _check_max_children(_inst: object, _attr: object, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"max_children must be None or an int >= 0, got {value!r}")
+
+
 @attrs.frozen
 class Supervisor:
     """A supervisor's configuration; calling it (as a ChildSpec start) runs one fresh instance."""
 
     children: Sequence[ChildSpec] = attrs.field(converter=_as_tuple, validator=_unique_ids)
-    strategy: Strategy = Strategy.ONE_FOR_ONE
+    strategy: Strategy = attrs.field(default=Strategy.ONE_FOR_ONE, converter=to_strategy)
     intensity: int = attrs.field(default=3, validator=_check_intensity)
     period: float = attrs.field(default=5.0, validator=_check_period)
-    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    auto_shutdown: AutoShutdown = attrs.field(default=AutoShutdown.NEVER, converter=to_auto_shutdown)
     name: str = "supervisor"
     on_event: EventHook | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for spec in self.children:
+            _check_combination(spec, self.auto_shutdown)
 
     def _new_run(self) -> _Run:
         return _Run(
@@ -697,7 +762,7 @@ class Supervisor:
 class DynamicSupervisor:
     """OTP's simple_one_for_one: children added at run time, one_for_one, optional ``max_children``."""
 
-    max_children: int | None = None
+    max_children: int | None = attrs.field(default=None, validator=_check_max_children)
     intensity: int = attrs.field(default=3, validator=_check_intensity)
     period: float = attrs.field(default=5.0, validator=_check_period)
     name: str = "dynamic_supervisor"

@@ -213,13 +213,14 @@ async def test_terminate_child_of_a_significant_child_does_not_shut_down(autojum
         assert sup._run.running and kids.entries("stop") == ["s"]
 
 
-async def test_never_ignores_a_significant_exit(autojump_clock: MockClock) -> None:
+async def test_never_refuses_a_significant_child(autojump_clock: MockClock) -> None:
+    # OTP: bad_combination (issue 12; this test asserted the old lenient behaviour before)
     kids = Children()
     specs = [kids.spec("a"), kids.spec("s", restart=Restart.TEMPORARY, significant=True)]
-    async with open_supervisor(specs, auto_shutdown=AutoShutdown.NEVER) as sup:
-        kids.finish("s")
-        await settle()
-        assert sup._run.running and [r.id for r in sup.which_children()] == ["a"]
+    with pytest.raises(ValueError, match="bad_combination"):
+        async with open_supervisor(specs, auto_shutdown=AutoShutdown.NEVER):
+            pass
+    assert kids.log == []
 
 
 async def test_auto_shutdown_of_a_nested_supervisor_is_a_normal_exit_for_its_parent(

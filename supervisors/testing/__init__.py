@@ -13,6 +13,32 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "`pip install 'mcpvisor[testing]'` (or `pip install hypothesis`)"
     ) from exc
 
+from ._commands import (
+    Advance,
+    Command,
+    Crash,
+    DeleteChild,
+    NormalExit,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+)
+from ._differential import (
+    DynNode,
+    OtpUnavailable,
+    Scenario,
+    SupNode,
+    WorkerNode,
+    canonical,
+    compare_with_otp,
+    divergence_scenarios,
+    escript_path,
+    generated_scenarios,
+    random_scenario,
+    run_on_mcpvisor,
+    run_on_otp,
+    to_erlang,
+)
 from ._harness import InjectedCrash, SupervisedTree, TreeHarness
 from ._machine import SupervisionStateMachine, idle_child, shape_of
 from ._model import (
@@ -35,6 +61,28 @@ from ._replay import assert_follows_model
 from ._strategies import child_shapes, fault_gaps, fault_schedules, faults, supervisor_shapes
 
 __all__ = [
+    "DynNode",
+    "canonical",
+    "OtpUnavailable",
+    "Scenario",
+    "SupNode",
+    "WorkerNode",
+    "compare_with_otp",
+    "divergence_scenarios",
+    "escript_path",
+    "generated_scenarios",
+    "random_scenario",
+    "run_on_mcpvisor",
+    "run_on_otp",
+    "to_erlang",
+    "Advance",
+    "Command",
+    "Crash",
+    "DeleteChild",
+    "NormalExit",
+    "RestartChild",
+    "StartChild",
+    "TerminateChild",
     "AutoShutdownTriggered",
     "ChildEntry",
     "ChildShape",

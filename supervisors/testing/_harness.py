@@ -7,15 +7,22 @@ injects a fault or moves the clock and then waits until every task is blocked
 (``wait_all_tasks_blocked``), so the step returns only once the supervisor has finished reacting.
 
 Children are wrapped so the harness can make them exit on command: the wrapper starts the real child
-inside its own nursery, records when it starts and how it ends, and on command cancels the real child
-and either raises ``InjectedCrash`` (a crash) or returns (a normal exit). When the supervisor asks it to
-stop, the wrapper cancels the real child at once and returns, so stops take no clock time; a test of
-graceful shutdown timing belongs in an ordinary test, not here.
+inside its own nursery, records when it starts and how it ends, and on command kills the real child
+and either raises ``InjectedCrash`` (a crash) or returns (a normal exit).
+
+When the supervisor asks a wrapped child to stop, the wrapper passes the request on (the real child
+has a supervision context of its own, so ``stop_requested()``, actors and nested supervisors all see
+it), lets every task run until all are blocked, and kills whatever has not finished by then. So a
+clean stop (a worker returning when asked, an actor running ``terminate``, a nested supervisor
+stopping its children in order) happens for real, and a stop never waits out a grace period on the
+mock clock, which nobody advances during a step. Shutdown timing is for the OTP differential
+(``_differential.py``) and ordinary tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -24,11 +31,14 @@ import attrs
 import trio
 import trio.testing
 
-from .._child_context import stop_requested
+from .._child_context import enter_child_context, stop_requested
+from .._errors import SupervisorError
 from .._spec import AutoShutdown, ChildSpec, Strategy
+from .._supervisor import _Child
 from ._model import AutoShutdownTriggered, Escalated, Event, Exited, ExitKind, Started
 
 _STEP_TIMEOUT = 30.0  # real seconds a single step may take before the harness reports a hang
+_SETTLE_CUSHION = 1e-6  # real seconds; more than the wrappers' 0
 
 
 class InjectedCrash(Exception):
@@ -89,8 +99,13 @@ class TreeHarness:
     events as it emitted them.
     """
 
-    def __init__(self, tree: SupervisedTree, *, open_fn: OpenFn = default_open) -> None:
+    def __init__(self, tree: SupervisedTree, *, open_fn: OpenFn = default_open, quiet: bool = True) -> None:
         self.tree = tree
+        #: silence mcpvisor's loggers while the tree runs: an injected crash is no news, and dozens of
+        #: log lines would bury the counterexample
+        self.quiet = quiet
+        self._levels: dict[str, int] = {}
+        self._stopping = 0  # wrappers passing a stop request on, see _controlled
         self.clock = trio.testing.MockClock()
         self.log: list[Event] = []
         self.reported: list[object] = []
@@ -111,10 +126,17 @@ class TreeHarness:
 
     def start(self) -> None:
         """Start the loop and the supervisor; returns once the supervisor has started (or failed)."""
+        if self.quiet:
+            for name in _LOGGERS:
+                logger = logging.getLogger(name)
+                self._levels[name] = logger.level
+                logger.setLevel(logging.CRITICAL + 1)
         self._thread.start()
         if not self._ready.wait(_STEP_TIMEOUT):
+            self._restore_logs()
             raise TimeoutError("the supervisor did not finish starting")
         if self._thread_error is not None:
+            self._restore_logs()
             raise self._thread_error
         if self.supervisor_exited and self.supervisor_error is not None:
             # The model never predicts a failed start: report the supervisor's own error, not a diff.
@@ -132,10 +154,16 @@ class TreeHarness:
             with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(done.set, trio_token=self._token)
         self._thread.join(_STEP_TIMEOUT)
+        self._restore_logs()
         if self._thread.is_alive():
             raise TimeoutError("the supervisor did not stop when its owner exited")
         if self._thread_error is not None:
             raise self._thread_error
+
+    def _restore_logs(self) -> None:
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._levels.clear()
 
     # steps (test thread) -----------------------------------------------------------------------------
 
@@ -175,6 +203,25 @@ class TreeHarness:
 
         return self._call(step)
 
+    def call_api(self, name: str, *args: Any) -> object:
+        """Call the supervisor handle's method ``name``, let the tree settle, and return the result or
+        the ``SupervisorError`` it raised (API errors are results to compare, not failures)."""
+
+        async def step() -> object:
+            try:
+                result = await getattr(self.handle, name)(*args)
+            except SupervisorError as exc:
+                result = exc
+            await self._settle()
+            return result
+
+        return self._call(step)
+
+    def start_child(self, child_id: str) -> object:
+        """``start_child`` with the tree's own spec of ``child_id``, wrapped like the others."""
+        spec = next(c for c in self.tree.children if c.id == child_id)
+        return self.call_api("start_child", self._wrap(spec))
+
     # inside the loop ---------------------------------------------------------------------------------
 
     def _call(self, afn: Callable[[], Any]) -> Any:
@@ -182,7 +229,12 @@ class TreeHarness:
         return trio.from_thread.run(afn, trio_token=self._token)
 
     async def _settle(self) -> None:
-        await trio.testing.wait_all_tasks_blocked()
+        # A longer cushion than the wrappers' (see _controlled): when every task is blocked, trio
+        # wakes only the waiters with the shortest cushion, so a wrapper finishing a stop goes first
+        # and a step ends only once nobody has anything left to do.
+        await trio.testing.wait_all_tasks_blocked(_SETTLE_CUSHION)
+        while self._stopping:
+            await trio.testing.wait_all_tasks_blocked(_SETTLE_CUSHION)
 
     def _thread_main(self) -> None:
         try:
@@ -230,15 +282,23 @@ class TreeHarness:
         async def controlled(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
             control = _Control(spec.id)
             stop = stop_requested()
+            # The real child's own supervision context: its stop request is passed on by the wrapper,
+            # and cancelling its scope is a kill (a nested supervisor then cancels its children at
+            # once instead of giving them their grace period on a clock nobody moves).
+            inner = _Child(spec, spec.id)
+            scope = inner.scope = trio.CancelScope()
 
             async def real(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+                enter_child_context(inner)
                 try:
-                    await spec.start(task_status=task_status)
+                    with scope:
+                        await spec.start(task_status=task_status)
                 except BaseException as exc:
-                    if not isinstance(exc, trio.Cancelled):
+                    if not _only_cancelled(exc):
                         harness.unplanned.append(f"child {spec.id!r} crashed by itself: {exc!r}")
                     raise
-                control.wake("returned")
+                # a child that returns when asked to stop stops cleanly; unasked, it exited by itself
+                control.wake(ExitKind.SHUTDOWN if inner.stop_asked or scope.cancel_called else "returned")
 
             async def watch_stop() -> None:
                 await stop.wait()
@@ -253,8 +313,18 @@ class TreeHarness:
                     harness._ever_started.add(spec.id)
                     harness._live[spec.id] = control
                     task_status.started(handle)
-                    await control.woken.wait()
-                    nursery.cancel_scope.cancel()
+                    try:
+                        await control.woken.wait()
+                        if control.why is ExitKind.SHUTDOWN and not scope.cancel_called:
+                            harness._stopping += 1
+                            try:
+                                inner._ask_stop()  # pass the request on; what is clean is done at once
+                                await trio.testing.wait_all_tasks_blocked()
+                            finally:
+                                harness._stopping -= 1
+                    finally:
+                        scope.cancel()  # whatever is left is killed: a stop takes no mock time
+                        nursery.cancel_scope.cancel()
                 why = control.why
                 if why == "returned":
                     harness.unplanned.append(f"child {spec.id!r} returned by itself")
@@ -269,6 +339,18 @@ class TreeHarness:
                 raise InjectedCrash(spec.id)
 
         return controlled
+
+
+_LOGGERS = ("mcpvisor", "mcpvisor.supervisors")
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """A bare ``Cancelled``, or a group of nothing else (what a cancelled nested supervisor raises)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(e) for e in exc.exceptions)
+    return False
 
 
 def _is_escalation(exc: BaseException) -> bool:

@@ -20,8 +20,15 @@ specification, so it is kept small enough to read against ``supervisor.erl`` lin
   stops the supervisor, ``ALL_SIGNIFICANT`` stops it once no significant child is running. Significant
   children stopped by the supervisor itself (as siblings of a restart) never trigger it.
 
-Children always start successfully in the model (start failures are out of its scope), and a
-supervisor that has stopped ignores every later exit.
+* ``handle_call``: ``terminate_child`` stops a running child (not restarted; a TEMPORARY one is
+  removed) and is ``ok`` for one that is not running; ``restart_child`` starts a child that is present
+  and not running; ``delete_child`` forgets one that is not running; ``start_child`` appends a child
+  whose id is not present. Errors are ``not_found``, ``running`` and ``already_present``. None of these
+  counts towards the intensity.
+
+Children always start successfully in the model (start failures are checked against real OTP by the
+differential, ``_differential.py``), and a supervisor that has stopped ignores every later
+exit.
 """
 
 from __future__ import annotations
@@ -191,11 +198,14 @@ class SupervisionModel:
     restarts: tuple[float, ...] = ()
     status: Status = Status.RUNNING
     now: float = 0.0
+    #: every id started at least once: a later start of it is reported as ``Started(restart=True)``
+    ever_started: frozenset[str] = frozenset()
 
     @classmethod
     def start(cls, shape: SupervisorShape) -> tuple[SupervisionModel, tuple[Event, ...]]:
         """All children start, in order (OTP ``init``)."""
-        model = cls(shape, tuple(ChildEntry(c.id, True) for c in shape.children))
+        ids = frozenset(c.id for c in shape.children)
+        model = cls(shape, tuple(ChildEntry(c.id, True) for c in shape.children), ever_started=ids)
         return model, tuple(Started(c.id) for c in shape.children)
 
     # queries ------------------------------------------------------------------------------------------
@@ -239,6 +249,51 @@ class SupervisionModel:
             return m, (*events, *stop_events, Escalated())
         m, restart_events = m._restart_group(spec.id)
         return m, (*events, *restart_events)
+
+    # the handle's API (supervisor.erl's handle_call) ---------------------------------------------------
+
+    def _entry(self, child_id: str) -> ChildEntry | None:
+        for c in self.children:
+            if c.id == child_id:
+                return c
+        return None
+
+    def terminate_child(self, child_id: str) -> tuple[SupervisionModel, tuple[Event, ...], str]:
+        entry = self._entry(child_id)
+        if entry is None:
+            return self, (), "not_found"
+        events: tuple[Event, ...] = (Exited(child_id, ExitKind.SHUTDOWN),) if entry.running else ()
+        if self.shape.child(child_id).restart is Restart.TEMPORARY:
+            return self._forget(child_id), events, "ok"
+        return self._set(child_id, False), events, "ok"
+
+    def restart_child(self, child_id: str) -> tuple[SupervisionModel, tuple[Event, ...], str]:
+        entry = self._entry(child_id)
+        if entry is None:
+            return self, (), "not_found"
+        if entry.running:
+            return self, (), "running"
+        return self._set(child_id, True), (Started(child_id, restart=True),), "ok"
+
+    def delete_child(self, child_id: str) -> tuple[SupervisionModel, tuple[Event, ...], str]:
+        entry = self._entry(child_id)
+        if entry is None:
+            return self, (), "not_found"
+        if entry.running:
+            return self, (), "running"
+        return self._forget(child_id), (), "ok"
+
+    def start_child(self, child_id: str) -> tuple[SupervisionModel, tuple[Event, ...], str]:
+        """Start the shape's child ``child_id`` again, appended last (it must have been deleted)."""
+        if self._entry(child_id) is not None:
+            return self, (), "already_present"
+        restart = child_id in self.ever_started
+        m = attrs.evolve(
+            self,
+            children=(*self.children, ChildEntry(child_id, True)),
+            ever_started=self.ever_started | {child_id},
+        )
+        return m, (Started(child_id, restart=restart),), "ok"
 
     def shutdown(self) -> tuple[SupervisionModel, tuple[Event, ...]]:
         """The supervisor is stopped from outside: its running children stop in reverse order."""
