@@ -705,10 +705,10 @@ async def start_server(
     in the state store (a server restarted on a durable store, another node on a shared one), carry on
     here instead of getting 404 (see ``ServerPort.resume_session``).
     ``shared_state_store`` says whether other processes may serve the same sessions from the state
-    store (None: every store but ``memory://`` may be shared). A session on a shared store is checked
-    against its stored record before each request (a DELETE through another node ends it here too), an
-    idle lifetime stops only this node's actor, and its record expires when no node has used it for
-    its idle lifetime (docs/server.md, "Many nodes on one store").
+    store (None: every store but a ``MemorySessionStore`` may be shared). A session on a shared store
+    is checked against its stored record before each request (a DELETE through another node ends it
+    here too), an idle lifetime stops only this node's actor, and its record expires when no node has
+    used it for its idle lifetime (docs/server.md, "Many nodes on one store").
 
     Before anything is served both backends are checked (a probe value written, read and dropped in
     the state store; one task record read): one that fails, or does not answer within
