@@ -36,6 +36,7 @@ from typing import Any
 
 import trio
 from mcpvisor.backends import (
+    MemorySessionStore,
     SessionStateStore,
     TaskBackend,
     check_session_store,
@@ -94,6 +95,7 @@ from ._session_keeper import keep_session
 from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY
 from ._session_slot import InFlight, SessionSlot
+from ._shared_session import SessionEnded, check_live, is_live, tombstone
 from ._state_store_server import (
     DEFAULT_OUTCOME_WAIT,
     DEFAULT_STORE_TIMEOUT,
@@ -384,10 +386,18 @@ class RunningServer:
             return self.has_session(session_id)
         self._resuming[session_id] = done = trio.Event()
         try:
-            if await self.store.get(session_id, SETTINGS_KEY) is None:
-                return False  # never existed, ended (values dropped), or expired in the store
-            if session_id in self._slots:  # closing here meanwhile: it is gone for good
-                return False
+            if not is_live(await self.store.get(session_id, SETTINGS_KEY)):
+                return False  # never existed, ended (values dropped, a tombstone), or expired
+            ending = self._slots.get(session_id)
+            if ending is not None:
+                if not ending.keep_values:  # closing here meanwhile, for good
+                    return False
+                # Only its actor here is stopping (idle on this node, crashed too often): the session
+                # lives on in the store, so once that actor is gone it starts again from there.
+                with trio.move_on_after(self._shutdown_grace):
+                    await ending.done.wait()
+                if session_id in self._slots:
+                    return self.has_session(session_id)
             await self._start_slot(SessionSlot(session_id, resumed=True))
             logger.info("session %s resumed from the state store", session_label(session_id))
             return True
@@ -426,6 +436,8 @@ class RunningServer:
             )
             await self.close_session(session_id)
             return
+        if self._deps.shared and slot.initialized and type(message) is Request:
+            await self._check_shared(slot)
         slot.touch()
         entry: InFlight | None = None
         if isinstance(message, Request):
@@ -462,6 +474,32 @@ class RunningServer:
                 continue
             return
         raise SessionBusy(session_id, self._retry_after)
+
+    async def _check_shared(self, slot: SessionSlot) -> None:
+        """Before a request of a session on a shared store: did it end on another node (or expire)?
+        Then end it here too and answer ``UnknownSession`` (404), as every node does from now on."""
+        try:
+            await check_live(self.store, slot, trio.current_time())
+        except SessionEnded:
+            logger.info(
+                "session %s ended on another node or expired in the store: ending it here",
+                session_label(slot.session_id),
+            )
+            if not slot.closing:
+                slot.closing = True
+                slot.close_reason = "it ended on another node or expired"
+                slot.keep_values = True  # nothing of it is left to drop, or another node dropped it
+                ref = slot.ref
+                if ref is not None:
+                    ref.request_stop(NORMAL)
+            raise UnknownSession(slot.session_id) from None
+        except Exception as exc:  # the backend's own error, or StateStoreUnavailable
+            # The request will meet the same outage and report it; refusing it here would say less.
+            logger.info(
+                "session %s: could not check its stored record (%s); serving the request",
+                session_label(slot.session_id),
+                exc,
+            )
 
     async def _wait_incarnation(self, slot: SessionSlot) -> ActorRef:
         with trio.move_on_after(_RESTART_WAIT):
@@ -566,10 +604,21 @@ class RunningServer:
             await self._session_ended(slot)
 
     def _close_idle(self, slot: SessionSlot) -> None:
-        """The IdleReaper's verdict: end the session for good (its values are dropped)."""
-        logger.info("session %s idle for %gs: closing", session_label(slot.session_id), slot.idle_timeout)
+        """The IdleReaper's verdict. On a store of this process only, end the session for good (its
+        values are dropped). On a shared store the verdict is this node's only: stop the actor here
+        and keep what is stored, which another node may be using (``_shared_session``)."""
         slot.closing = True
-        slot.close_reason = f"idle for {slot.idle_timeout:g}s"
+        if self._deps.shared:
+            logger.info(
+                "session %s idle here for %gs: stopping its actor on this node (it stays in the store)",
+                session_label(slot.session_id),
+                slot.idle_timeout,
+            )
+            slot.keep_values = True
+            slot.close_reason = f"idle on this node for {slot.idle_timeout:g}s"
+        else:
+            logger.info("session %s idle for %gs: closing", session_label(slot.session_id), slot.idle_timeout)
+            slot.close_reason = f"idle for {slot.idle_timeout:g}s"
         ref = slot.ref
         if ref is not None:
             ref.request_stop(NORMAL)  # a normal end: the keeper does not restart it
@@ -591,6 +640,9 @@ class RunningServer:
                     try:
                         if not slot.keep_values:
                             await self.store.drop_session(sid)
+                            if self._deps.shared and slot.initialized:
+                                # Every node must see that it ended: a tombstone, not just absence.
+                                await self.store.put(sid, SETTINGS_KEY, tombstone(slot.close_reason))
                         bus = self.registry.whereis(EVENT_BUS_NAME)
                         if bus is not None:
                             await bus.call(UnsubscribeAll(sid))
@@ -635,6 +687,7 @@ async def start_server(
     task_clock: Callable[[], float] = time.time,
     task_list_page: int = 50,
     task_prelude_wait: float = 0.1,
+    shared_state_store: bool | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -651,6 +704,11 @@ async def start_server(
     ``resume_sessions`` lets a session id this process does not hold, but whose negotiated settings are
     in the state store (a server restarted on a durable store, another node on a shared one), carry on
     here instead of getting 404 (see ``ServerPort.resume_session``).
+    ``shared_state_store`` says whether other processes may serve the same sessions from the state
+    store (None: every store but a ``MemorySessionStore`` may be shared). A session on a shared store
+    is checked against its stored record before each request (a DELETE through another node ends it
+    here too), an idle lifetime stops only this node's actor, and its record expires when no node has
+    used it for its idle lifetime (docs/server.md, "Many nodes on one store").
 
     Before anything is served both backends are checked (a probe value written, read and dropped in
     the state store; one task record read): one that fails, or does not answer within
@@ -709,6 +767,10 @@ async def start_server(
     )
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
+    if shared_state_store is None:
+        shared_state_store = not isinstance(store, MemorySessionStore)
+    # Without resuming, only the node that created a session serves it: nothing to share.
+    running._deps.shared = shared_state_store and resume_sessions
     running._deps.tasks = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
     requests = RequestSupervisor(
         server,

@@ -56,6 +56,7 @@ from ._request_env import (
 from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
+from ._shared_session import SessionEnded, is_live, write_settings
 from ._state_store_server import StateStoreClient, StateStoreUnavailable
 from ._task_runtime import forward_task_answer
 
@@ -83,6 +84,9 @@ class SessionDeps:
     handles: Any = None
     #: The server's ``TaskClient`` (None: no TaskRuntime, e.g. a custom handle_request in tests)
     tasks: Any = None
+    #: The state store is shared with other processes (SQLite, Redis): a session may be served by any
+    #: of them, so this node never owns its stored record (``_shared_session``).
+    shared: bool = False
 
 
 @attrs.frozen
@@ -127,6 +131,11 @@ class SessionActor:
         # A brand-new session has nothing stored yet: skip the round trip to the store.
         restored = self.slot.incarnations or self.slot.resumed
         data = await self.deps.store.get(sid, SETTINGS_KEY) if restored else None
+        gone = not is_live(data) if data is not None else bool(restored) and self.deps.shared
+        if gone:
+            # Ended on another node (a tombstone) or expired in the store meanwhile: gone everywhere.
+            self._ended_elsewhere()
+            data = None
         if data is not None:
             # A restarted (or resumed) incarnation: carry on where the last one was, handshake done.
             self.settings = settings = SessionSettings.from_bytes(data)
@@ -139,6 +148,17 @@ class SessionActor:
             logger.info("session %s resumed (%s)", session_label(sid), settings.protocol_version)
         self.slot.set_ref(self.ref)
         if self.slot.closing:  # closed (idle) while this incarnation was starting
+            self.ref.request_stop(NORMAL)
+
+    def _ended_elsewhere(self) -> None:
+        """The stored session ended (another node's DELETE, or it expired): end this node's actor
+        without touching the store (there is nothing of it left to drop)."""
+        slot = self.slot
+        if not slot.closing:
+            slot.closing = True
+            slot.close_reason = "it ended on another node or expired"
+        slot.keep_values = True
+        if self.ref is not None:
             self.ref.request_stop(NORMAL)
 
     # ---- messages -----------------------------------------------------------------------------------
@@ -171,7 +191,7 @@ class SessionActor:
         elif entry is not None:  # Ignore: never for a request, but never leave one unanswered
             self._finish(entry, error_response(entry.request_id, INVALID_REQUEST, "Ignored"))
 
-    async def handle_call(self, msg: object, _caller: Caller) -> None:
+    async def handle_call(self, msg: object, _caller: Caller) -> SessionEnded | None:
         settings = self.settings
         if settings is None:
             raise RuntimeError(f"{msg!r} before initialize")
@@ -188,12 +208,22 @@ class SessionActor:
             await self._bus(Unsubscribe(resource_topic(msg.uri), sid))
         else:
             raise TypeError(f"SessionActor got an unknown call {msg!r}")
-        await self._persist()
+        try:
+            await self._persist()
+        except SessionEnded as ended:
+            self._ended_elsewhere()
+            return ended  # the request that asked fails; the actor stops normally
+        return None
 
     async def call_self(self, msg: object) -> None:
         """From a request task: ask the actor to change a setting (it persists it)."""
         assert self.ref is not None
-        await self.ref.call(msg, timeout=None)
+        ended = await self.ref.call(msg, timeout=None)
+        if ended is not None:
+            raise JsonRpcError(
+                INTERNAL_ERROR,
+                "session ended (deleted through another server node, or expired): initialize a new one",
+            )
 
     def new_client_request(self) -> tuple[RequestId, ClientWaiter]:
         self._next_client_id += 1
@@ -206,9 +236,13 @@ class SessionActor:
         if bus is not None:
             await bus.call(msg)
 
-    async def _persist(self) -> None:
+    async def _persist(self, *, first: bool = False) -> None:
         assert self.settings is not None
-        await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes())
+        if self.deps.shared:
+            await write_settings(self.deps.store, self.slot, self.settings.to_bytes(), first=first)
+            self.slot.record_written = trio.current_time()
+        else:
+            await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes())
 
     async def _initialize(self, start: StartSession, entry: InFlight) -> None:
         request = start.request
@@ -223,9 +257,9 @@ class SessionActor:
             dict(info) if isinstance(info, Mapping) else None,
             idle,
         )
-        await self._persist()
+        self.slot.idle_timeout = idle  # before the write: a shared store's record lives as long
+        await self._persist(first=True)
         self.slot.initialized = True
-        self.slot.idle_timeout = idle
         if self.deps.reaper is not None:
             self.deps.reaper.schedule(self.slot)
         result = dict(self.deps.server.initialize_result(start.protocol_version))

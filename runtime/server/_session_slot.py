@@ -65,6 +65,9 @@ class SessionSlot:
     reaper_deadline: float = math.inf
     #: The per-session supervisor's handle in the SessionSupervisor (what terminate_child takes).
     tree: Any = None
+    #: On a shared store: when (trio time) this node last wrote the settings record, whose TTL a
+    #: node serving the session refreshes (``_shared_session``).
+    record_written: float = -math.inf
     _changed: trio.Event = attrs.field(factory=trio.Event)
 
     #: How crash texts name what this slot holds ("session"; a state handle says "state handle").
