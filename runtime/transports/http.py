@@ -78,6 +78,7 @@ from ._http_guard import (
     accepts,
 )
 from ._http_streaming import pump_replies, pump_standalone, write_stream
+from ._hypercorn_runner import run_hypercorn
 from ._listen_error import ListenError, open_listeners, single_os_error
 
 __all__ = ["ListenError", "McpHttpApp", "mcp_asgi_app", "open_listeners", "serve_http"]
@@ -852,11 +853,6 @@ def _warn_if_exposed(app: McpHttpApp, host: str) -> None:
     )
 
 
-def _bound_port(bind: str) -> int:
-    """hypercorn reports `http://127.0.0.1:54321` / `http://[::1]:54321`: the port is after the last colon."""
-    return int(bind.rsplit(":", 1)[1])
-
-
 #: The HTTP servers ``serve_http`` can run the app on.
 HTTP_SERVERS: Final = ("h11", "hypercorn")
 
@@ -926,17 +922,10 @@ async def serve_http(
                 task_status.started(bound)
             return
         from hypercorn.config import Config
-        from hypercorn.trio import serve
 
+        if listeners is None:  # bound here, so a restarted hypercorn serves the same socket
+            listeners = await open_listeners(host, port_number)
         config = Config()
-        if listeners is not None:  # handed over by descriptor: hypercorn's socket owns it from now on
-            config.bind = [f"fd://{listener.socket.detach()}" for listener in listeners]
-        else:
-            config.bind = [
-                f"[{host}]:{port_number}"
-                if ":" in host and not host.startswith("[")
-                else f"{host}:{port_number}"
-            ]
         config.accesslog = None
         config.errorlog = logger
         config.graceful_timeout = 1.0
@@ -946,9 +935,9 @@ async def serve_http(
         # head limit, the body timeout.
         limited = with_request_limits(app, max_header_bytes=max_header_bytes, body_timeout=body_timeout)
         async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(functools.partial(serve, limited, config))  # type: ignore[arg-type]
+            bound = await nursery.start(functools.partial(run_hypercorn, limited, config, listeners))
             started = True
-            task_status.started(_bound_port(binds[0]))
+            task_status.started(bound)
     except (OSError, BaseExceptionGroup) as exc:
         # Before it started, an OSError can only be the bind: say so in one line (ListenError).
         found = None if started else single_os_error(exc)
