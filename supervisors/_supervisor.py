@@ -590,6 +590,13 @@ class SupervisorHandle:
     def name(self) -> str:
         return self._run.name
 
+    def __repr__(self) -> str:
+        # Read in the supervision log (ChildStarted of a nested supervisor): say what it is, not where.
+        run = self._run
+        kind = "DynamicSupervisor" if run.dynamic else "Supervisor"
+        state = "stopped" if run.stopped.is_set() else "running"
+        return f"<{kind} {run.name!r} {state}, {len(run.children)} children>"
+
     def which_children(self) -> list[ChildRecord]:
         """Children in start order; ``handle`` is None for a child that is not running."""
         return [

@@ -139,3 +139,13 @@ def test_an_allowed_host_flag_reaches_the_server() -> None:
         proc.wait(timeout=20)
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+async def test_the_supervision_log_names_every_child_readably(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mcpvisor.supervisors")
+    async with start_server(demo):  # formatted while running: a record's text is made when it is read
+        started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ChildStarted(")]
+    assert len(started) >= 9  # the whole server tree
+    assert not [line for line in started if " object at 0x" in line]
+    assert any("handle=<DynamicSupervisor 'sessions' running, 0 children>" in line for line in started)
+    assert any("handle=<Janitor sweeping every 60s" in line for line in started)

@@ -34,6 +34,9 @@ class IdleReaper:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def __repr__(self) -> str:  # the supervision log shows it as a child's handle
+        return f"<IdleReaper watching {len(self._heap) - self._stale} lifetimes>"
+
     def schedule(self, slot: SessionSlot) -> None:
         """Watch ``slot`` from its last activity plus its lifetime (if that is sooner than watched)."""
         deadline = slot.last_activity + slot.idle_timeout

@@ -29,6 +29,9 @@ class Janitor:
         self.interval = interval
         self.sweeps = 0
 
+    def __repr__(self) -> str:  # the supervision log shows it as a child's handle
+        return f"<Janitor sweeping every {self.interval:g}s, {self.sweeps} sweeps>"
+
     async def __call__(self, *, task_status: trio.TaskStatus[Janitor] = trio.TASK_STATUS_IGNORED) -> None:
         stop = stop_requested()
         task_status.started(self)

@@ -73,6 +73,9 @@ class RequestSupervisor:
         #: id(replies) -> the cancel scope of the request answering on it (see ``cancel``)
         self._scopes: dict[int, trio.CancelScope] = {}
 
+    def __repr__(self) -> str:  # the supervision log shows it as a child's handle
+        return f"<RequestSupervisor {self.active} of at most {self.max_concurrent} stateless requests>"
+
     async def __call__(
         self, *, task_status: trio.TaskStatus[RequestSupervisor] = trio.TASK_STATUS_IGNORED
     ) -> None:
