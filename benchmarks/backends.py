@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from _redis_process import start_redis
 
 HERE = Path(__file__).resolve().parent
 VALUE = b"x" * 200
@@ -150,51 +150,6 @@ async def raw_glide_ops(port: int, stack: contextlib.AsyncExitStack) -> tuple[Op
         return await client.get(prefix + key)
 
     return put, get
-
-
-# -- redis-server ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        log("redis-server not found: skipping Redis")
-        return None
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    log("redis-server did not start: skipping Redis")
-    return None
 
 
 # -- py-key-value-aio anchor -----------------------------------------------------------------------

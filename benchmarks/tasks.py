@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from _redis_process import start_redis
 from mcpvisor.backends import MemoryTaskBackend
 from mcpvisor.runtime.server import Server, start_server
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
@@ -52,48 +52,6 @@ async def add(a: int, b: int) -> int:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        log("redis-server not found: skipping Redis")
-        return None
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    log("redis-server did not start: skipping Redis")
-    return None
 
 
 async def task_round_trip(client: MemoryClient, n: int) -> None:
