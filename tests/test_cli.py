@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _demo_process import start_demo
+from _http_messages import INIT
 
 from mcpvisor.cli import TargetError, load_target, main
 
@@ -87,16 +88,7 @@ def test_http_demo_prints_its_url_serves_and_stops_in_order(stop: signal.Signals
     try:
         assert proc.stderr is not None
         assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        body = INIT
         request = urllib.request.Request(
             url,
             data=json.dumps(body).encode(),
@@ -188,16 +180,7 @@ def test_a_bad_limit_is_a_usage_error(flag: str, capsys: pytest.CaptureFixture[s
 
 def test_max_sessions_flag_caps_the_demo_with_503() -> None:
     proc, url = start_demo("--port", "0", "--max-sessions", "1")
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    body = INIT
     headers = {"content-type": "application/json", "accept": "application/json"}
     try:
         request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
@@ -223,16 +206,7 @@ def _post(url: str, message: dict[str, object]) -> dict[str, object]:
         return body
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+INITIALIZE: dict[str, object] = INIT
 DISCOVER = {
     "jsonrpc": "2.0",
     "id": 2,

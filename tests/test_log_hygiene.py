@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 from _demo_process import start_demo
+from _http_messages import BOTH, INIT
 from mcpvisor.backends import MemorySessionStore
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import session_label, start_server
@@ -107,21 +108,10 @@ def test_the_cli_names_allowed_hosts_and_origins() -> None:
 
 def test_an_allowed_host_flag_reaches_the_server() -> None:
     proc, url = start_demo("--port", "0", "--allowed-host", "mcp.example.com")
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-    ).encode()
+    body = json.dumps(INIT).encode()
 
     def post(host: str | None) -> int:
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        headers = {"content-type": "application/json", **BOTH}
         if host is not None:
             headers["host"] = host
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
