@@ -67,7 +67,9 @@ class FakePort:
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
+        caller: Any = None,
     ) -> None:
+        self.last_caller = caller
         if session_id is not None and session_id not in self.sessions:
             raise UnknownSession(session_id)
         if self.busy:

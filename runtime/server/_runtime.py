@@ -209,6 +209,8 @@ class RunningServer:
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
         #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
         self.stats = ServerStats()
+        #: ``AuthSettings`` the HTTP transport applies (``start_server(auth=...)``; docs/auth.md).
+        self.auth: Any = None
 
     # ---- introspection ------------------------------------------------------------------------------
 
@@ -697,6 +699,7 @@ async def start_server(
     task_list_page: int = 50,
     task_prelude_wait: float = 0.1,
     shared_state_store: bool | None = None,
+    auth: Any = None,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -774,6 +777,9 @@ async def start_server(
         handle_ttl=handle_ttl,
         protocol=protocol,
     )
+    #: ``AuthSettings`` for the HTTP transports serving this server (docs/auth.md): given here, or the
+    #: ``Server``'s own; None: no authentication.
+    running.auth = auth if auth is not None else getattr(server, "auth", None)
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
     if shared_state_store is None:

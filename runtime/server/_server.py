@@ -83,9 +83,14 @@ class Server:
         website_url: str | None = None,
         icons: Iterable[Icon] | None = None,
         request_state_key: bytes | None = None,
+        auth: Any = None,
     ) -> None:
         """``request_state_key`` signs the ``requestState`` of ``InputRequired`` answers (a random key
-        per Server by default); give every process the same one when several serve one endpoint."""
+        per Server by default); give every process the same one when several serve one endpoint.
+        ``auth`` (``mcpvisor.runtime.auth.AuthSettings``) protects it when served over HTTP
+        (docs/auth.md); stdio ignores it."""
+        #: ``AuthSettings`` for HTTP (None: no authentication).
+        self.auth = auth
         self.name = name
         self.version = version
         self.instructions = instructions

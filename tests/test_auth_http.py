@@ -1,0 +1,124 @@
+"""Authorization over real HTTP (docs/auth.md): a test identity provider (real keys, a JWKS and an
+introspection endpoint on 127.0.0.1) issues the tokens; the server answers as an OAuth resource
+server: 401 with the metadata pointer, 403 insufficient_scope, the RFC 9728 document."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+import trio
+from _auth_app import METADATA_URL, RESOURCE, introspection_verifier, jwt_verifier, protected, settings
+from _http_messages import INIT, JSON_ONLY, stateless, stateless_headers
+from _identity_provider import IdentityProvider, identity_provider, new_key
+
+POST = {**JSON_ONLY, "content-type": "application/json"}
+ALL_SCOPES = ["mcp:use", "mcp:admin"]
+
+
+@pytest.fixture
+def idp() -> Iterator[IdentityProvider]:
+    with identity_provider() as provider:
+        yield provider
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {**POST, "authorization": f"Bearer {token}"}
+
+
+def challenge_params(value: str) -> dict[str, str]:
+    """The auth-params of a ``Bearer`` challenge (our values never contain quotes or commas)."""
+    scheme, _, rest = value.partition(" ")
+    assert scheme == "Bearer"
+    out: dict[str, str] = {}
+    for part in rest.split(", "):
+        name, _, quoted = part.partition("=")
+        assert quoted.startswith('"') and quoted.endswith('"'), value
+        out[name] = quoted[1:-1]
+    return out
+
+
+async def call(client: httpx2.AsyncClient, url: str, token: str | None, tool: str, **args: Any) -> Any:
+    """A 2026-07-28 tools/call of ``tool`` (no session needed)."""
+    headers = stateless_headers("tools/call", tool)
+    headers["content-type"] = "application/json"
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    return await client.post(url, json=stateless("tools/call", {"name": tool, "arguments": args}), headers=headers)
+
+
+async def test_metadata_document_has_rfc_9728_fields(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp), required_scopes=["mcp:use"], resource_name="Protected test")
+    with trio.fail_after(20):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            base = url.removesuffix("/mcp")
+            for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+                answer = await client.get(base + path)
+                assert answer.status_code == 200, answer.text
+                assert answer.headers["content-type"] == "application/json"
+                assert answer.headers["access-control-allow-origin"] == "*"
+                document = answer.json()
+                # RFC 9728 section 2: `resource` REQUIRED, an https/http URL without fragment; MCP:
+                # `authorization_servers` with at least one issuer; the rest typed as the RFC says.
+                assert document["resource"] == RESOURCE
+                assert document["authorization_servers"] == [idp.issuer]
+                assert all(isinstance(s, str) for s in document["authorization_servers"])
+                assert document["bearer_methods_supported"] == ["header"]
+                assert document["scopes_supported"] == ["mcp:use", "mcp:admin"]  # required + the tools'
+                assert document["resource_name"] == "Protected test"
+            # The metadata needs no token; everything else does.
+            assert (await client.post(url, json=INIT, headers=POST)).status_code == 401
+
+
+async def test_no_token_is_401_pointing_at_the_metadata(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp), required_scopes=["mcp:use"])
+    with trio.fail_after(20):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            for answer in (
+                await client.post(url, json=INIT, headers=POST),
+                await call(client, url, None, "counter"),
+                await client.get(url, headers={"accept": "text/event-stream"}),
+                await client.delete(url, headers={"mcp-session-id": "0" * 32}),
+                await client.post(url, json=INIT, headers={**POST, "authorization": "Basic YWxpY2U6eA=="}),
+            ):
+                assert answer.status_code == 401, answer.text
+                params = challenge_params(answer.headers["www-authenticate"])
+                assert params == {"scope": "mcp:use", "resource_metadata": METADATA_URL}
+                assert answer.json()["error"]["message"].startswith("Unauthorized")
+
+
+def _refused_tokens(idp: IdentityProvider) -> dict[str, str]:
+    stranger = new_key()  # never published
+    published = idp.keys[0]
+    forged = new_key()
+    forged.kid = published.kid  # claims a published kid, signed with another key
+    now = time.time()
+    good = {"audience": RESOURCE, "scopes": ["mcp:use"]}
+    return {
+        "expired": idp.token("alice", lifetime=-600, **good),
+        "not yet valid": idp.token("alice", not_before=now + 600, **good),
+        "wrong audience": idp.token("alice", audience="https://other.example/mcp", scopes=["mcp:use"]),
+        "wrong issuer": idp.token("alice", issuer="https://evil.example", **good),
+        "bad signature": idp.token("alice", key=forged, **good),
+        "unknown kid": idp.token("alice", key=stranger, **good),
+        "not a jwt": "not-a-jwt",
+        "tampered": idp.token("alice", **good)[:-4] + "AAAA",
+    }
+
+
+async def test_refused_tokens_get_401_invalid_token(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp, leeway=5), required_scopes=["mcp:use"])
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            good = idp.token("alice", audience=RESOURCE, scopes=["mcp:use"])
+            assert (await call(client, url, good, "counter")).status_code == 200
+            for why, token in _refused_tokens(idp).items():
+                answer = await call(client, url, token, "counter")
+                assert answer.status_code == 401, (why, answer.text)
+                params = challenge_params(answer.headers["www-authenticate"])
+                assert params["error"] == "invalid_token", why
+                assert params["resource_metadata"] == METADATA_URL
+                assert params["error_description"], why
