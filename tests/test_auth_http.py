@@ -122,3 +122,132 @@ async def test_refused_tokens_get_401_invalid_token(idp: IdentityProvider) -> No
                 assert params["error"] == "invalid_token", why
                 assert params["resource_metadata"] == METADATA_URL
                 assert params["error_description"], why
+
+
+async def test_rotated_keys_are_fetched_on_an_unknown_kid(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp, min_refresh_interval=0.0))
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            old = idp.token("alice", audience=RESOURCE)
+            assert (await call(client, url, old, "counter")).status_code == 200
+            assert idp.requests["/jwks"] == 1
+            assert (await call(client, url, old, "counter")).status_code == 200
+            assert idp.requests["/jwks"] == 1  # cached
+            idp.rotate("ES256")
+            new = idp.token("alice", audience=RESOURCE)
+            assert (await call(client, url, new, "counter")).status_code == 200
+            assert idp.requests["/jwks"] == 2  # the unknown kid fetched the new set
+            refused = await call(client, url, old, "counter")  # its key is gone from the set
+            assert refused.status_code == 401
+            assert challenge_params(refused.headers["www-authenticate"])["error"] == "invalid_token"
+
+
+async def test_unknown_kids_refresh_the_jwks_at_most_once_per_interval(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp, min_refresh_interval=60.0))
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            assert (await call(client, url, idp.token("a", audience=RESOURCE), "counter")).status_code == 200
+            for _ in range(10):
+                stranger = idp.token("mallory", audience=RESOURCE, key=new_key())
+                assert (await call(client, url, stranger, "counter")).status_code == 401
+            assert idp.requests["/jwks"] == 1  # the first fetch; made-up kids fetch nothing more in 60 s
+            # A real rotation inside the interval waits for it: refused meanwhile, never a fetch storm.
+            idp.rotate()
+            assert (await call(client, url, idp.token("a", audience=RESOURCE), "counter")).status_code == 401
+            assert idp.requests["/jwks"] == 1
+
+
+async def test_missing_scopes_get_403_insufficient_scope(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp), required_scopes=["mcp:use"])
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            # The server-wide scope: no mcp:use, nothing at all (even initialize).
+            bare = idp.token("alice", audience=RESOURCE, scopes=["profile"])
+            answer = await client.post(url, json=INIT, headers=bearer(bare))
+            assert answer.status_code == 403, answer.text
+            params = challenge_params(answer.headers["www-authenticate"])
+            assert params["error"] == "insufficient_scope"
+            assert params["scope"] == "mcp:use"
+            assert params["resource_metadata"] == METADATA_URL
+            # A tool's own scope: the call is 403 naming both; the other tools still answer.
+            user = idp.token("alice", audience=RESOURCE, scopes=["mcp:use"])
+            assert (await call(client, url, user, "counter")).status_code == 200
+            refused = await call(client, url, user, "reset")
+            assert refused.status_code == 403, refused.text
+            params = challenge_params(refused.headers["www-authenticate"])
+            assert params["error"] == "insufficient_scope"
+            assert params["scope"] == "mcp:use mcp:admin"
+            assert refused.json()["error"]["code"] == -32051
+            assert refused.json()["id"] == 9
+            admin = idp.token("alice", audience=RESOURCE, scopes=ALL_SCOPES)
+            allowed = await call(client, url, admin, "reset")
+            assert allowed.status_code == 200
+            assert allowed.json()["result"]["content"][0]["text"] == "reset done"
+            # In a session (2025-11-25) the same call is refused the same way.
+            opened = await client.post(url, json=INIT, headers=bearer(user))
+            sid = opened.headers["mcp-session-id"]
+            in_session = {**bearer(user), "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+            body = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "reset", "arguments": {}}}
+            assert (await client.post(url, json=body, headers=in_session)).status_code == 403
+
+
+async def test_the_principal_and_headers_reach_the_tool(idp: IdentityProvider) -> None:
+    auth = settings(idp, jwt_verifier(idp))
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            token = idp.token("alice@example.com", audience=RESOURCE, scopes=["mcp:use", "files:read"])
+            headers = stateless_headers("tools/call", "whoami")
+            headers.update({"content-type": "application/json", "authorization": f"Bearer {token}"})
+            headers["x-trace"] = "trace-42"
+            answer = await client.post(
+                url, json=stateless("tools/call", {"name": "whoami", "arguments": {}}), headers=headers
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"]["structuredContent"] == {
+                "subject": "alice@example.com",
+                "client_id": "alice@example.com-app",
+                "issuer": idp.issuer,
+                "scopes": ["files:read", "mcp:use"],
+                "expires": True,
+                "jti": True,
+                "x_trace": "trace-42",
+                "sees_authorization": False,
+            }
+
+
+async def test_introspected_tokens(idp: IdentityProvider) -> None:
+    auth = settings(idp, introspection_verifier(idp), required_scopes=["mcp:use"])
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            good = idp.opaque_token("alice", audience=RESOURCE, scopes=["mcp:use"])
+            answer = await call(client, url, good, "whoami")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"]["structuredContent"]["subject"] == "alice"
+            for why, token in {
+                "inactive": idp.opaque_token("alice", active=False),
+                "unknown": "never-issued",
+                "wrong audience": idp.opaque_token("alice", audience="https://other.example/mcp"),
+                "expired": idp.opaque_token("alice", audience=RESOURCE, lifetime=-600, scopes=["mcp:use"]),
+                "wrong issuer": idp.opaque_token(
+                    "alice", audience=RESOURCE, issuer="https://evil.example", scopes=["mcp:use"]
+                ),
+            }.items():
+                refused = await call(client, url, token, "whoami")
+                assert refused.status_code == 401, why
+                assert challenge_params(refused.headers["www-authenticate"])["error"] == "invalid_token"
+            short = idp.opaque_token("alice", audience=RESOURCE, scopes=["profile"])
+            assert (await call(client, url, short, "whoami")).status_code == 403
+            assert idp.requests["/introspect"] == 7  # one per request: nothing cached
+
+
+async def test_an_unreachable_authorization_server_is_503_not_401() -> None:
+    with identity_provider() as idp:
+        auth = settings(idp, jwt_verifier(idp, timeout=2.0))
+        token = idp.token("alice", audience=RESOURCE)
+    # The provider is stopped: its JWKS cannot be fetched; the token may be perfectly good.
+    with trio.fail_after(30):
+        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+            answer = await call(client, url, token, "counter")
+            assert answer.status_code == 503, answer.text
+            assert "www-authenticate" not in answer.headers
+            assert answer.headers["retry-after"] == "5"
