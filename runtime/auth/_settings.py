@@ -24,6 +24,10 @@ def _strings(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in values) if values is not None else ()
 
 
+def _optional_strings(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else _strings(values)
+
+
 def _check_url(name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
@@ -39,16 +43,15 @@ class AuthSettings:
     (``https://mcp.example.com/mcp``): the ``resource`` of the metadata and what the tokens' audience
     must name. ``authorization_servers`` are the issuers' URLs (at least one). Every request needs
     ``required_scopes``; a tool may need more (``@server.tool(required_scopes=[...])``).
-    ``scopes_supported`` is advertised in the metadata (default: ``required_scopes``).
+    ``scopes_supported`` is advertised in the metadata (default: ``required_scopes`` and every
+    tool's ``required_scopes``).
     """
 
     verifier: TokenVerifier
     resource_url: str
     authorization_servers: tuple[str, ...] = attrs.field(converter=_strings)
     required_scopes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    scopes_supported: tuple[str, ...] | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else _strings(v)
-    )
+    scopes_supported: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_strings)
     resource_name: str | None = None
     resource_documentation: str | None = None
 
