@@ -74,13 +74,13 @@ def introspection_verifier(idp: IdentityProvider) -> IntrospectionVerifier:
 
 
 def settings(idp: IdentityProvider, verifier: TokenVerifier, **how: Any) -> AuthSettings:
-    return AuthSettings(
-        verifier=verifier, resource_url=RESOURCE, authorization_servers=[idp.issuer], **how
-    )
+    return AuthSettings(verifier=verifier, resource_url=RESOURCE, authorization_servers=[idp.issuer], **how)
 
 
 @asynccontextmanager
-async def protected(auth: AuthSettings | None, http_server: str = "h11", **options: Any) -> AsyncIterator[str]:
+async def protected(
+    auth: AuthSettings | None, http_server: str = "h11", **options: Any
+) -> AsyncIterator[str]:
     """The app served over HTTP on a free port with ``auth``; yields the endpoint URL."""
     async with start_server(app, auth=auth, **options) as port, trio.open_nursery() as nursery:
         bound = await nursery.start(functools.partial(serve_http, port, port_number=0, server=http_server))

@@ -104,7 +104,9 @@ class IdentityProvider:
             claims["nbf"] = int(not_before)
         return claims
 
-    def token(self, subject: str, *, key: SigningKey | None = None, kid: str | None = None, **how: Any) -> str:
+    def token(
+        self, subject: str, *, key: SigningKey | None = None, kid: str | None = None, **how: Any
+    ) -> str:
         """A JWT for ``subject`` signed with ``key`` (default: the current one)."""
         key = key or self.keys[0]
         headers = {"kid": kid or key.kid}
@@ -113,7 +115,9 @@ class IdentityProvider:
     def opaque_token(self, subject: str, *, active: bool = True, **how: Any) -> str:
         """A random token the introspection endpoint knows (``active`` or not)."""
         token = secrets.token_urlsafe(24)
-        self.opaque[token] = {"active": active, **self.claims(subject, **how)} if active else {"active": False}
+        self.opaque[token] = (
+            {"active": active, **self.claims(subject, **how)} if active else {"active": False}
+        )
         return token
 
 

@@ -14,6 +14,7 @@ import pytest
 from _demo_process import start_demo
 from _http_messages import INIT
 from _identity_provider import INTROSPECTION_CLIENT, identity_provider
+
 from mcpvisor.cli import main
 
 RESOURCE = "https://mcp.cli.example/mcp"
@@ -52,7 +53,10 @@ def test_the_demo_with_a_jwks_refuses_strangers_and_serves_token_holders() -> No
             assert status == 401
             challenge = headers["www-authenticate"]
             assert 'scope="mcp:use mcp:demo"' in challenge
-            assert 'resource_metadata="https://mcp.cli.example/.well-known/oauth-protected-resource/mcp"' in challenge
+            assert (
+                'resource_metadata="https://mcp.cli.example/.well-known/oauth-protected-resource/mcp"'
+                in challenge
+            )
             meta_url = url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource/mcp"
             with urllib.request.urlopen(meta_url, timeout=10) as response:
                 document = json.load(response)
@@ -93,15 +97,29 @@ def test_the_demo_with_introspection_reads_the_secret_from_the_environment() -> 
         (["--resource-url", RESOURCE], "exactly one of --auth-jwks-url and --auth-introspection-url"),
         (["--resource-url", RESOURCE, "--auth-jwks-url", "https://idp.example/jwks"], "needs --auth-issuer"),
         (
-            ["--resource-url", "mcp.example/mcp", "--auth-issuer", "https://idp.example",
-             "--auth-jwks-url", "https://idp.example/jwks"],
+            [
+                "--resource-url",
+                "mcp.example/mcp",
+                "--auth-issuer",
+                "https://idp.example",
+                "--auth-jwks-url",
+                "https://idp.example/jwks",
+            ],
             "not an absolute http(s) URL",
-        ),  # fmt: skip
+        ),
         (
-            ["--resource-url", RESOURCE, "--auth-introspection-url", "https://idp.example/i",
-             "--auth-client-id", "me", "--auth-issuer", "https://idp.example"],
+            [
+                "--resource-url",
+                RESOURCE,
+                "--auth-introspection-url",
+                "https://idp.example/i",
+                "--auth-client-id",
+                "me",
+                "--auth-issuer",
+                "https://idp.example",
+            ],
             "needs its secret",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_auth_flags_are_usage_errors(

@@ -47,7 +47,9 @@ async def call(client: httpx2.AsyncClient, url: str, token: str | None, tool: st
     headers["content-type"] = "application/json"
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    return await client.post(url, json=stateless("tools/call", {"name": tool, "arguments": args}), headers=headers)
+    return await client.post(
+        url, json=stateless("tools/call", {"name": tool, "arguments": args}), headers=headers
+    )
 
 
 async def test_metadata_document_has_rfc_9728_fields(idp: IdentityProvider) -> None:
@@ -55,7 +57,10 @@ async def test_metadata_document_has_rfc_9728_fields(idp: IdentityProvider) -> N
     with trio.fail_after(20):
         async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
             base = url.removesuffix("/mcp")
-            for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+            for path in (
+                "/.well-known/oauth-protected-resource/mcp",
+                "/.well-known/oauth-protected-resource",
+            ):
                 answer = await client.get(base + path)
                 assert answer.status_code == 200, answer.text
                 assert answer.headers["content-type"] == "application/json"
@@ -187,7 +192,12 @@ async def test_missing_scopes_get_403_insufficient_scope(idp: IdentityProvider) 
             opened = await client.post(url, json=INIT, headers=bearer(user))
             sid = opened.headers["mcp-session-id"]
             in_session = {**bearer(user), "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
-            body = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "reset", "arguments": {}}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": "tools/call",
+                "params": {"name": "reset", "arguments": {}},
+            }
             assert (await client.post(url, json=body, headers=in_session)).status_code == 403
 
 

@@ -124,7 +124,9 @@ async def test_alices_handle_is_not_found_for_bob(idp: IdentityProvider, http_se
             assert refused.content[0].text.replace(handle, "?") == never.content[0].text.replace(
                 "sh_" + "0" * 32, "?"
             )
-            assert "not found" in refused.content[0].text.lower() or "unknown" in refused.content[0].text.lower()
+            assert (
+                "not found" in refused.content[0].text.lower() or "unknown" in refused.content[0].text.lower()
+            )
             assert text(await alices.call_tool("counter", {"handle": handle})) == f"count = 2 {handle}"
 
 
@@ -142,8 +144,14 @@ def _task_get(task_id: str) -> dict[str, Any]:
 
 async def test_alices_tasks_are_not_found_for_bob(idp: IdentityProvider, http_server: str) -> None:
     auth = settings(idp, jwt_verifier(idp))
-    alice = {"authorization": f"Bearer {idp.token('alice', audience=RESOURCE)}", "content-type": "application/json"}
-    bob = {"authorization": f"Bearer {idp.token('bob', audience=RESOURCE)}", "content-type": "application/json"}
+    alice = {
+        "authorization": f"Bearer {idp.token('alice', audience=RESOURCE)}",
+        "content-type": "application/json",
+    }
+    bob = {
+        "authorization": f"Bearer {idp.token('bob', audience=RESOURCE)}",
+        "content-type": "application/json",
+    }
     with trio.fail_after(60):
         async with protected(auth, http_server=http_server) as url, httpx2.AsyncClient(timeout=10) as raw:
             # 2026-07-28: a stateless task belongs to its principal, not to "anyone stateless".
@@ -174,9 +182,13 @@ async def test_alices_tasks_are_not_found_for_bob(idp: IdentityProvider, http_se
                 "method": "tools/call",
                 "params": {"name": "long_job", "arguments": {}, "task": {}},
             }
-            session_task = (await raw.post(url, json=call, headers=in_alices)).json()["result"]["task"]["taskId"]
+            session_task = (await raw.post(url, json=call, headers=in_alices)).json()["result"]["task"][
+                "taskId"
+            ]
             get = {"jsonrpc": "2.0", "id": 4, "method": "tasks/get", "params": {"taskId": session_task}}
-            assert (await raw.post(url, json=get, headers=in_alices)).json()["result"]["taskId"] == session_task
+            assert (await raw.post(url, json=get, headers=in_alices)).json()["result"][
+                "taskId"
+            ] == session_task
             as_bob = {**in_alices, **bob}
             assert (await raw.post(url, json=get, headers=as_bob)).status_code == 404
             bobs_session = await raw.post(url, json=INIT, headers={**JSON_ONLY, **bob})
