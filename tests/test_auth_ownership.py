@@ -5,8 +5,10 @@ HTTP servers (ours on h11, and hypercorn)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -195,3 +197,51 @@ async def test_alices_tasks_are_not_found_for_bob(idp: IdentityProvider, http_se
             in_bobs = {**as_bob, "mcp-session-id": bobs_session.headers["mcp-session-id"]}
             assert (await raw.post(url, json=done, headers=in_bobs)).status_code == 202
             assert (await raw.post(url, json=get, headers=in_bobs)).json()["error"]["code"] == -32602
+
+
+async def test_a_resumed_session_keeps_its_owner(idp: IdentityProvider, tmp_path: Path) -> None:
+    """The owner is stored with the session's settings: after a restart on the same SQLite file, the
+    session is still Alice's (Bob resuming it gets 404, and does not take it over)."""
+    auth = settings(idp, jwt_verifier(idp))
+    alice = {**POST, "authorization": f"Bearer {idp.token('alice', audience=RESOURCE)}"}
+    bob = {**POST, "authorization": f"Bearer {idp.token('bob', audience=RESOURCE)}"}
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "counter"}}
+    with trio.fail_after(60):
+        async with protected(auth, session_state_store=store) as url, httpx2.AsyncClient(timeout=10) as raw:
+            opened = await raw.post(url, json=INIT, headers=alice)
+            session = {
+                "mcp-session-id": opened.headers["mcp-session-id"],
+                "mcp-protocol-version": "2025-11-25",
+            }
+            done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await raw.post(url, json=done, headers={**alice, **session})).status_code == 202
+            first = await raw.post(url, json=call, headers={**alice, **session})
+            assert first.json()["result"]["content"][0]["text"] == "count = 1 session"
+        async with protected(auth, session_state_store=store) as url, httpx2.AsyncClient(timeout=10) as raw:
+            assert (await raw.post(url, json=call, headers={**bob, **session})).status_code == 404
+            assert (await raw.delete(url, headers={**bob, **session})).status_code == 404
+            again = await raw.post(url, json=call, headers={**alice, **session})
+            assert again.json()["result"]["content"][0]["text"] == "count = 2 session"
+
+
+async def test_tokens_and_session_ids_never_reach_the_log(
+    idp: IdentityProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = settings(idp, jwt_verifier(idp), required_scopes=SCOPES)
+    alice = idp.token("alice", audience=RESOURCE, scopes=SCOPES)
+    bob = idp.token("bob", audience=RESOURCE, scopes=["other"])
+    caplog.set_level(logging.DEBUG)
+    with trio.fail_after(60):
+        async with (
+            protected(auth) as url,
+            sdk_client(url, alice, mode="legacy") as (alices, sessions),
+            httpx2.AsyncClient(timeout=10) as raw,
+        ):
+            assert text(await alices.call_tool("counter", {})) == "count = 1 session"
+            await raw.post(url, json=INIT, headers={**POST, "authorization": f"Bearer {bob}"})
+            await raw.post(url, json=INIT, headers={**POST, "authorization": "Bearer not-a-token"})
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("mcpvisor"))
+    assert "session s:" in logged  # the session was logged, by its label
+    for secret in (alice, bob, "not-a-token", *sessions):
+        assert secret not in logged
