@@ -78,10 +78,11 @@ async def test_metadata_document_has_rfc_9728_fields(idp: IdentityProvider) -> N
             assert (await client.post(url, json=INIT, headers=POST)).status_code == 401
 
 
-async def test_no_token_is_401_pointing_at_the_metadata(idp: IdentityProvider) -> None:
+@pytest.mark.parametrize("http_server", ["h11", "hypercorn"])
+async def test_no_token_is_401_pointing_at_the_metadata(idp: IdentityProvider, http_server: str) -> None:
     auth = settings(idp, jwt_verifier(idp), required_scopes=["mcp:use"])
     with trio.fail_after(20):
-        async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
+        async with protected(auth, http_server=http_server) as url, httpx2.AsyncClient(timeout=10) as client:
             for answer in (
                 await client.post(url, json=INIT, headers=POST),
                 await call(client, url, None, "counter"),

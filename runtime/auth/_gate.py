@@ -22,6 +22,10 @@ from ._principal import Principal
 from ._settings import AuthSettings
 from ._verifier import InvalidToken, VerifierUnavailable
 
+#: Seconds a principal's ``expires_at`` may lie in the past (clock skew), as ``JWTVerifier``'s default
+#: ``leeway``: the safety net for custom verifiers must not refuse what the built-in ones accept.
+CLOCK_SKEW = 30.0
+
 
 @attrs.frozen
 class Refusal:
@@ -86,7 +90,7 @@ async def authenticate(settings: AuthSettings, headers: Mapping[str, str]) -> Pr
         return Refusal(503, f"Service Unavailable: cannot verify the token now ({exc})")
     if principal is None:
         return _invalid(settings, "the token is not valid here")
-    if principal.expires_at is not None and principal.expires_at < time.time():
+    if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW < time.time():
         return _invalid(settings, "the token has expired")
     return check_scopes(settings, principal, settings.required_scopes) or principal
 
