@@ -260,5 +260,6 @@ async def test_an_unreachable_authorization_server_is_503_not_401() -> None:
         async with protected(auth) as url, httpx2.AsyncClient(timeout=10) as client:
             answer = await call(client, url, token, "counter")
             assert answer.status_code == 503, answer.text
+            assert idp.base_url not in answer.text  # the detail is logged, not told to clients
             assert "www-authenticate" not in answer.headers
             assert answer.headers["retry-after"] == "5"

@@ -26,9 +26,37 @@ def _httpx() -> Any:
     return httpx2
 
 
+def require_client_library() -> None:
+    """Fail at configuration time, not on the first request, when the auth extra is missing."""
+    _httpx()
+
+
 def new_client(timeout: float) -> Any:
     """An ``httpx2.AsyncClient`` that follows no redirects (a JWKS that moves is a config change)."""
     return _httpx().AsyncClient(timeout=timeout, follow_redirects=False)
+
+
+class SharedClient:
+    """One ``httpx2.AsyncClient`` per verifier, so requests to the authorization server reuse their
+    connections (an introspection per HTTP request must not pay a TCP and TLS handshake each time).
+
+    A client belongs to the trio run that made it (its connection pool does); a verifier used from
+    another run (a restarted server in the same process, a test) gets a new one.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._client: Any = None
+        self._run: object = None
+
+    def get(self) -> Any:
+        import trio
+
+        run = trio.lowlevel.current_root_task()
+        if self._client is None or self._run is not run:
+            self._client = new_client(self.timeout)
+            self._run = run
+        return self._client
 
 
 async def fetch_json(

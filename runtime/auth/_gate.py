@@ -13,6 +13,7 @@ Sans-IO apart from the verifier call, so the transport only maps a `Refusal` ont
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 
@@ -21,6 +22,8 @@ import attrs
 from ._principal import Principal
 from ._settings import AuthSettings
 from ._verifier import InvalidToken, VerifierUnavailable
+
+logger = logging.getLogger("mcpvisor.runtime.auth")
 
 #: Seconds a principal's ``expires_at`` may lie in the past (clock skew), as ``JWTVerifier``'s default
 #: ``leeway``: the safety net for custom verifiers must not refuse what the built-in ones accept.
@@ -87,7 +90,9 @@ async def authenticate(settings: AuthSettings, headers: Mapping[str, str]) -> Pr
     except InvalidToken as exc:
         return _invalid(settings, str(exc) or "the token is not valid here")
     except VerifierUnavailable as exc:
-        return Refusal(503, f"Service Unavailable: cannot verify the token now ({exc})")
+        # The detail (which endpoint, what it answered) is for the operator, not for every client.
+        logger.warning("cannot verify a bearer token: %s", exc)
+        return Refusal(503, "Service Unavailable: the token cannot be verified right now; retry later")
     if principal is None:
         return _invalid(settings, "the token is not valid here")
     if principal.expires_at is not None and principal.expires_at + CLOCK_SKEW < time.time():

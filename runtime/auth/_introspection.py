@@ -4,7 +4,8 @@ Every token is POSTed to the introspection endpoint (authenticated with the reso
 client credentials, HTTP Basic, when given); ``"active": false`` refuses it. On an active answer the
 resource server still checks what it can itself: ``exp`` / ``nbf``, the issuer when configured, and
 the audience: an active token minted for another resource is refused (RFC 8707), and one whose answer
-names no audience at all is refused too unless ``require_audience=False`` (some servers omit ``aud``).
+names no audience at all is refused too unless ``require_audience=False`` (some servers omit
+``aud``). Answers are not cached; the connections to the endpoint are kept and reused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ._fetch import DEFAULT_FETCH_TIMEOUT, fetch_json, new_client
+from ._fetch import DEFAULT_FETCH_TIMEOUT, SharedClient, fetch_json, require_client_library
 from ._jwt import principal_of
 from ._principal import Principal
 from ._verifier import InvalidToken
@@ -43,21 +44,21 @@ class IntrospectionVerifier:
         self.leeway = leeway
         self.timeout = timeout
         self._credentials = (client_id, client_secret) if client_id is not None and client_secret else None
-        new_client(timeout)  # the auth extra is importable: fail at configuration, not on a request
+        require_client_library()
+        self._http = SharedClient(timeout)
 
     def __repr__(self) -> str:  # never the client secret
         return f"IntrospectionVerifier({self.introspection_url!r}, audience={self.audiences!r})"
 
     async def verify_token(self, token: str) -> Principal | None:
-        async with new_client(self.timeout) as client:
-            answer = await fetch_json(
-                client,
-                "POST",
-                self.introspection_url,
-                what="token introspection",
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=self._credentials,
-            )
+        answer = await fetch_json(
+            self._http.get(),
+            "POST",
+            self.introspection_url,
+            what="token introspection",
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=self._credentials,
+        )
         if answer.get("active") is not True:
             raise InvalidToken("the token is not active")
         now = time.time()
