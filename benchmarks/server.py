@@ -46,6 +46,11 @@ a session. Not side by side with FastMCP yet: FastMCP 4's equivalent ("Session S
 gofastmcp.com/servers/sessions) keys its buckets to the *authenticated* principal, so a like-for-like
 baseline needs an authenticated FastMCP client in its own venv; that baseline is still to be written.
 Results go to benchmarks/results/handles.json.
+
+``--auth`` (issue 13) measures what authorization costs, ours only: ``tools/call`` over HTTP with a
+JWT checked on every request (RS256, cached JWKS) against the same server without authentication,
+rounds interleaved, printed as ratios; and ``verify_token`` alone. See ``_auth_bench.py``; results go
+to benchmarks/results/auth.json.
 """
 
 from __future__ import annotations
@@ -391,6 +396,24 @@ def handles_main(args: argparse.Namespace) -> None:
     progress(f"done in {out['seconds']:.0f} s; <= 20 KB per idle handle: {out['target_handle_rss_met']}")
     if not args.no_write:
         name = RESULTS.with_name("handles" + "-quick" * args.quick + ".json")
+        name.parent.mkdir(exist_ok=True)
+        name.write_text(json.dumps(out, indent=2) + "\n")
+        progress(f"wrote {name.relative_to(HERE.parent)}")
+
+
+def auth_main(args: argparse.Namespace) -> None:
+    """``--auth`` (issue 13): the cost of verifying a JWT per request (``_auth_bench.py``)."""
+    sys.path.insert(0, str(HERE))
+    import _auth_bench
+
+    started = time.perf_counter()
+    progress("tools/call over HTTP: no auth vs a JWT on every request (rounds interleaved)")
+    out = trio.run(_auth_bench.measure, args.quick)
+    _auth_bench.report(out)
+    out["seconds"] = time.perf_counter() - started
+    out["machine"] = {"python": platform.python_version(), "trio": trio.__version__, **source_state()}
+    if not args.no_write:
+        name = RESULTS.with_name("auth" + "-quick" * args.quick + ".json")
         name.parent.mkdir(exist_ok=True)
         name.write_text(json.dumps(out, indent=2) + "\n")
         progress(f"wrote {name.relative_to(HERE.parent)}")
@@ -804,6 +827,11 @@ def main() -> None:
         help="state handles (2026-07-28) vs sessions (2025-11-25), ours only (results in handles.json)",
     )
     parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="tools/call over HTTP with a JWT vs without authentication, ours only (results in auth.json)",
+    )
+    parser.add_argument(
         "--child", choices=["calls", "sessions", "rss", "handle-calls", "handle-rss"], help=argparse.SUPPRESS
     )
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
@@ -824,6 +852,9 @@ def main() -> None:
         return
     if args.handles:
         handles_main(args)
+        return
+    if args.auth:
+        auth_main(args)
         return
 
     if args.quick:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._cli_auth import AuthFlagError, auth_flags, auth_settings_of
+
 DEFAULT_ATTRIBUTE = "server"
 
 _DEMO_HINT = {
@@ -239,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         limit_flags(sub)
         http_limit_options(sub)
+        auth_flags(sub)
         sub.add_argument(
             "--protocol",
             choices=("all", "2025-11-25", "2026-07-28"),
@@ -260,6 +263,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = parser.parse_args(argv)
     if args.http_server == "hypercorn" and args.max_connections is not None:
         parser.error("--max-connections: hypercorn has no connection cap (use --http-server h11)")
+    try:
+        auth = auth_settings_of(args, args.transport)
+    except AuthFlagError as exc:
+        parser.error(str(exc))
+    http_options = http_limits_of(args)
+    if auth is not None:
+        http_options["auth"] = auth
     if args.command == "demo":
         from mcpvisor.runtime.server.demo import server
 
@@ -283,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             task_backend=args.task_backend,
             http_server=args.http_server,
             **limit_options(args),
-            http_options=http_limits_of(args),
+            http_options=http_options,
             protocol=args.protocol,
         )
     except (UnsupportedBackendURL, BackendUnavailable, ListenError) as exc:

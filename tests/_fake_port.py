@@ -49,6 +49,8 @@ class FakePort:
     busy: bool = False
     broken: bool = False
     gate: trio.Event = attrs.field(factory=trio.Event)
+    #: The ``Caller`` of the latest submit (headers, principal), as the transport passed it.
+    last_caller: Any = None
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
 
     async def create_session(self) -> str:
@@ -67,7 +69,9 @@ class FakePort:
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
+        caller: Any = None,
     ) -> None:
+        self.last_caller = caller
         if session_id is not None and session_id not in self.sessions:
             raise UnknownSession(session_id)
         if self.busy:

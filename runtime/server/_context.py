@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ...backends._codec import decode, encode
+from ..auth._principal import Principal
 from ..protocol import (
     LOGGING_LEVELS,
     ContentBlock,
@@ -77,6 +78,20 @@ class Context:
     @property
     def client_info(self) -> Mapping[str, Any] | None:
         return self._env.client_info
+
+    @property
+    def principal(self) -> Principal | None:
+        """Who the request's bearer token names (docs/auth.md): subject, client id, issuer, scopes,
+        claims, expiry. None on a server without authentication, and over stdio / in memory."""
+        principal = getattr(self._env, "principal", None)
+        return principal if isinstance(principal, Principal) else None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP request's headers, lower-cased names, read-only (empty over stdio and in memory).
+        ``Authorization`` is left out: the verified token is ``principal``."""
+        headers: Mapping[str, str] = getattr(self._env, "headers", None) or {}
+        return headers
 
     # -- multi round-trip input (SEP-2322) ----------------------------------------------------------------
 

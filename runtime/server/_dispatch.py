@@ -37,6 +37,7 @@ from ..protocol._tasks import (
     missing_tasks_extension,
     parse_task_param,
 )
+from ._caller import check_tool_scopes
 from ._completion import Completion, completion_of
 from ._context import Context
 from ._env import NoSessionState, RequestEnv
@@ -147,6 +148,7 @@ async def _list_tools(server: Server, params: Mapping[str, Any], env: RequestEnv
 
 async def _call_tool(server: Server, params: Mapping[str, Any], env: RequestEnv) -> Any:
     name, tool = _named(server._tools, "tool", params)
+    check_tool_scopes(name, tool.required_scopes, getattr(env, "principal", None))
     task = _task_of(name, tool.task_support, params, env)
     try:
         kwargs = _bind(tool.signature, params.get("arguments"))

@@ -78,8 +78,10 @@ class HandleActor:
         assert record is not None
         handle = slot.session_id
         # The owner first: someone else's handle is refused the same way whether it lives or not.
+        # An authenticated principal's handle is, to anyone else, one that does not exist (docs/auth.md):
+        # saying "someone else's" would confirm the id.
         if record.owner is not None and msg.owner != record.owner:
-            return foreign_handle(handle)
+            return unknown_handle(handle) if record.owner.startswith("principal:") else foreign_handle(handle)
         if trio.current_time() >= slot.expires:  # before ``closing``: the reaper may be ending it already
             return expired_handle(handle)
         if slot.closing:

@@ -41,6 +41,9 @@ class LocalEnv:
     handle: StateHandle | None = None
     #: handle -> its values, as codec bytes.
     handle_stores: dict[str, dict[str, bytes]] = attrs.Factory(dict)
+    #: ``ctx.principal`` (an ``mcpvisor.runtime.auth.Principal``) and ``ctx.headers`` for the handler.
+    principal: Any = None
+    headers: Mapping[str, str] = attrs.Factory(dict)
 
     @property
     def state_owner(self) -> str | None:

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from ..protocol import Message, Notification
+from ._caller import Caller
 
 #: The JSON-RPC error code answering a request refused by a request limit (``RequestLimitReached``)
 #: over stdio and the in-memory connection (HTTP says 429 instead). JSON-RPC leaves -32000..-32099 to
@@ -106,8 +107,14 @@ class ServerPort(Protocol):
     ``submit(None, request, replies)``; the transport has already run ``check_stateless_headers``.
     """
 
-    async def create_session(self) -> str:
-        """Start a SessionActor under the SessionSupervisor and return its new id."""
+    async def create_session(self, owner: str | None = None) -> str:
+        """Start a SessionActor under the SessionSupervisor and return its new id. ``owner`` is the
+        creating principal's key when the transport authenticates (docs/auth.md)."""
+        ...
+
+    def session_owner(self, session_id: str) -> str | None:
+        """The ``owner`` a live session was created with (None: no authentication). A transport that
+        authenticates answers another principal as if the session did not exist."""
         ...
 
     def has_session(self, session_id: str) -> bool:
@@ -126,8 +133,12 @@ class ServerPort(Protocol):
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
+        caller: Caller | None = None,
     ) -> None:
         """Hand one client message to the runtime; returns as soon as it is accepted.
+
+        ``caller`` is what the transport knows of the sender (HTTP headers, the authenticated
+        principal); handlers read it as ``ctx.headers`` / ``ctx.principal``.
 
         For a ``Request``, ``replies`` is required: it receives, in order, the messages related to that
         request (progress and log notifications, server-to-client requests such as

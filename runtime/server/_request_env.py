@@ -26,6 +26,7 @@ from ..protocol import (
     check_sendable,
     is_level_enabled,
 )
+from ._caller import Caller, owner_key
 from ._env import NoSessionState
 from ._session_settings import check_user_key
 from ._state_handle import StateHandle
@@ -94,13 +95,21 @@ async def wait_client_answer(waiter: ClientWaiter, timeout: float | None) -> Any
     return answer.result
 
 
-def owner_of(client_info: Mapping[str, Any] | None, principal: str | None = None) -> str | None:
-    """Who a request comes from, as far as it says: the authenticated principal when there is one, else
-    the client's name (its version may change between calls: an upgraded client keeps its handles)."""
-    if principal is not None:
-        return f"principal:{principal}"
+def owner_of(client_info: Mapping[str, Any] | None, principal: Any = None) -> str | None:
+    """Who a request comes from, as far as it says: the authenticated principal when there is one
+    (``Principal``, or its key), else the client's name (its version may change between calls: an
+    upgraded client keeps its handles). The one rule for state handles and stateless tasks."""
+    key = principal if isinstance(principal, str) else owner_key(principal)
+    if key is not None:
+        return f"principal:{key}"
     name = client_info.get("name") if client_info is not None else None
     return f"client:{name}" if isinstance(name, str) and name else None
+
+
+def _caller_parts(caller: Caller | None) -> tuple[Any, Mapping[str, str]]:
+    if caller is None:
+        return None, Caller().headers
+    return caller.principal, caller.headers
 
 
 class _StateBinding:
@@ -116,10 +125,12 @@ class _StateBinding:
     state_owner: str | None
     handle: StateHandle | None
     client_info: Mapping[str, Any] | None
+    #: The authenticated ``Principal`` (None without authentication) and the request's headers.
+    principal: Any
+    headers: Mapping[str, str]
 
     def _owner(self) -> str | None:
-        # ``principal`` arrives with authentication; until then the client's name is all a request says.
-        return owner_of(self.client_info, getattr(self, "principal", None))
+        return owner_of(self.client_info, self.principal)
 
     def _table(self) -> HandleTable:
         if self._handles is None:
@@ -194,8 +205,11 @@ class SessionRequestEnv(_StateBinding):
         request: Request,
         replies: trio.MemorySendChannel[Message],
         progress_token: str | int | None,
+        *,
+        caller: Caller | None = None,
     ) -> None:
         settings = actor.settings
+        self.principal, self.headers = _caller_parts(caller)
         assert settings is not None
         self._actor = actor
         self._replies = replies
@@ -270,7 +284,9 @@ class StatelessRequestEnv(_StateBinding):
         store: StateStoreClient | None = None,
         handles: HandleTable | None = None,
         tasks: Any = None,
+        caller: Caller | None = None,
     ) -> None:
+        self.principal, self.headers = _caller_parts(caller)
         self._replies = replies
         self._store = store
         self._handles = handles

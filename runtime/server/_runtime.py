@@ -75,6 +75,7 @@ from ..protocol import (
     list_changed_notification,
     unsupported_version_error,
 )
+from ._caller import Caller
 from ._event_bus import (
     ALL_SESSIONS,
     EVENT_BUS_NAME,
@@ -93,7 +94,7 @@ from ._served_revisions import check_protocol, serves_handshake, serves_stateles
 from ._session_actor import HandleRequest, Incoming, SessionDeps
 from ._session_keeper import keep_session
 from ._session_label import session_label
-from ._session_settings import SETTINGS_KEY
+from ._session_settings import SETTINGS_KEY, stored_owner
 from ._session_slot import InFlight, SessionSlot
 from ._shared_session import SessionEnded, check_live, is_live, tombstone
 from ._state_store_server import (
@@ -208,6 +209,8 @@ class RunningServer:
         self.events: collections.deque[Any] = collections.deque(maxlen=1000)
         #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
         self.stats = ServerStats()
+        #: ``AuthSettings`` the HTTP transport applies (``start_server(auth=...)``; docs/auth.md).
+        self.auth: Any = None
 
     # ---- introspection ------------------------------------------------------------------------------
 
@@ -344,10 +347,15 @@ class RunningServer:
 
     # ---- ServerPort ---------------------------------------------------------------------------------
 
-    async def create_session(self) -> str:
+    async def create_session(self, owner: str | None = None) -> str:
         session_id = uuid.uuid4().hex
-        await self._start_slot(SessionSlot(session_id))
+        await self._start_slot(SessionSlot(session_id, owner=owner))
         return session_id
+
+    def session_owner(self, session_id: str) -> str | None:
+        """The principal that owns a live session (``Principal.key``), None without authentication."""
+        slot = self._slots.get(session_id)
+        return None if slot is None else slot.owner
 
     async def _start_slot(self, slot: SessionSlot) -> None:
         """Start the session's subtree under the SessionSupervisor (``SessionBusy`` at ``max_sessions``)."""
@@ -386,7 +394,8 @@ class RunningServer:
             return self.has_session(session_id)
         self._resuming[session_id] = done = trio.Event()
         try:
-            if not is_live(await self.store.get(session_id, SETTINGS_KEY)):
+            record = await self.store.get(session_id, SETTINGS_KEY)
+            if not is_live(record):
                 return False  # never existed, ended (values dropped, a tombstone), or expired
             ending = self._slots.get(session_id)
             if ending is not None:
@@ -398,7 +407,7 @@ class RunningServer:
                     await ending.done.wait()
                 if session_id in self._slots:
                     return self.has_session(session_id)
-            await self._start_slot(SessionSlot(session_id, resumed=True))
+            await self._start_slot(SessionSlot(session_id, resumed=True, owner=stored_owner(record)))
             logger.info("session %s resumed from the state store", session_label(session_id))
             return True
         finally:
@@ -414,12 +423,13 @@ class RunningServer:
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
+        caller: Caller | None = None,
     ) -> None:
         is_request = isinstance(message, Request)
         if is_request and replies is None:
             raise TypeError("submit: a Request needs a replies channel")
         if session_id is None:
-            await self._submit_stateless(message, replies)
+            await self._submit_stateless(message, replies, caller)
             return
         slot = self._slots.get(session_id)
         if slot is None or slot.closing:
@@ -455,7 +465,7 @@ class RunningServer:
             if len(slot.in_flight) >= limit:
                 self.stats.requests_refused += 1
                 raise RequestLimitReached(session_id, self._retry_after, limit)
-            entry = InFlight(request_id, replies)
+            entry = InFlight(request_id, replies, caller=caller)
         for _attempt in range(3):
             ref = slot.ref
             if ref is None or not ref.alive:
@@ -513,7 +523,7 @@ class RunningServer:
         raise SessionBusy(slot.session_id, self._retry_after)
 
     async def _submit_stateless(
-        self, message: Message, replies: trio.MemorySendChannel[Message] | None
+        self, message: Message, replies: trio.MemorySendChannel[Message] | None, caller: Caller | None = None
     ) -> None:
         if type(message) is not Request:
             return  # notifications and responses without a session have nowhere to go
@@ -553,7 +563,8 @@ class RunningServer:
         if runner.full():
             self.stats.requests_refused += 1
             raise RequestLimitReached(None, self._retry_after, runner.max_concurrent)
-        runner.start(message, replies, ctx, self.listeners.serve if message.method == LISTEN_METHOD else None)
+        listen = self.listeners.serve if message.method == LISTEN_METHOD else None
+        runner.start(message, replies, ctx, listen, caller=caller)
 
     def cancel_stateless(self, replies: trio.MemorySendChannel[Message]) -> None:
         runner = self._requests
@@ -688,6 +699,7 @@ async def start_server(
     task_list_page: int = 50,
     task_prelude_wait: float = 0.1,
     shared_state_store: bool | None = None,
+    auth: Any = None,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -765,6 +777,9 @@ async def start_server(
         handle_ttl=handle_ttl,
         protocol=protocol,
     )
+    #: ``AuthSettings`` for the HTTP transports serving this server (docs/auth.md): given here, or the
+    #: ``Server``'s own; None: no authentication.
+    running.auth = auth if auth is not None else getattr(server, "auth", None)
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
     if shared_state_store is None:

@@ -83,9 +83,14 @@ class Server:
         website_url: str | None = None,
         icons: Iterable[Icon] | None = None,
         request_state_key: bytes | None = None,
+        auth: Any = None,
     ) -> None:
         """``request_state_key`` signs the ``requestState`` of ``InputRequired`` answers (a random key
-        per Server by default); give every process the same one when several serve one endpoint."""
+        per Server by default); give every process the same one when several serve one endpoint.
+        ``auth`` (``mcpvisor.runtime.auth.AuthSettings``) protects it when served over HTTP
+        (docs/auth.md); stdio ignores it."""
+        #: ``AuthSettings`` for HTTP (None: no authentication).
+        self.auth = auth
         self.name = name
         self.version = version
         self.instructions = instructions
@@ -130,6 +135,7 @@ class Server:
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
         task: TaskSupport | bool | None = None,
+        required_scopes: Iterable[str] | None = None,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -146,6 +152,7 @@ class Server:
         meta: Mapping[str, Any] | None = None,
         icons: Iterable[Icon] | None = None,
         task: TaskSupport | bool | None = None,
+        required_scopes: Iterable[str] | None = None,
     ) -> F | Callable[[F], F]:
         """Register a tool: ``@server.tool`` or ``@server.tool(name=..., ...)``.
 
@@ -157,6 +164,9 @@ class Server:
 
         ``task`` lets clients run the tool as a background task (docs/tasks.md): ``"optional"`` (or
         ``True``) when they may, ``"required"`` when they must, ``"forbidden"`` (the default) never.
+
+        ``required_scopes`` are the OAuth scopes a caller's token must grant (docs/auth.md): over HTTP
+        with authentication a call without them is answered 403 ``insufficient_scope``.
         """
 
         def register(fn: F) -> F:
@@ -185,6 +195,7 @@ class Server:
                 meta=meta,
                 icons=tuple(icons) if icons else None,
                 task=task,
+                required_scopes=required_scopes,
             )
             self._list_changed("tools")
             return fn
@@ -196,6 +207,15 @@ class Server:
         send, by argument: the ``x-mcp-header`` annotations of its input schema (SEP-2243)."""
         registered = self._tools.get(tool)
         return param_headers_of(registered.tool.input_schema) if registered is not None else {}
+
+    def tool_scopes(self, tool: str) -> tuple[str, ...]:
+        """The OAuth scopes calling ``tool`` needs (``required_scopes=``); () for none or no such tool."""
+        registered = self._tools.get(tool)
+        return registered.required_scopes if registered is not None else ()
+
+    def all_tool_scopes(self) -> list[str]:
+        """Every scope some tool needs, in registration order (advertised as ``scopes_supported``)."""
+        return list(dict.fromkeys(s for t in self._tools.values() for s in t.required_scopes))
 
     def remove_tool(self, name: str) -> None:
         """Stop offering a tool (clients are told through ``notifications/tools/list_changed``)."""

@@ -256,6 +256,7 @@ class SessionActor:
             capabilities,
             dict(info) if isinstance(info, Mapping) else None,
             idle,
+            owner=self.slot.owner,
         )
         self.slot.idle_timeout = idle  # before the write: a shared store's record lives as long
         await self._persist(first=True)
@@ -312,7 +313,9 @@ class SessionActor:
         final: Message | None = None
         with entry.scope:
             try:
-                env = SessionRequestEnv(self, request, entry.replies, progress_token_of(request))
+                env = SessionRequestEnv(
+                    self, request, entry.replies, progress_token_of(request), caller=entry.caller
+                )
                 async with self._turns:
                     result = await self.deps.handle_request(self.deps.server, request, env)
                 final = Response(request.id, result)

@@ -32,10 +32,14 @@ class SessionSettings:
     idle_timeout: float
     log_level: LoggingLevel | None = None
     subscriptions: tuple[str, ...] = ()
+    #: The principal that owns the session (docs/auth.md); written only when there is one.
+    owner: str | None = None
 
     def to_bytes(self) -> bytes:
+        owner = {} if self.owner is None else {"owner": self.owner}
         return encode(
             {
+                **owner,
                 "protocol_version": self.protocol_version,
                 "client_capabilities": dict(self.client_capabilities),
                 "client_info": None if self.client_info is None else dict(self.client_info),
@@ -56,6 +60,7 @@ class SessionSettings:
             idle_timeout=float(raw["idle_timeout"]),
             log_level=level if level in LOGGING_LEVELS else None,
             subscriptions=tuple(raw.get("subscriptions") or ()),
+            owner=raw["owner"] if isinstance(raw.get("owner"), str) else None,
         )
 
 
@@ -77,3 +82,15 @@ def check_user_key(key: str) -> None:
         raise JsonRpcError(
             INTERNAL_ERROR, f"state keys starting with {RESERVED_PREFIX!r} are reserved for the runtime"
         )
+
+
+def stored_owner(record: bytes | None) -> str | None:
+    """The owner in a stored settings record (None: none recorded, or not a settings record)."""
+    if record is None:
+        return None
+    try:
+        raw = decode(record)
+    except Exception:
+        return None
+    owner = raw.get("owner") if isinstance(raw, Mapping) else None
+    return owner if isinstance(owner, str) else None

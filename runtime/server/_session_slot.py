@@ -27,6 +27,8 @@ class InFlight:
     request_id: RequestId
     replies: trio.MemorySendChannel[Message]
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    #: Headers and principal from the transport (``Caller``); None over stdio and in memory.
+    caller: Any = None
 
     def fail(self, message: str) -> None:
         """The final -32603 (best effort: a full channel is closed without it, and the transport
@@ -39,6 +41,9 @@ class InFlight:
 @attrs.define(eq=False)
 class SessionSlot:
     session_id: str
+    #: The principal that created the session (``Principal.key``; None on a server without
+    #: authentication). Only it may use the session: anyone else is told it does not exist.
+    owner: str | None = attrs.field(default=None, kw_only=True)
     last_activity: float = attrs.field(factory=trio.current_time)
     ref: ActorRef | None = None
     in_flight: dict[RequestId, InFlight] = attrs.field(factory=dict)

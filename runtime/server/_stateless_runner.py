@@ -10,6 +10,7 @@ else; stopping the server answers the ones still running. ``max_concurrent`` bou
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -103,12 +104,16 @@ class RequestSupervisor:
         replies: trio.MemorySendChannel[Message],
         ctx: StatelessRequestContext,
         handler: HandleRequest | None = None,
+        *,
+        caller: Any = None,
     ) -> None:
-        """Run ``request`` (with ``handler`` instead of the dispatcher when given)."""
+        """Run ``request`` (with ``handler`` instead of the dispatcher when given); ``caller`` is the
+        transport's ``Caller`` (headers, principal), None over stdio and in memory."""
         assert self._nursery is not None
         self.active += 1
         scope = self._scopes[id(replies)] = trio.CancelScope()
-        self._nursery.start_soon(self._run, request, replies, ctx, scope, handler or self.handle_request)
+        run = functools.partial(self._run, caller=caller)
+        self._nursery.start_soon(run, request, replies, ctx, scope, handler or self.handle_request)
 
     def cancel(self, replies: trio.MemorySendChannel[Message]) -> bool:
         """Cancel the request answering on ``replies`` (its client went away); False if it is done.
@@ -137,6 +142,8 @@ class RequestSupervisor:
         ctx: StatelessRequestContext,
         scope: trio.CancelScope,
         handler: HandleRequest,
+        *,
+        caller: Any = None,
     ) -> None:
         params = request.params if request.params is not None else {}
         meta = params.get("_meta")
@@ -154,6 +161,7 @@ class RequestSupervisor:
             store=self.store,
             handles=self.handles,
             tasks=self.tasks,
+            caller=caller,
         )
         answered = False
         try:

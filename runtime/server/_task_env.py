@@ -30,6 +30,9 @@ class TaskEnv:
         self.client_info: Mapping[str, Any] | None = origin.client_info
         self.progress_token: str | int | None = origin.progress_token
         self.log_level: LoggingLevel | None = origin.log_level
+        #: The creating request's principal and headers: a task acts for whoever started it.
+        self.principal: Any = getattr(origin, "principal", None)
+        self.headers: Mapping[str, str] = getattr(origin, "headers", {})
         self.task_id = control.task_id
         #: ``ctx.elicit`` & co. wait for the answer (2026-07-28: it comes with ``tasks/update``) instead
         #: of ending an MRTR round: the task, not the request, waits.

@@ -5,8 +5,10 @@ backend. Who owns a task (``task_owner``):
 
 - a handshake-era request: its session (``session:<id>``). Another session's task id answers the
   spec's not-found error (-32602) in every method, exactly like an id that never existed.
-- a 2026-07-28 (stateless) request has no session and, in this runtime, no authenticated principal:
-  its tasks belong to ``stateless:anonymous``, and the task id (a random 128-bit uuid4, never listed
+- a 2026-07-28 (stateless) request of an authenticated principal (docs/auth.md): that principal
+  (``principal:<key>``); another principal's task id answers not-found, as above.
+- a 2026-07-28 request on a server without authentication: its tasks belong to
+  ``stateless:anonymous``, and the task id (a random 128-bit uuid4, never listed
   anywhere since 2026-07-28 has no ``tasks/list``) is the bearer capability. Sessions and stateless
   requests are different owners: neither can read the other's tasks.
 """
@@ -41,6 +43,7 @@ from ..protocol._tasks import (
     task_wire,
     with_related_task,
 )
+from ._caller import owner_key
 from ._env import RequestEnv
 from ._state_store_server import StoreFailed
 from ._task_runtime import (
@@ -65,7 +68,12 @@ STATELESS_OWNER: Final = "stateless:anonymous"
 
 
 def task_owner(env: RequestEnv) -> str:
-    return STATELESS_OWNER if env.session_id is None else f"session:{env.session_id}"
+    """A session's tasks are the session's (itself bound to its principal); a stateless request's are
+    its principal's when the server authenticates, else ``stateless:anonymous``."""
+    if env.session_id is not None:
+        return f"session:{env.session_id}"
+    key = owner_key(getattr(env, "principal", None))
+    return STATELESS_OWNER if key is None else f"principal:{key}"
 
 
 class TaskClient:

@@ -20,7 +20,7 @@ import inspect
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -71,6 +71,9 @@ class RegisteredTool:
     handle_param: str | None = None
     #: ``forbidden`` / ``optional`` / ``required``: may (must) the tool run as a background task?
     task_support: str = "forbidden"
+    #: OAuth scopes a caller's token must grant to call it (docs/auth.md); checked where the server
+    #: authenticates (HTTP with ``AuthSettings``), ignored where there is no principal (stdio).
+    required_scopes: tuple[str, ...] = ()
 
 
 def handle_parameter(fn: Any, label: str) -> str | None:
@@ -149,6 +152,7 @@ def make_tool(
     icons: Any,
     input_schema: Mapping[str, Any] | None = None,
     task: str | bool | None = None,
+    required_scopes: Iterable[str] | None = None,
 ) -> RegisteredTool:
     task_support = _task_support(task, name)
     handler = Handler.wrap(fn, f"tool {name!r}")
@@ -173,7 +177,11 @@ def make_tool(
         execution=None if task_support == "forbidden" else {"taskSupport": task_support},
     )
     handle_param = handle_parameter(fn, f"tool {name!r}") if input_schema is None else None
-    return RegisteredTool(tool, signature, handler, wrap, check, handle_param, task_support)
+    scopes = tuple(dict.fromkeys(required_scopes or ()))
+    for scope in scopes:
+        if not isinstance(scope, str) or not scope or any(c in scope for c in ' "\\'):
+            raise ValueError(f"tool {name!r}: required scope {scope!r} is not an OAuth scope token")
+    return RegisteredTool(tool, signature, handler, wrap, check, handle_param, task_support, scopes)
 
 
 def _task_support(task: str | bool | None, name: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 
 import trio
 
+from ..auth import AuthSettings, Principal, check_scopes
 from ..protocol import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -51,6 +52,7 @@ from ..protocol import (
     is_supported,
     parse_payload,
 )
+from ..server._caller import Caller, owner_key
 from ..server._listen import LISTEN_METHOD
 from ..server._port import (
     SERVER_BUSY,
@@ -65,6 +67,7 @@ from ..server._port import (
 from ..server._session_label import session_label
 from ..server._stats import ServerStats
 from ._asgi_limits import with_request_limits
+from ._http_auth import answer_refusal, authenticate_exchange, serve_metadata, without_credentials
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
 from ._http_guard import (
@@ -90,7 +93,7 @@ logger = logging.getLogger("mcpvisor.runtime.transports.http")
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
 LAST_EVENT_ID_HEADER: Final = "last-event-id"
-_EXPOSED_HEADERS: Final = "mcp-session-id, mcp-protocol-version"
+_EXPOSED_HEADERS: Final = "mcp-session-id, mcp-protocol-version, www-authenticate"
 _ALLOWED_REQUEST_HEADERS: Final = (
     "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, "
     "last-event-id"
@@ -135,6 +138,7 @@ class McpHttpApp:
         reply_buffer: int = 64,
         keepalive: float | None = 15.0,
         abandon_after: float | None = 30.0,
+        auth: AuthSettings | None = None,
     ) -> None:
         if abandon_after is not None and abandon_after < 0:
             raise ValueError("abandon_after must be >= 0 seconds (or None to never cancel abandoned streams)")
@@ -167,6 +171,11 @@ class McpHttpApp:
         self._param_headers_of: Callable[[str], Mapping[str, str]] | None = getattr(
             server, "param_headers", None
         )
+        # Authentication (docs/auth.md): given here, or configured on the running server / Server.
+        found = auth if auth is not None else getattr(port, "auth", None)
+        self.auth: AuthSettings | None = found if isinstance(found, AuthSettings) else None
+        self._tool_scopes: Callable[[str], tuple[str, ...]] = getattr(server, "tool_scopes", lambda _: ())
+        self._all_scopes: Callable[[], list[str]] = getattr(server, "all_tool_scopes", list)
 
     def _param_headers(self, tool: Any) -> Mapping[str, str]:
         if self._param_headers_of is None or not isinstance(tool, str):
@@ -218,6 +227,8 @@ class McpHttpApp:
         if host is not None and not self.hosts.allows_host(host):
             await ex.error(403, INVALID_REQUEST, "Forbidden: Host header not allowed")
             return
+        if self.auth is not None and await serve_metadata(scope, ex, self.auth, self._all_scopes):
+            return
         origin = headers.get("origin")
         if origin is not None and not self.origins.allows_origin(origin):
             await ex.error(403, INVALID_REQUEST, "Forbidden: Origin not allowed")
@@ -234,6 +245,12 @@ class McpHttpApp:
             await ex.error(404, INVALID_REQUEST, "Not Found: the MCP endpoint is elsewhere")
             return
         method = scope.get("method", "GET")
+        ex.caller = Caller(without_credentials(headers))
+        if self.auth is not None and method in ("POST", "GET", "DELETE"):
+            principal = await authenticate_exchange(ex, self.auth, headers)
+            if principal is None:
+                return
+            ex.caller = Caller(ex.caller.headers, principal)
         if method == "POST":
             await self._post(ex, headers)
         elif method == "GET":
@@ -281,6 +298,28 @@ class McpHttpApp:
         self._forget(session_id)
         await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
 
+    def _not_owner(self, ex: Exchange, session_id: str) -> bool:
+        """True when authentication is on and the session is another principal's (who then gets the
+        404 of an unknown session: a 403 would confirm that the id exists)."""
+        if self.auth is None:
+            return False
+        owner: Callable[[str], str | None] | None = getattr(self.port, "session_owner", None)
+        return owner is None or owner(session_id) != owner_key(ex.caller.principal)
+
+    async def _scopes_refused(self, ex: Exchange, item: Any) -> bool:
+        """A ``tools/call`` whose principal lacks the tool's ``required_scopes``: 403, answered."""
+        if self.auth is None or not isinstance(item, Request) or item.method != "tools/call":
+            return False
+        name = (item.params or {}).get("name")
+        principal = ex.caller.principal
+        if not isinstance(name, str) or not isinstance(principal, Principal):
+            return False
+        refusal = check_scopes(self.auth, principal, self._tool_scopes(name))
+        if refusal is None:
+            return False
+        await answer_refusal(ex, refusal, item.id)
+        return True
+
     async def _live_session(self, ex: Exchange, session_id: str | None) -> str | None:
         """``session_id`` when it names a live session, or one the port resumes from the state store
         (a restarted server, another node); else answers 400 (no Mcp-Session-Id) or 404 (unknown or
@@ -290,6 +329,9 @@ class McpHttpApp:
             return None
         if not self.port.has_session(session_id) and not await self.port.resume_session(session_id):
             await self._unknown_session(ex, session_id)
+            return None
+        if self._not_owner(ex, session_id):
+            await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
             return None
         return session_id
 
@@ -366,6 +408,8 @@ class McpHttpApp:
         if isinstance(item, Malformed):
             await ex.respond(400, encode(item.reply))
             return
+        if await self._scopes_refused(ex, item):
+            return
         if isinstance(item, Request) and has_stateless_envelope(item.params):
             # Before the initialize check: `initialize` in the envelope is a 2026-07-28 client calling
             # a method its revision lacks (-32601, 404), not a handshake.
@@ -393,6 +437,9 @@ class McpHttpApp:
             if not self.port.has_session(session_id) and not await self.port.resume_session(session_id):
                 await self._unknown_session(ex, session_id)
                 return
+            if self._not_owner(ex, session_id):
+                await ex.error(404, INVALID_REQUEST, "Not Found: unknown or expired session")
+                return
             if isinstance(item, Request):
                 await self._request(ex, session_id, item, wants_sse, self._session_streams(session_id))
             else:
@@ -402,7 +449,7 @@ class McpHttpApp:
         self, ex: Exchange, session_id: str | None, message: Notification | Response | ErrorResponse
     ) -> None:
         try:
-            await self.port.submit(session_id, message)
+            await self.port.submit(session_id, message, caller=ex.caller)
         except TransportError as exc:
             await self._transport_error(ex, exc)
             return
@@ -439,13 +486,16 @@ class McpHttpApp:
     async def _initialize(self, ex: Exchange, request: Request, wants_sse: bool) -> None:
         self._sweep()
         try:
-            session_id = await self.port.create_session()
+            if self.auth is None:
+                session_id = await self.port.create_session()
+            else:  # bound to its creator: anyone else is told it does not exist
+                session_id = await self.port.create_session(owner=owner_key(ex.caller.principal))
         except TransportError as exc:
             await self._transport_error(ex, exc)
             return
         send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
         try:
-            await self.port.submit(session_id, request, send_replies)
+            await self.port.submit(session_id, request, send_replies, caller=ex.caller)
         except TransportError as exc:
             send_replies.close()
             await self.port.close_session(session_id)
@@ -513,7 +563,7 @@ class McpHttpApp:
     ) -> None:
         send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
         try:
-            await self.port.submit(session_id, request, send_replies)
+            await self.port.submit(session_id, request, send_replies, caller=ex.caller)
         except TransportError as exc:
             send_replies.close()
             await self._transport_error(ex, exc)
@@ -629,7 +679,7 @@ class McpHttpApp:
                 if isinstance(item, Request):
                     send_replies, replies = trio.open_memory_channel[Message](self.reply_buffer)
                     try:
-                        await self._submit_patiently(session_id, item, send_replies)
+                        await self._submit_patiently(session_id, item, send_replies, ex.caller)
                     except TransportError:
                         send_replies.close()
                         raise
@@ -704,7 +754,11 @@ class McpHttpApp:
             await self._abandon(session_id, [rid for rid in request_ids if rid not in answered])
 
     async def _submit_patiently(
-        self, session_id: str, item: Message, replies: trio.MemorySendChannel[Message] | None
+        self,
+        session_id: str,
+        item: Message,
+        replies: trio.MemorySendChannel[Message] | None,
+        caller: Caller | None = None,
     ) -> None:
         """``port.submit`` waiting out a full mailbox: for the items of a batch, and the cancellations
         of abandoned requests, which the server sends itself and has no client to retry them.
@@ -716,7 +770,10 @@ class McpHttpApp:
         deadline: float | None = None
         while True:
             try:
-                await self.port.submit(session_id, item, replies)
+                if caller is None:
+                    await self.port.submit(session_id, item, replies)
+                else:
+                    await self.port.submit(session_id, item, replies, caller=caller)
             except RequestLimitReached:
                 raise
             except SessionBusy as busy:
@@ -801,6 +858,7 @@ def mcp_asgi_app(
     max_streams_per_session: int = 64,
     keepalive: float | None = 15.0,
     abandon_after: float | None = 30.0,
+    auth: AuthSettings | None = None,
 ) -> McpHttpApp:
     """The Streamable HTTP endpoint for `port` as an ASGI application.
 
@@ -815,6 +873,10 @@ def mcp_asgi_app(
     A request whose client closed the response is cancelled, so it frees its place in the limits: at
     once for a JSON answer (it cannot be resumed), after `abandon_after` seconds without a connection
     following it for an SSE stream (the client may resume it meanwhile; None: never).
+    `auth` turns on OAuth authorization (docs/auth.md): every request needs a bearer token the
+    settings' verifier accepts, the protected-resource metadata is served at its well-known path, and
+    sessions are bound to the principal that created them. Default: the running server's
+    ``auth`` (``start_server(auth=...)`` or ``Server(auth=...)``), else none.
     """
     return McpHttpApp(
         port,
@@ -829,6 +891,7 @@ def mcp_asgi_app(
         max_streams_per_session=max_streams_per_session,
         keepalive=keepalive,
         abandon_after=abandon_after,
+        auth=auth,
     )
 
 
