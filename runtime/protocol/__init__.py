@@ -103,6 +103,7 @@ from ._stateless import (
     has_stateless_envelope,
     param_headers_of,
 )
+from ._transport_controls import CLOSE_SSE_STREAM, SERVER_BUSY, CloseSseStream
 from ._uri_template import UriTemplate
 from ._versions import (
     HANDSHAKE_VERSIONS,
@@ -121,6 +122,10 @@ from ._versions import (
 from ._wire import converter, from_wire, to_wire
 
 __all__ = [
+    # in-band controls between the runtime and its transports
+    "CLOSE_SSE_STREAM",
+    "SERVER_BUSY",
+    "CloseSseStream",
     # JSON-RPC framing
     "JSONRPC_VERSION",
     "MAX_DEPTH",

@@ -22,13 +22,13 @@ from ._port import (
 from ._runtime import RunningServer, start_server
 from ._server import Server
 from ._session_label import session_label
-from ._state_handle import HandleRefused, StateHandle
-from ._state_store_server import (
+from ._state_errors import (
     StateStoreConflict,
     StateStoreOutcomeUnknown,
     StateStoreTimeout,
     StateStoreUnavailable,
 )
+from ._state_handle import HandleRefused, StateHandle
 from ._stats import ServerStats
 
 __all__ = ["Headers", "ServerPort", "SessionBusy", "TransportError", "UnknownSession"]

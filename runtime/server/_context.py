@@ -14,6 +14,7 @@ from typing import Any, Final
 from ...backends._codec import decode, encode
 from ..protocol import (
     LOGGING_LEVELS,
+    CloseSseStream,
     ContentBlock,
     LoggingLevel,
     PromptMessage,
@@ -28,7 +29,6 @@ from ..protocol import (
 from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
 from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
-from ._port import CloseSseStream
 from ._state_handle import HandleRefused, StateHandle
 
 _MISSING: Final = object()

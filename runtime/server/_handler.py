@@ -25,7 +25,7 @@ from ._context import Context
 from ._env import NoSessionState
 from ._errors import CrashSession, ToolError
 from ._input_rounds import InputRequired, NeedsInput
-from ._state_store_server import StateStoreUnavailable
+from ._state_errors import StateStoreUnavailable
 
 logger: Final = logging.getLogger("mcpvisor.server")
 

@@ -57,7 +57,8 @@ from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._shared_session import SessionEnded, is_live, write_settings
-from ._state_store_server import StateStoreClient, StateStoreUnavailable
+from ._state_errors import StateStoreUnavailable
+from ._state_store_server import StateStoreClient
 from ._task_runtime import forward_task_answer
 
 logger = logging.getLogger("mcpvisor.runtime.server")

@@ -16,6 +16,8 @@ import trio
 from ..protocol import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
+    SERVER_BUSY,
+    CloseSseStream,
     ErrorResponse,
     Malformed,
     Message,
@@ -29,8 +31,6 @@ from ..protocol import (
     parse_cancelled,
 )
 from ..server._port import (
-    SERVER_BUSY,
-    CloseSseStream,
     RequestLimitReached,
     ServerPort,
     SessionBusy,

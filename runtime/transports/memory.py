@@ -21,6 +21,7 @@ from ..protocol import (
     LATEST_HANDSHAKE_VERSION,
     LOG_LEVEL_META_KEY,
     PROTOCOL_VERSION_META_KEY,
+    CloseSseStream,
     ErrorResponse,
     JsonRpcError,
     Message,
@@ -31,7 +32,7 @@ from ..protocol import (
     cancelled_notification,
     is_stateless,
 )
-from ..server._port import CloseSseStream, ServerPort
+from ..server._port import ServerPort
 
 #: Answers a server-to-client request (``elicitation/create``, ``sampling/createMessage``, ...):
 #: return the result, or raise ``JsonRpcError``.
