@@ -6,6 +6,7 @@ on its own, in a fresh namespace, exactly as written: a reader copying a block g
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -33,7 +34,22 @@ def python_blocks(page: str, titles: tuple[str, ...] | None = None) -> list[str]
 
 
 def run_block(block: str, where: str, module_name: str) -> dict[str, object]:
-    """Run one block in a fresh namespace named ``module_name``; ``where`` names it in tracebacks."""
+    """Run one block in a fresh namespace named ``module_name``; ``where`` names it in tracebacks.
+
+    A block may set a logger's level (to keep its output quiet); the levels are put back after it, so
+    a page's example cannot silence the log lines a later test asserts on."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    levels = {logger: logger.level for logger in loggers}
     namespace: dict[str, object] = {"__name__": module_name}
-    exec(compile(block, where, "exec"), namespace)
+    try:
+        exec(compile(block, where, "exec"), namespace)
+    finally:
+        for logger in [
+            logging.getLogger(),
+            *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+        ]:
+            logger.setLevel(levels.get(logger, logging.NOTSET))
     return namespace

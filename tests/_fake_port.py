@@ -28,7 +28,7 @@ from mcpvisor.runtime.protocol import (
     extract_request_context,
 )
 from mcpvisor.runtime.server import SessionBusy, UnknownSession
-from mcpvisor.runtime.server._port import CloseSseStream
+from mcpvisor.runtime.tree._port import CloseSseStream
 
 
 @attrs.define(eq=False)

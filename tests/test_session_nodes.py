@@ -12,9 +12,9 @@ import trio
 from _runtime_app import app
 from mcpvisor.backends import MemorySessionStore, decode
 from mcpvisor.runtime.server import UnknownSession, start_server
-from mcpvisor.runtime.server._session_settings import SETTINGS_KEY
-from mcpvisor.runtime.server._shared_session import SessionEnded, is_live, write_settings
 from mcpvisor.runtime.transports.memory import open_memory_client
+from mcpvisor.runtime.tree._session_settings import SETTINGS_KEY
+from mcpvisor.runtime.tree._shared_session import SessionEnded, is_live, write_settings
 
 
 async def two_nodes(stack: AsyncExitStack, store: MemorySessionStore, **options: Any) -> tuple[Any, Any]:

@@ -473,7 +473,7 @@ class Server:
         era only: ``"2025-11-25"`` (sessions) or ``"2026-07-28"`` (stateless, state through handles);
         None serves both.
         """
-        from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
+        from ..transports._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(
             self,

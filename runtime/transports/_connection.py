@@ -30,7 +30,7 @@ from ..protocol import (
     negotiate_version,
     parse_cancelled,
 )
-from ..server._port import (
+from ..tree._port import (
     RequestLimitReached,
     ServerPort,
     SessionBusy,

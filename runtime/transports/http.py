@@ -51,8 +51,8 @@ from ..protocol import (
     is_supported,
     parse_payload,
 )
-from ..server._listen import LISTEN_METHOD
-from ..server._port import (
+from ..tree._listen import LISTEN_METHOD
+from ..tree._port import (
     SERVER_BUSY,
     CloseSseStream,
     RequestLimitReached,
@@ -62,8 +62,8 @@ from ..server._port import (
     TransportError,
     UnknownSession,
 )
-from ..server._session_label import session_label
-from ..server._stats import ServerStats
+from ..tree._session_label import session_label
+from ..tree._stats import ServerStats
 from ._asgi_limits import with_request_limits
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
 from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of

@@ -32,7 +32,7 @@ from ..protocol import (
     cancelled_notification,
     is_stateless,
 )
-from ..server._port import ServerPort
+from ..tree._port import ServerPort
 
 #: Answers a server-to-client request (``elicitation/create``, ``sampling/createMessage``, ...):
 #: return the result, or raise ``JsonRpcError``.

@@ -25,7 +25,7 @@ from ..protocol import (
     error_response,
     parse_payload,
 )
-from ..server._port import ServerPort
+from ..tree._port import ServerPort
 from ._connection import Outgoing, SingleClientConnection
 
 logger = logging.getLogger("mcpvisor.runtime.transports.stdio")

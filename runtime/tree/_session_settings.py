@@ -13,7 +13,7 @@ import attrs
 from mcpvisor.backends import decode, encode
 
 from ..protocol import INTERNAL_ERROR, LOGGING_LEVELS, JsonRpcError, LoggingLevel
-from ._reserved_keys import RESERVED_PREFIX
+from ..server._reserved_keys import RESERVED_PREFIX
 
 #: Where a session's settings live in the SessionStateStore.
 SETTINGS_KEY: Final = RESERVED_PREFIX + "session"

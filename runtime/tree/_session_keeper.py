@@ -28,7 +28,6 @@ from mcpvisor.supervisors import (
     current_child,
 )
 
-from ._session_actor import SessionDeps, run_incarnation
 from ._session_label import session_label
 from ._session_slot import SessionSlot
 
@@ -60,21 +59,21 @@ class _Restarted:
 
 async def keep_session(
     slot: SessionSlot,
-    deps: SessionDeps | Any,
+    deps: Any,
     *,
     intensity: int,
     period: float,
     on_event: Callable[[Any], None] | None,
+    incarnation: Callable[..., Awaitable[None]],
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-    incarnation: Callable[..., Awaitable[None]] = run_incarnation,
     name: str | None = None,
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
     session exceeds its restart intensity. A failed *first* start fails ``start_child``.
 
-    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor, ``name`` names it in
-    events and logs; state handles pass their own, so one keeper applies the same restart rule to
-    sessions and handles."""
+    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor (``run_incarnation`` for a
+    session, ``run_handle_incarnation`` for a state handle: passed in, so this keeper imports no actor
+    and one keeper applies the same restart rule to both); ``name`` names it in events and logs."""
     name = name if name is not None else f"session {session_label(slot.session_id)}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []

@@ -45,7 +45,7 @@ from ..protocol import (
     Response,
 )
 from ..protocol._tasks import task_wire, with_related_task
-from ._request_env import ClientWaiter
+from ._request_env import ClientWaiter, wait_client_answer
 from ._state_store_server import StoreFailed
 
 logger = logging.getLogger("mcpvisor.runtime.server")
@@ -257,8 +257,6 @@ class TaskControl:
                 await ref.cast(TaskNotify(self.task_id, notification))
 
     async def ask(self, method: str, params: Any, timeout: float | None) -> Any:
-        from ._request_env import wait_client_answer
-
         if self.prelude is not None:
             self.prelude.promote()
         request_id, waiter = await self._ref().call(AskClient(self.task_id, method, params))

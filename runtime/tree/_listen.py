@@ -23,7 +23,7 @@ import trio
 
 from ..actors import ActorExited, ActorRef, MailboxFull
 from ..protocol import INTERNAL_ERROR, INVALID_PARAMS, JsonRpcError, Notification, Request
-from ._env import RequestEnv
+from ..server._env import RequestEnv
 from ._event_bus import Subscribe, UnsubscribeAll, resource_topic
 
 LISTEN_METHOD: Final = "subscriptions/listen"

@@ -42,8 +42,9 @@ from ..protocol import (
     parse_cancelled,
     progress_token_of,
 )
-from ._env import NoSessionState, RequestEnv
-from ._errors import CrashSession
+from ..server._env import NoSessionState, RequestEnv
+from ..server._errors import CrashSession
+from ..server._state_errors import StateStoreUnavailable
 from ._event_bus import EVENT_BUS_NAME, Subscribe, Unsubscribe, resource_topic
 from ._idle_reaper import IdleReaper
 from ._request_env import (
@@ -57,7 +58,6 @@ from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._shared_session import SessionEnded, is_live, write_settings
-from ._state_errors import StateStoreUnavailable
 from ._state_store_server import StateStoreClient
 from ._task_runtime import forward_task_answer
 

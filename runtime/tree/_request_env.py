@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -26,14 +26,12 @@ from ..protocol import (
     check_sendable,
     is_level_enabled,
 )
-from ._env import NoSessionState
-from ._session_settings import check_user_key
-from ._state_handle import StateHandle
+from ..server._env import NoSessionState
+from ..server._state_handle import StateHandle
+from ._handle_table import HandleTable
+from ._session_settings import SessionSettings, check_user_key
+from ._session_slot import SessionSlot
 from ._state_store_server import StateStoreClient
-
-if TYPE_CHECKING:
-    from ._handle_table import HandleTable
-    from ._session_actor import SessionActor
 
 
 @attrs.frozen
@@ -185,12 +183,37 @@ class _StateBinding:
         return self._handles.crash(self.handle, reason)
 
 
+class _SessionDeps(Protocol):
+    @property
+    def store(self) -> StateStoreClient: ...
+    @property
+    def handles(self) -> HandleTable | None: ...
+    @property
+    def tasks(self) -> Any: ...
+
+
+class SessionHost(Protocol):
+    """What a session request's env needs of its SessionActor: the seam that lets this module not
+    import the actor (which imports this module to build its requests' envs)."""
+
+    @property
+    def slot(self) -> SessionSlot: ...
+    @property
+    def deps(self) -> _SessionDeps: ...
+    @property
+    def settings(self) -> SessionSettings | None: ...
+    @property
+    def waiters(self) -> dict[RequestId, ClientWaiter]: ...
+    def new_client_request(self) -> tuple[RequestId, ClientWaiter]: ...
+    async def call_self(self, msg: object) -> None: ...
+
+
 class SessionRequestEnv(_StateBinding):
     """A handshake-era request running in its SessionActor."""
 
     def __init__(
         self,
-        actor: SessionActor,
+        actor: SessionHost,
         request: Request,
         replies: trio.MemorySendChannel[Message],
         progress_token: str | int | None,

@@ -35,11 +35,11 @@ import trio
 from mcpvisor.backends import BackendOutcomeUnknown, SessionStateStore, decode, encode
 
 from ..actors import ActorExited, Caller, CallTimeout, Registry
+from ..server._state_errors import StateStoreConflict as StateStoreConflict
+from ..server._state_errors import StateStoreOutcomeUnknown as StateStoreOutcomeUnknown
+from ..server._state_errors import StateStoreTimeout as StateStoreTimeout
+from ..server._state_errors import StateStoreUnavailable as StateStoreUnavailable
 from ._session_label import session_label
-from ._state_errors import StateStoreConflict as StateStoreConflict
-from ._state_errors import StateStoreOutcomeUnknown as StateStoreOutcomeUnknown
-from ._state_errors import StateStoreTimeout as StateStoreTimeout
-from ._state_errors import StateStoreUnavailable as StateStoreUnavailable
 
 logger = logging.getLogger("mcpvisor.runtime.server")
 

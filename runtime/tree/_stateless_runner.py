@@ -31,11 +31,11 @@ from ..protocol import (
     finish_stateless_result,
     from_wire,
 )
-from ._env import NoSessionState
-from ._errors import CrashSession
+from ..server._env import NoSessionState
+from ..server._errors import CrashSession
+from ..server._state_handle import handle_label
 from ._request_env import StatelessRequestEnv
 from ._session_actor import HandleRequest, error_for
-from ._state_handle import handle_label
 
 if TYPE_CHECKING:
     from ._handle_table import HandleTable

@@ -90,7 +90,7 @@ from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._listen import LISTEN_METHOD, Listeners
 from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, UnknownSession
 from ._served_revisions import check_protocol, serves_handshake, serves_stateless
-from ._session_actor import HandleRequest, Incoming, SessionDeps
+from ._session_actor import HandleRequest, Incoming, SessionDeps, run_incarnation
 from ._session_keeper import keep_session
 from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY
@@ -598,6 +598,7 @@ class RunningServer:
                 intensity=self._intensity,
                 period=self._period,
                 on_event=self._record_event,
+                incarnation=run_incarnation,
                 task_status=task_status,
             )
         finally:

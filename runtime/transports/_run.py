@@ -16,7 +16,9 @@ from typing import Any
 import trio
 from mcpvisor.backends import SessionStateStore, TaskBackend
 
-from ._runtime import start_server
+from ..tree._runtime import start_server
+from .http import open_listeners, serve_http
+from .stdio import serve_stdio
 
 TRANSPORTS = ("stdio", "http")
 
@@ -58,8 +60,6 @@ async def serve(
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
     listeners = None
     if transport == "http":
-        from ..transports.http import open_listeners
-
         listeners = await open_listeners(host, port)  # a busy port fails here, before the tree starts
     async with (
         start_server(
@@ -76,14 +76,10 @@ async def serve(
 
             nursery.start_soon(stop_transport)
         if transport == "stdio":
-            from ..transports.stdio import serve_stdio
-
             task_status.started(None)
             await serve_stdio(running)
             nursery.cancel_scope.cancel()  # end of input: done
             return
-        from ..transports.http import serve_http
-
         bound: int = await nursery.start(
             functools.partial(
                 serve_http,

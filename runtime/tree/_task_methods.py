@@ -41,7 +41,7 @@ from ..protocol._tasks import (
     task_wire,
     with_related_task,
 )
-from ._env import RequestEnv
+from ..server._env import RequestEnv
 from ._state_store_server import StoreFailed
 from ._task_runtime import (
     TASK_RUNTIME_NAME,
