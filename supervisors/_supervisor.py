@@ -8,6 +8,10 @@ The children's nursery is shielded from cancellation from outside: a cancelled e
 supervisor being terminated, and OTP terminates a supervisor's children in order, each asked first.
 A watcher task outside the shield turns the cancellation into that orderly stop, then the Cancelled
 goes on. The shield never outlives the supervisor: every route out of ``run`` stops every child first.
+
+Length: ``_Run`` (start order, exits, restarts, escalation, stop order) is one state machine serialised
+by one lock, and the handle and the two public specs are thin over it; child specs, events, the
+intensity window and the child context live in their own modules.
 """
 
 from __future__ import annotations

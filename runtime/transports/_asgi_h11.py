@@ -18,6 +18,9 @@ JSON-RPC error body a server-side limit could not give).
 Stopping (a cancellation) is graceful for ``grace`` seconds: no new connections, idle ones closed,
 requests in flight may finish. That matters for an orderly stop (SIGTERM): the tree behind the app is
 still running then, so a tools/call under way gets its answer instead of a reset.
+
+Length: one connection's whole life (head, body, response, keep-alive, graceful stop) reads best in one
+place; the connection limits are in _connection_limits.py and the bind errors in _listen_error.py.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import trio
 from mcpvisor.backends import SessionStateStore, TaskBackend
 
 from ..tree._runtime import start_server
+from ..tree._served_server import ServedServer
 from .http import open_listeners, serve_http
 from .stdio import serve_stdio
 
@@ -34,7 +35,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 async def serve(
-    server: Any,
+    server: ServedServer,
     *,
     transport: str = "stdio",
     host: str = "127.0.0.1",
@@ -130,7 +131,7 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
 
 
 def run_server(
-    server: Any,
+    server: ServedServer,
     transport: str = "stdio",
     host: str = "127.0.0.1",
     port: int = 8000,

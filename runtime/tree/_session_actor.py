@@ -54,6 +54,7 @@ from ._request_env import (
     SubscribeUri,
     UnsubscribeUri,
 )
+from ._served_server import ServedServer
 from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
@@ -70,7 +71,7 @@ HandleRequest = Callable[[Any, Request, RequestEnv], Awaitable[Any]]
 class SessionDeps:
     """What every session of one running server shares."""
 
-    server: Any
+    server: ServedServer
     handle_request: HandleRequest
     store: StateStoreClient
     registry: Registry

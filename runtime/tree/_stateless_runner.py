@@ -35,6 +35,7 @@ from ..server._env import NoSessionState
 from ..server._errors import CrashSession
 from ..server._state_handle import handle_label
 from ._request_env import StatelessRequestEnv
+from ._served_server import ServedServer
 from ._session_actor import HandleRequest, error_for
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class RequestSupervisor:
 
     def __init__(
         self,
-        server: Any,
+        server: ServedServer,
         handle_request: HandleRequest,
         *,
         max_concurrent: int,

@@ -14,6 +14,10 @@ Crash recovery: while a body runs, a *marker* record (owner ``mcpvisor:running:<
 backend next to the task. A body that ends removes its marker. When the runtime starts (a fresh server
 on a durable backend, or this actor restarted after a crash, which also took its bodies down) every
 marker left names a task nobody runs any more: it is marked ``failed`` with a message saying so.
+
+Length: the task messages (small records) and the one actor that handles them. The actor is the single
+writer of every task record, so its handlers stay together; the wire formats are in protocol/_tasks.py
+and the request-side methods in _task_methods.py.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ whole second and re-aligns each pause to that phase, and the mcpvisor side round
 whole second too: every restart lands in a second both sides agree on, and the ``period`` boundary is
 hit exactly, not by accident. Steps that take time inside (a worker's stop delay, a start that fails
 after a delay) take the same time on both sides.
+
+Length: the Erlang generator and the trio runner read and write one scenario format and must change
+together, so they stay side by side.
 """
 
 from __future__ import annotations
