@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 from mcpvisor.backends import SessionStateStore, TaskBackend
+from mcpvisor.supervisors._lone_error import lone_error
 
 from ..tree._runtime import start_server
 from ..tree._served_server import ServedServer
@@ -121,11 +122,11 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
             await main(stop)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
+        # the server's own error (a bad backend URL...), raised bare, through the nurseries it
+        # crossed (a ListenError...)
+        lone = lone_error(group, nested=True)
+        if lone is None:
             raise
-        lone = group.exceptions[0]  # the server's own error (a bad backend URL...), raised bare
-        while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
-            lone = lone.exceptions[0]  # through the nurseries it crossed (a ListenError...)
     if lone is not None:
         raise lone
 

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+from mcpvisor.supervisors._lone_error import lone_error
 
 from ..protocol import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -220,9 +221,9 @@ async def open_memory_client(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery only runs listeners: a lone error is the body's own, raise it bare.
-        if len(group.exceptions) != 1:
+        lone = lone_error(group)
+        if lone is None:
             raise
-        lone = group.exceptions[0]
     if lone is not None:
         raise lone
 

@@ -65,6 +65,7 @@ from mcpvisor.supervisors import (
     SupervisorNotRunning,
     open_supervisor,
 )
+from mcpvisor.supervisors._restart_intensity import DEFAULTS
 
 from ..actors import ActorExited, ActorRef, MailboxFull, Registry, actor_child_spec
 from ..protocol import (
@@ -560,8 +561,8 @@ async def start_server(
     task_backend: str | TaskBackend = "memory://",
     mailbox_size: int = 256,
     session_idle_timeout: float = 30 * 60.0,
-    session_restart_intensity: int = 3,
-    session_restart_period: float = 5.0,
+    session_restart_intensity: int = DEFAULTS.intensity,
+    session_restart_period: float = DEFAULTS.period,
     max_sessions: int | None = DEFAULT_LIMITS.max_sessions,
     max_requests_per_session: int = DEFAULT_LIMITS.max_requests_per_session,
     max_queued_requests_per_session: int = DEFAULT_LIMITS.max_queued_requests_per_session,
