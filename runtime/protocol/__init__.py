@@ -34,7 +34,7 @@ from ._jsonrpc import (
     parse_payload,
     to_json,
 )
-from ._lifecycle import Action, Dispatch, Ignore, LifecycleState, Reply, SessionLifecycle, StartSession
+from ._lifecycle import Action, Dispatch, Drop, LifecycleState, Reply, SessionLifecycle, StartSession
 from ._notifications import (
     cancelled_notification,
     is_level_enabled,
@@ -121,6 +121,10 @@ from ._versions import (
 )
 from ._wire import converter, from_wire, to_wire
 
+#: The lifecycle's "drop this message" action, by its former name (``mcpvisor.supervisors.Ignore`` is
+#: something else: a child declining to start).
+Ignore = Drop
+
 __all__ = [
     # in-band controls between the runtime and its transports
     "CLOSE_SSE_STREAM",
@@ -175,6 +179,7 @@ __all__ = [
     "Dispatch",
     "StartSession",
     "Reply",
+    "Drop",
     "Ignore",
     # stateless era
     "PROTOCOL_VERSION_META_KEY",

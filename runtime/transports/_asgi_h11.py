@@ -38,7 +38,7 @@ import trio
 from ._connection_limits import Connections, accept_connections, default_max_connections
 from ._listen_error import open_listeners
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 ASGIMessage: TypeAlias = MutableMapping[str, Any]
 ASGIApp: TypeAlias = Callable[
@@ -128,7 +128,7 @@ def _ambiguous_length(request: h11.Request) -> bool:
     return length and chunked
 
 
-class _Exchange:
+class _RequestCycle:
     """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
 
     def __init__(
@@ -397,7 +397,7 @@ async def _serve_requests(
             return
         if not isinstance(event, h11.Request):
             return  # ConnectionClosed (or a stray event): nothing more to serve
-        exchange = _Exchange(conn, stream, event, max_header_bytes, connections)
+        exchange = _RequestCycle(conn, stream, event, max_header_bytes, connections)
         exchange.close_after = _ambiguous_length(event)
         try:
             await app(_scope(event, client, server), exchange.receive, exchange.send)

@@ -87,8 +87,8 @@ async def serve(
                 serve_http,
                 running,
                 host=host,
-                port_number=port,
-                server=http_server,
+                port=port,
+                http_server=http_server,
                 listeners=listeners,
                 **(http_options or {}),
             )
@@ -114,7 +114,7 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
             async def on_sigterm() -> None:
                 with trio.open_signal_receiver(signal.SIGTERM) as signals:
                     async for _ in signals:
-                        logging.getLogger("mcpvisor.runtime.server").info("SIGTERM: stopping")
+                        logging.getLogger("mcpvisor.runtime.transports").info("SIGTERM: stopping")
                         stop.set()
                         return
 
@@ -157,4 +157,4 @@ def run_server(
             ),
         )
     except* KeyboardInterrupt:  # bare, or inside the groups of the nurseries it crossed
-        logging.getLogger("mcpvisor.runtime.server").info("interrupted: stopped")
+        logging.getLogger("mcpvisor.runtime.transports").info("interrupted: stopped")

@@ -85,7 +85,7 @@ __all__ = ["ListenError", "McpHttpApp", "mcp_asgi_app", "open_listeners", "serve
 
 T = TypeVar("T")
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
@@ -858,21 +858,26 @@ HTTP_SERVERS: Final = ("h11", "hypercorn")
 
 
 async def serve_http(
-    port: ServerPort,
+    running: ServerPort,
     *,
     host: str = "127.0.0.1",
-    port_number: int = 8000,
+    port: int | None = None,
     path: str | None = "/mcp",
-    server: str = "h11",
+    http_server: str | None = None,
     listeners: Sequence[trio.SocketListener] | None = None,
     keep_alive: float = 5.0,
     max_header_bytes: int = 64 * 1024,
     body_timeout: float = 30.0,
     max_connections: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    port_number: int | None = None,
+    server: str | None = None,
     **options: Any,
 ) -> None:
-    """Serve `port` over Streamable HTTP until cancelled.
+    """Serve `running` (a started server's `ServerPort`) over Streamable HTTP until cancelled.
+
+    `port` and `http_server` mean what they mean to `serve()`: the TCP port (8000) and the HTTP server
+    (`"h11"`). `port_number` and `server` are their former names, still accepted.
 
     Connection limits (docs/http.md, "Connection limits"): a connection idle, or sending a request head, for
     `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
@@ -890,13 +895,15 @@ async def serve_http(
     check is off (the machine's public names are unknown to us); the Origin check stays on. Nothing is
     printed: the servers' messages go to the `mcpvisor.runtime.transports.http` logger.
     """
+    port_number = _renamed("port", port, "port_number", port_number, 8000)
+    server = _renamed("http_server", http_server, "server", server, "h11")
     if server not in HTTP_SERVERS:
         raise ValueError(f"unknown HTTP server {server!r}: use one of {', '.join(HTTP_SERVERS)}")
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
     if server == "hypercorn" and max_connections is not None:
         raise ValueError("max_connections: hypercorn has no connection cap; use server='h11' for one")
-    app = mcp_asgi_app(port, path=path, **options)
+    app = mcp_asgi_app(running, path=path, **options)
     _warn_if_exposed(app, host)
     started = False
     try:
@@ -946,6 +953,15 @@ async def serve_http(
         if isinstance(found, ListenError):
             raise found from found.__cause__
         raise ListenError.from_os_error(host.strip("[]"), port_number, found) from found
+
+
+def _renamed(name: str, value: T | None, old: str, old_value: T | None, default: T) -> T:
+    """A keyword given by its name or its former name (not both), else its default."""
+    if value is not None and old_value is not None:
+        raise TypeError(f"serve_http: {old!r} is the former name of {name!r}; pass only {name!r}")
+    if value is not None:
+        return value
+    return old_value if old_value is not None else default
 
 
 async def _first_reply(replies: trio.MemoryReceiveChannel[Message], request_id: RequestId) -> Message:

@@ -28,7 +28,7 @@ from ..protocol import (
 from ..tree._port import ServerPort
 from ._connection import Outgoing, SingleClientConnection
 
-logger = logging.getLogger("mcpvisor.runtime.transports.stdio")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 #: A line longer than this is answered with a parse error and skipped.
 MAX_LINE: Final = 16 * 1024 * 1024

@@ -46,7 +46,7 @@ from ._session_keeper import keep_session
 from ._session_slot import SessionSlot
 from ._state_store_server import StateStoreClient
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: How long a use waits for a crashed handle's next incarnation before giving up (as sessions do).
 _RESTART_WAIT: Final = 5.0

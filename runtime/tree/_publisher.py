@@ -21,7 +21,7 @@ from ._listen import Listeners
 from ._session_table import SessionTable
 from ._stats import ServerStats
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
 @attrs.define(eq=False)

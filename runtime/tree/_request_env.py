@@ -183,7 +183,7 @@ class _StateBinding:
         return self._handles.crash(self.handle, reason)
 
 
-class _SessionDeps(Protocol):
+class _HostDeps(Protocol):
     @property
     def store(self) -> StateStoreClient: ...
     @property
@@ -199,7 +199,7 @@ class SessionHost(Protocol):
     @property
     def slot(self) -> SessionSlot: ...
     @property
-    def deps(self) -> _SessionDeps: ...
+    def deps(self) -> _HostDeps: ...
     @property
     def settings(self) -> SessionSettings | None: ...
     @property

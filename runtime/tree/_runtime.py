@@ -13,7 +13,7 @@
     │   └── handle <id>      running a HandleActor (``_handle_table``)
     ├── HandleReaper         stops handle actors left unused, ends handles past their lifetime
     ├── IdleReaper           one task closing every session idle past its negotiated lifetime
-    ├── RequestSupervisor    stateless (2026-07-28) requests
+    ├── StatelessRunner    stateless (2026-07-28) requests
     └── Janitor              periodic expire() of both backends
 
 Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
@@ -97,7 +97,7 @@ from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, Unknow
 from ._publisher import Publisher
 from ._served_revisions import check_protocol, serves_handshake, serves_stateless
 from ._served_server import ServedServer
-from ._session_actor import HandleRequest, Incoming, SessionDeps, run_incarnation
+from ._session_actor import HandleRequest, SessionDeps, SessionMessage, run_incarnation
 from ._session_keeper import keep_session
 from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY
@@ -111,12 +111,12 @@ from ._state_store_server import (
     StateStoreClient,
     StateStoreServer,
 )
-from ._stateless_runner import RequestSupervisor
+from ._stateless_runner import StatelessRunner
 from ._stats import ServerStats
 from ._task_methods import TaskClient
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: How long ``submit`` waits for a crashed session's next incarnation before answering ``SessionBusy``.
 _RESTART_WAIT = 5.0
@@ -164,7 +164,7 @@ class RunningServer:
     #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
     stats: ServerStats
     _deps: SessionDeps = attrs.field(alias="deps")
-    _requests: RequestSupervisor = attrs.field(alias="requests")
+    _requests: StatelessRunner = attrs.field(alias="requests")
     _record_event: Callable[[Any], None] = attrs.field(alias="record_event")
     _intensity: int = attrs.field(alias="session_restart_intensity")
     _period: float = attrs.field(alias="session_restart_period")
@@ -366,7 +366,7 @@ class RunningServer:
             if entry is not None:
                 slot.in_flight[entry.request_id] = entry
             try:
-                ref.send_nowait(Incoming(message, entry))
+                ref.send_nowait(SessionMessage(message, entry))
             except MailboxFull:
                 if entry is not None:
                     del slot.in_flight[entry.request_id]
@@ -684,7 +684,7 @@ async def start_server(
     )
     #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
     listeners = Listeners(lambda: registry.whereis(EVENT_BUS_NAME))
-    requests = RequestSupervisor(
+    requests = StatelessRunner(
         server,
         deps.handle_request,
         max_concurrent=max_stateless_requests,

@@ -62,7 +62,7 @@ from ._shared_session import SessionEnded, is_live, write_settings
 from ._state_store_server import StateStoreClient
 from ._task_runtime import forward_task_answer
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 HandleRequest = Callable[[Any, Request, RequestEnv], Awaitable[Any]]
 
@@ -92,7 +92,7 @@ class SessionDeps:
 
 
 @attrs.frozen
-class Incoming:
+class SessionMessage:
     """A client message for the session; ``entry`` is the in-flight record of a request."""
 
     message: Message
@@ -109,7 +109,7 @@ def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
 
 
 class SessionActor:
-    """Behaviour: client messages arrive as ``Incoming`` casts; setting changes from its own request
+    """Behaviour: client messages arrive as ``SessionMessage`` casts; setting changes from its own request
     tasks (log level, subscriptions) as calls, so the actor alone writes its settings."""
 
     def __init__(self, slot: SessionSlot, deps: SessionDeps, nursery: trio.Nursery) -> None:
@@ -165,7 +165,7 @@ class SessionActor:
 
     # ---- messages -----------------------------------------------------------------------------------
 
-    async def handle_cast(self, msg: Incoming) -> None:
+    async def handle_cast(self, msg: SessionMessage) -> None:
         message = msg.message
         entry = msg.entry
         action = self.lifecycle.receive(message)
@@ -190,7 +190,7 @@ class SessionActor:
         elif isinstance(action, Reply):
             if entry is not None:
                 self._finish(entry, action.error)
-        elif entry is not None:  # Ignore: never for a request, but never leave one unanswered
+        elif entry is not None:  # Drop: never for a request, but never leave one unanswered
             self._finish(entry, error_response(entry.request_id, INVALID_REQUEST, "Ignored"))
 
     async def handle_call(self, msg: object, _caller: Caller) -> SessionEnded | None:

@@ -33,7 +33,7 @@ from mcpvisor.supervisors._restart_intensity import add_restart
 from ._session_label import session_label
 from ._session_slot import SessionSlot
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
 class _Restarted:

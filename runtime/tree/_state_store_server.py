@@ -41,7 +41,7 @@ from ..server._state_errors import StateStoreTimeout as StateStoreTimeout
 from ..server._state_errors import StateStoreUnavailable as StateStoreUnavailable
 from ._session_label import session_label
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: The registry name of the StateStoreServer (one per running server, in that server's registry).
 STATE_STORE_NAME = "state_store"

@@ -1,4 +1,4 @@
-"""The RequestSupervisor: where 2026-07-28 (stateless) requests run.
+"""The StatelessRunner: where 2026-07-28 (stateless) requests run.
 
 Each stateless request is a temporary child that is never restarted (a request cannot be replayed), so
 instead of a DynamicSupervisor entry per request (a lock, a spec and events each time) the supervisor
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from ._handle_table import HandleTable
     from ._state_store_server import StateStoreClient
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
-class RequestSupervisor:
+class StatelessRunner:
     """A supervisor child (start function) running stateless requests in its own nursery."""
 
     def __init__(
@@ -75,10 +75,10 @@ class RequestSupervisor:
         self._scopes: dict[int, trio.CancelScope] = {}
 
     def __repr__(self) -> str:  # the supervision log shows it as a child's handle
-        return f"<RequestSupervisor {self.active} of at most {self.max_concurrent} stateless requests>"
+        return f"<StatelessRunner {self.active} of at most {self.max_concurrent} stateless requests>"
 
     async def __call__(
-        self, *, task_status: trio.TaskStatus[RequestSupervisor] = trio.TASK_STATUS_IGNORED
+        self, *, task_status: trio.TaskStatus[StatelessRunner] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

@@ -52,7 +52,7 @@ from ..protocol._tasks import task_wire, with_related_task
 from ._request_env import ClientWaiter, wait_client_answer
 from ._state_store_server import StoreFailed
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: The registry name of the TaskRuntime.
 TASK_RUNTIME_NAME = "task_runtime"
