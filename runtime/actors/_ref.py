@@ -3,8 +3,8 @@
 The mailbox is a plain list plus direct task wake-ups, not a memory channel: a channel per reply
 was measured halving call throughput (docs/design.md, "Mailboxes"). A caller appends a ``Caller``
 record and parks with ``wait_task_rescheduled``; the actor pops it, runs ``handle_call`` and
-reschedules the caller with the reply. The reply travels to that one parked task, so a reply that comes after its call timed out has
-nowhere to go and is dropped: it can never reach the next caller.
+reschedules the caller with the reply. The reply travels to that one parked task, so a reply that
+comes after its call timed out has nowhere to go and is dropped: it can never reach the next caller.
 
 Capacity bounds what *users* put in (``call``, ``cast``, ``send_nowait``); the runtime's own messages
 (``Down``, ``Exit``) always get in, as OTP never loses a monitor's message.
