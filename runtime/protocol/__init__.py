@@ -101,6 +101,7 @@ from ._stateless import (
     extract_request_context,
     finish_stateless_result,
     has_stateless_envelope,
+    is_stateless_request,
     param_headers_of,
 )
 from ._transport_controls import CLOSE_SSE_STREAM, SERVER_BUSY, CloseSseStream
@@ -190,6 +191,7 @@ __all__ = [
     "CACHEABLE_METHODS",
     "StatelessRequestContext",
     "has_stateless_envelope",
+    "is_stateless_request",
     "extract_request_context",
     "check_stateless_headers",
     "check_param_headers",

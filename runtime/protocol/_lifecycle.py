@@ -34,7 +34,7 @@ from ._jsonrpc import (
     error_response,
 )
 from ._records import ClientCapabilities, Implementation, InitializeParams
-from ._stateless import has_stateless_envelope
+from ._stateless import is_stateless_request
 from ._versions import allows_batches, method_exists_in, negotiate_version
 from ._wire import from_wire
 
@@ -134,7 +134,7 @@ class SessionLifecycle:
                     f"Session not initialized: send initialize before {request.method}",
                 )
             )
-        if has_stateless_envelope(request.params):
+        if is_stateless_request(request):
             # The SDK's answer too: a 2026-07-28 envelope does not belong on a handshake session.
             return Reply(
                 error_response(

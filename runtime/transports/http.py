@@ -32,7 +32,6 @@ from ..protocol import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
-    STATELESS_VERSIONS,
     UNSUPPORTED_PROTOCOL_VERSION,
     ErrorResponse,
     Malformed,
@@ -47,7 +46,7 @@ from ..protocol import (
     encode,
     error_response,
     extract_request_context,
-    has_stateless_envelope,
+    is_stateless_request,
     is_supported,
     parse_payload,
 )
@@ -317,7 +316,9 @@ class McpHttpApp:
 
     @staticmethod
     def _stateless_client(headers: dict[str, str]) -> bool:
-        return headers.get(SESSION_HEADER) is None and headers.get(VERSION_HEADER) in STATELESS_VERSIONS
+        return is_stateless_request(
+            None, session_id=headers.get(SESSION_HEADER), protocol_version=headers.get(VERSION_HEADER)
+        )
 
     # -- POST ---------------------------------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class McpHttpApp:
         if isinstance(item, Malformed):
             await ex.respond(400, encode(item.reply))
             return
-        if isinstance(item, Request) and has_stateless_envelope(item.params):
+        if isinstance(item, Request) and is_stateless_request(item):
             # Before the initialize check: `initialize` in the envelope is a 2026-07-28 client calling
             # a method its revision lacks (-32601, 404), not a handshake.
             await self._stateless_request(ex, headers, item, wants_sse)

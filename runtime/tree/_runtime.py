@@ -78,7 +78,7 @@ from ..protocol import (
     Request,
     error_response,
     extract_request_context,
-    has_stateless_envelope,
+    is_stateless_request,
     unsupported_version_error,
 )
 from ._dispatch import handle_request as dispatch_request
@@ -421,7 +421,7 @@ class RunningServer:
         if type(message) is not Request:
             return  # notifications and responses without a session have nowhere to go
         assert replies is not None
-        if message.method == "initialize" and not has_stateless_envelope(message.params):
+        if message.method == "initialize" and not is_stateless_request(message):
             await _reply_now(
                 replies,
                 error_response(
@@ -431,7 +431,7 @@ class RunningServer:
                 ),
             )
             return
-        if not has_stateless_envelope(message.params):
+        if not is_stateless_request(message):
             await _reply_now(
                 replies,
                 error_response(
