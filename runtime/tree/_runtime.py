@@ -13,7 +13,7 @@
     │   └── handle <id>      running a HandleActor (``_handle_table``)
     ├── HandleReaper         stops handle actors left unused, ends handles past their lifetime
     ├── IdleReaper           one task closing every session idle past its negotiated lifetime
-    ├── StatelessRunner    stateless (2026-07-28) requests
+    ├── StatelessRunner      stateless (2026-07-28) requests
     └── Janitor              periodic expire() of both backends
 
 Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
