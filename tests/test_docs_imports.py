@@ -60,3 +60,36 @@ def test_every_name_the_docs_import_from_mcpvisor_is_in_all() -> None:
 def test_the_front_door_resolves_every_name_it_lists() -> None:
     missing = [name for name in mcpvisor.__all__ if not hasattr(mcpvisor, name)]
     assert missing == []
+
+
+def _loads(statement: str) -> list[str]:
+    """The mcpvisor.runtime packages a fresh interpreter has loaded after ``statement``."""
+    import subprocess
+    import sys
+
+    code = (
+        f"{statement}\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('mcpvisor.runtime.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    loaded: list[str] = ast.literal_eval(out.stdout)
+    return loaded
+
+
+def test_the_front_door_loads_nothing_until_a_name_is_used() -> None:
+    assert _loads("import mcpvisor, mcpvisor.supervisors, mcpvisor.backends") == []
+
+
+def test_the_authoring_api_loads_no_runtime_tree_and_no_transport() -> None:
+    loaded = _loads("import mcpvisor.runtime.server")
+    assert "mcpvisor.runtime.server._server" in loaded
+    assert [m for m in loaded if m.startswith(("mcpvisor.runtime.tree", "mcpvisor.runtime.transports"))] == []
+
+
+def test_the_runtime_names_still_import_from_their_old_package() -> None:
+    import mcpvisor.runtime.server as old
+    from mcpvisor.runtime import tree
+
+    for name in ("start_server", "RunningServer", "handle_request", "RequestLimitReached", "ServerPort"):
+        assert getattr(old, name) is getattr(tree, name) is getattr(mcpvisor, name)
+    with pytest.raises(AttributeError):
+        _ = old.no_such_name

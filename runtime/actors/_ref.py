@@ -23,7 +23,7 @@ from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule, wai
 
 from ._call_timer import CallTimer, call_timer
 from ._errors import ActorExited, CallTimeout, LinkedExit, MailboxFull
-from ._messages import Exit, Monitor
+from ._messages import Down, Exit, Monitor
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -337,8 +337,6 @@ class ActorRef:
 
     def _finish(self, reason: ExitReason) -> None:
         """Tell everyone who waits on this actor that it exited; runs once, synchronously."""
-        from ._messages import Down
-
         self._reason = reason
         self._done = True
         pending = self._queue
