@@ -427,7 +427,7 @@ def serve_ours_http(port_number: int, json_response: bool) -> None:
     """
     import importlib.util
 
-    if not json_response and importlib.util.find_spec("mcpvisor.runtime.server._run") is not None:
+    if not json_response and importlib.util.find_spec("mcpvisor.runtime.transports._run") is not None:
         build_server().run(transport="http", host="127.0.0.1", port=port_number)
         return
     from mcpvisor.runtime.transports.http import serve_http

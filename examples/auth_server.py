@@ -28,9 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcpvisor.runtime.auth import AuthSettings, JWTVerifier
-from mcpvisor.runtime.server import Context, Server, start_server
-from mcpvisor.runtime.transports.http import open_listeners, serve_http
+
+from mcpvisor import AuthSettings, Context, JWTVerifier, Server, open_listeners, serve_http, start_server
 
 server = Server("notes")
 

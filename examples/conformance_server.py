@@ -20,15 +20,20 @@ import zlib
 from typing import Annotated, Any
 
 import trio
-from mcpvisor.runtime.protocol import (
+
+from mcpvisor import (
+    Audio,
+    Context,
     EmbeddedResource,
+    Image,
     ImageContent,
+    InputRequired,
     PromptMessage,
+    Server,
     TextContent,
     TextResourceContents,
+    ToolError,
 )
-
-from mcpvisor import Audio, Context, Image, InputRequired, Server, ToolError
 
 server = Server("mcpvisor-conformance-server", "0.1.0")
 

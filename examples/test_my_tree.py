@@ -14,9 +14,9 @@ from typing import Any
 import trio
 from hypothesis import settings
 from hypothesis import strategies as st
-from mcpvisor.runtime.actors import Behaviour, actor_child_spec
 from mcpvisor.supervisors import ChildSpec, ChildType, Restart, Strategy, Supervisor, stop_requested
 
+from mcpvisor import Behaviour, actor_child_spec
 from mcpvisor.testing import (
     Command,
     SupervisedTree,

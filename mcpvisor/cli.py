@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         except TargetError as exc:
             parser.exit(2, f"mcpvisor: error: {exc}\n")
     from mcpvisor.backends import BackendUnavailable, UnsupportedBackendURL
-    from mcpvisor.runtime.server._run import run_server
+    from mcpvisor.runtime.transports._run import run_server
     from mcpvisor.runtime.transports.http import ListenError
 
     try:

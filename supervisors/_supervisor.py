@@ -8,6 +8,10 @@ The children's nursery is shielded from cancellation from outside: a cancelled e
 supervisor being terminated, and OTP terminates a supervisor's children in order, each asked first.
 A watcher task outside the shield turns the cancellation into that orderly stop, then the Cancelled
 goes on. The shield never outlives the supervisor: every route out of ``run`` stops every child first.
+
+Length: ``_Run`` (start order, exits, restarts, escalation, stop order) is one state machine serialised
+by one lock, and the handle and the two public specs are thin over it; child specs, events, the
+intensity window and the child context live in their own modules.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from ._events import (
     emit,
 )
 from ._exit import NORMAL, SHUTDOWN, ExitReason, is_abnormal
+from ._lone_error import lone_error
+from ._restart_intensity import DEFAULTS, add_restart
 from ._spec import AutoShutdown, ChildSpec, ChildType, Restart, Strategy, to_auto_shutdown, to_strategy
 
 
@@ -343,11 +349,11 @@ class _Run:
     # ---- restart intensity --------------------------------------------------------------------
 
     def _add_restart(self, reason: object) -> None:
-        """supervisor.erl's add_restart: keep restarts with R >= now - period, add now, compare."""
-        now = trio.current_time()
-        self.restarts = [(t, r) for (t, r) in self.restarts if t >= now - self.period]
-        self.restarts.append((now, reason))
-        if len(self.restarts) > self.intensity:
+        """supervisor.erl's add_restart (``_restart_intensity``); escalates when it says so."""
+        self.restarts, exceeded = add_restart(
+            self.restarts, trio.current_time(), reason, intensity=self.intensity, period=self.period
+        )
+        if exceeded:
             raise RestartIntensityExceeded(
                 self.name, self.intensity, self.period, [r for (_, r) in self.restarts]
             )
@@ -740,8 +746,8 @@ class Supervisor:
 
     children: Sequence[ChildSpec] = attrs.field(converter=_as_tuple, validator=_unique_ids)
     strategy: Strategy = attrs.field(default=Strategy.ONE_FOR_ONE, converter=to_strategy)
-    intensity: int = attrs.field(default=3, validator=_check_intensity)
-    period: float = attrs.field(default=5.0, validator=_check_period)
+    intensity: int = attrs.field(default=DEFAULTS.intensity, validator=_check_intensity)
+    period: float = attrs.field(default=DEFAULTS.period, validator=_check_period)
     auto_shutdown: AutoShutdown = attrs.field(default=AutoShutdown.NEVER, converter=to_auto_shutdown)
     name: str = "supervisor"
     on_event: EventHook | None = None
@@ -770,8 +776,8 @@ class DynamicSupervisor:
     """OTP's simple_one_for_one: children added at run time, one_for_one, optional ``max_children``."""
 
     max_children: int | None = attrs.field(default=None, validator=_check_max_children)
-    intensity: int = attrs.field(default=3, validator=_check_intensity)
-    period: float = attrs.field(default=5.0, validator=_check_period)
+    intensity: int = attrs.field(default=DEFAULTS.intensity, validator=_check_intensity)
+    period: float = attrs.field(default=DEFAULTS.period, validator=_check_period)
     name: str = "dynamic_supervisor"
     on_event: EventHook | None = None
 
@@ -820,8 +826,10 @@ async def _open(run: _Run) -> AsyncIterator[SupervisorHandle]:
 
 
 def _lone_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    if len(group.exceptions) == 1:
-        return group.exceptions[0]
+    """The lone error, or else the escalation among several (the one a caller must see)."""
+    lone = lone_error(group)
+    if lone is not None:
+        return lone
     escalation = group.subgroup(RestartIntensityExceeded)
     if escalation is not None and len(escalation.exceptions) == 1:
         return escalation.exceptions[0]
@@ -838,8 +846,8 @@ async def open_supervisor(
     children: Sequence[ChildSpec],
     *,
     strategy: Strategy = Strategy.ONE_FOR_ONE,
-    intensity: int = 3,
-    period: float = 5.0,
+    intensity: int = DEFAULTS.intensity,
+    period: float = DEFAULTS.period,
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
     name: str = "supervisor",
     on_event: EventHook | None = None,
@@ -854,8 +862,8 @@ async def open_supervisor(
 async def open_dynamic_supervisor(
     *,
     max_children: int | None = None,
-    intensity: int = 3,
-    period: float = 5.0,
+    intensity: int = DEFAULTS.intensity,
+    period: float = DEFAULTS.period,
     name: str = "dynamic_supervisor",
     on_event: EventHook | None = None,
 ) -> AsyncIterator[SupervisorHandle]:

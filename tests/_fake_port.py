@@ -28,7 +28,7 @@ from mcpvisor.runtime.protocol import (
     extract_request_context,
 )
 from mcpvisor.runtime.server import SessionBusy, UnknownSession
-from mcpvisor.runtime.server._port import CloseSseStream
+from mcpvisor.runtime.tree._port import CloseSseStream
 
 
 @attrs.define(eq=False)
@@ -49,7 +49,7 @@ class FakePort:
     busy: bool = False
     broken: bool = False
     gate: trio.Event = attrs.field(factory=trio.Event)
-    #: The ``Caller`` of the latest submit (headers, principal), as the transport passed it.
+    #: The ``Requester`` of the latest submit (headers, principal), as the transport passed it.
     last_caller: Any = None
     _ids: Any = attrs.field(factory=lambda: itertools.count(1))
 

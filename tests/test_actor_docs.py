@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from _doc_examples import python_blocks, run_block
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "actors.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+BLOCKS = python_blocks("actors.md")
 
 
 def test_the_page_has_examples() -> None:
@@ -17,5 +14,4 @@ def test_the_page_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
-    namespace: dict[str, object] = {"__name__": f"actors_doc_example_{index}"}
-    exec(compile(BLOCKS[index], f"docs/actors.md#example{index}", "exec"), namespace)
+    run_block(BLOCKS[index], f"docs/actors.md#example{index}", f"actors_doc_example_{index}")

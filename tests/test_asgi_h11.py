@@ -369,7 +369,7 @@ async def test_an_orderly_stop_lets_a_call_in_flight_answer() -> None:
     """``serve(stop=...)`` (what SIGTERM sets): the tree is still up during the grace, so the call ends."""
     from _http_messages import stateless, stateless_headers
     from mcpvisor.runtime.server import Server
-    from mcpvisor.runtime.server._run import serve
+    from mcpvisor.runtime.transports._run import serve
 
     server = Server("stopping", "1.0.0")
     entered = trio.Event()

@@ -9,19 +9,17 @@ examples/custom_backend.py in the page must be the file itself.
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 import unittest
 from pathlib import Path
 
 import pytest
+from _doc_examples import ROOT, python_blocks, run_block
 from hypothesis import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "backends.md"
 EXAMPLE = ROOT / "examples" / "custom_backend.py"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+BLOCKS = python_blocks("backends.md")
 
 
 def test_the_page_has_examples() -> None:
@@ -42,8 +40,7 @@ def test_example_runs(
     monkeypatch.syspath_prepend(str(EXAMPLE.parent))
     if "REDIS_URL" in block:
         monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server"))
-    namespace: dict[str, object] = {"__name__": f"backends_doc_example_{index}"}
-    exec(compile(block, f"docs/backends.md#example{index}", "exec"), namespace)
+    namespace = run_block(block, f"docs/backends.md#example{index}", f"backends_doc_example_{index}")
     cases = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, unittest.TestCase)]
     assert len(cases) == block.count("_conformance("), "every kit call in the block must be run"
     for case in cases:

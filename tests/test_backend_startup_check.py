@@ -17,7 +17,7 @@ from mcpvisor.backends import (
     check_session_store,
 )
 from mcpvisor.runtime.server import Server, start_server
-from mcpvisor.runtime.server._runtime import _backend_name
+from mcpvisor.runtime.tree._runtime import _backend_name
 
 ROOT = Path(__file__).resolve().parent.parent
 

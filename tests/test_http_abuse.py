@@ -70,7 +70,7 @@ async def test_a_body_that_never_comes_is_408_after_the_body_timeout(
 async def test_a_slow_body_flood_does_not_lock_out_a_fresh_client(caplog: pytest.LogCaptureFixture) -> None:
     """300 connections that send a head and no body, against a cap of 100: the oldest stalled ones
     make room, so a fresh client is served at once, not after the body timeout."""
-    caplog.set_level(logging.INFO, logger="mcpvisor.runtime.transports.http")
+    caplog.set_level(logging.INFO, logger="mcpvisor.runtime.transports")
     async with serving(echo, max_connections=100, body_timeout=60) as port:
         flood = await open_slow_bodies(port, 300)
         with trio.fail_after(3):

@@ -81,7 +81,7 @@ def test_replay_stream_never_evicts_an_unwritten_answer(steps: list[tuple[object
 def test_dropped_notifications_are_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     drops: list[int] = []
     stream = ReplayStream(3, max_events=2, on_drop=drops.append, label="POST stream of request 5")
-    with caplog.at_level(logging.WARNING, "mcpvisor.runtime.transports.http"):
+    with caplog.at_level(logging.WARNING, "mcpvisor.runtime.transports"):
         for i in range(10):
             stream.append(b"note %d" % i, droppable=True)
         stream.append(b"answer")

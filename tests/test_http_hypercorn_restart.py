@@ -37,7 +37,7 @@ async def test_a_hypercorn_that_dies_is_started_again_on_the_same_socket(
         await trio.sleep_forever()
 
     monkeypatch.setattr("hypercorn.trio.serve", serve)
-    caplog.set_level(logging.ERROR, logger="mcpvisor.runtime.transports.http")
+    caplog.set_level(logging.ERROR, logger="mcpvisor.runtime.transports")
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:

@@ -71,7 +71,7 @@ async def test_no_log_line_holds_a_session_id(caplog: pytest.LogCaptureFixture) 
 
 async def test_an_exposed_server_without_a_host_check_warns(caplog: pytest.LogCaptureFixture) -> None:
     async with start_server(demo) as running:
-        caplog.set_level(logging.WARNING, logger="mcpvisor.runtime.transports.http")
+        caplog.set_level(logging.WARNING, logger="mcpvisor.runtime.transports")
         _warn_if_exposed(mcp_asgi_app(running, allowed_hosts=["*"]), "0.0.0.0")
         (warning,) = [r.getMessage() for r in caplog.records]
         assert "non-loopback address 0.0.0.0 with the Host check off" in warning

@@ -17,8 +17,8 @@ from mcpvisor.runtime.protocol import (
     SUPPORTED_VERSIONS,
     ClientCapabilities,
     Dispatch,
+    Drop,
     ErrorResponse,
-    Ignore,
     Implementation,
     LifecycleState,
     Notification,
@@ -168,8 +168,8 @@ def test_requests_before_initialize_are_refused_except_ping() -> None:
 
 def test_notifications_before_initialize_are_ignored() -> None:
     lc = SessionLifecycle()
-    assert isinstance(lc.receive(Notification("notifications/cancelled", {"requestId": 1})), Ignore)
-    assert isinstance(lc.receive(Notification("notifications/initialized")), Ignore)
+    assert isinstance(lc.receive(Notification("notifications/cancelled", {"requestId": 1})), Drop)
+    assert isinstance(lc.receive(Notification("notifications/initialized")), Drop)
     assert lc.state is LifecycleState.NEW
 
 
@@ -177,7 +177,7 @@ def test_initializing_to_ready_on_initialized() -> None:
     lc = SessionLifecycle()
     initialize(lc)
     action = lc.receive(Notification("notifications/initialized"))
-    assert isinstance(action, Ignore)
+    assert isinstance(action, Drop)
     assert lc.state is LifecycleState.READY
 
 
@@ -212,7 +212,7 @@ def test_ready_dispatches_requests_notifications_and_responses() -> None:
 
 def test_duplicate_initialized_is_ignored() -> None:
     lc = ready()
-    assert isinstance(lc.receive(Notification("notifications/initialized")), Ignore)
+    assert isinstance(lc.receive(Notification("notifications/initialized")), Drop)
     assert lc.state is LifecycleState.READY
 
 
@@ -248,8 +248,8 @@ def test_start_closing_then_everything_refused_or_ignored(state_setup: str) -> N
     assert error_code(lc.receive(Request(1, "tools/list"))) == INVALID_REQUEST
     assert error_code(lc.receive(Request(2, "ping"))) == INVALID_REQUEST
     assert error_code(initialize(lc, 3)) == INVALID_REQUEST
-    assert isinstance(lc.receive(Notification("notifications/initialized")), Ignore)
-    assert isinstance(lc.receive(Response(1, {})), Ignore)
+    assert isinstance(lc.receive(Notification("notifications/initialized")), Drop)
+    assert isinstance(lc.receive(Response(1, {})), Drop)
     assert lc.state is LifecycleState.CLOSING
 
 
@@ -261,7 +261,7 @@ def test_closing_to_closed_and_closed_is_final() -> None:
     lc.start_closing()  # no way back from CLOSED
     assert lc.state is LifecycleState.CLOSED
     assert error_code(lc.receive(Request(1, "tools/list"))) == INVALID_REQUEST
-    assert isinstance(lc.receive(Notification("notifications/cancelled")), Ignore)
+    assert isinstance(lc.receive(Notification("notifications/cancelled")), Drop)
 
 
 def test_finish_closing_from_any_state() -> None:
@@ -302,7 +302,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule()
     def send_initialized(self) -> None:
-        assert isinstance(self.lc.receive(Notification("notifications/initialized")), Ignore)
+        assert isinstance(self.lc.receive(Notification("notifications/initialized")), Drop)
         if self.model == "initializing":
             self.model = "ready"
 

@@ -327,3 +327,21 @@ def test_param_headers_must_mirror_the_arguments(
         assert answer is None
     else:
         assert isinstance(answer, ErrorResponse) and answer.error.code == -32020
+
+
+def test_is_stateless_request_is_the_one_decision() -> None:
+    from mcpvisor.runtime.protocol import Notification, Request, is_stateless_request
+
+    envelope = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "clientCapabilities": {}}}
+    # a request says so itself, whatever the transport knows
+    assert is_stateless_request(
+        Request(1, "tools/list", envelope), session_id="abc", protocol_version="2025-11-25"
+    )
+    # a bare _meta proves nothing (progressToken lives there in the handshake era)
+    assert not is_stateless_request(Request(1, "tools/list", {"_meta": {"progressToken": 1}}))
+    # anything else: no session and a stateless revision announced out of band
+    assert is_stateless_request(Notification("notifications/cancelled"), protocol_version="2026-07-28")
+    assert is_stateless_request(None, protocol_version="2026-07-28")
+    assert not is_stateless_request(None, session_id="abc", protocol_version="2026-07-28")
+    assert not is_stateless_request(Request(2, "ping"), protocol_version="2025-11-25")
+    assert not is_stateless_request(Request(2, "ping"))

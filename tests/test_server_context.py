@@ -187,7 +187,7 @@ async def test_identity_comes_from_the_env() -> None:
 
 
 async def test_close_sse_stream_sends_the_control_item_on_the_request_stream() -> None:
-    from mcpvisor.runtime.server._port import CLOSE_SSE_STREAM, CloseSseStream
+    from mcpvisor.runtime.tree._port import CLOSE_SSE_STREAM, CloseSseStream
 
     env = FakeEnv()
     await Context(env).close_sse_stream()

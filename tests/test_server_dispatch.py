@@ -247,10 +247,10 @@ async def test_crashes_are_logged_and_answered_without_internals(
         return boom()
 
     server.tool(name="boom")(aboom if is_async else boom)
-    with caplog.at_level(logging.ERROR, logger="mcpvisor.server"):
+    with caplog.at_level(logging.ERROR, logger="mcpvisor.runtime.server"):
         error = await error_of(server, "tools/call", {"name": "boom"})
     assert error.code == -32603 and error.message == "Internal error" and error.data is None
-    (record,) = [r for r in caplog.records if r.name == "mcpvisor.server"]
+    (record,) = [r for r in caplog.records if r.name == "mcpvisor.runtime.server"]
     assert "boom" in record.getMessage() and record.exc_info is not None
     assert "secret" in str(record.exc_info[1])
 
@@ -744,7 +744,7 @@ async def test_a_handler_can_image_from_a_path(tmp_path: Any) -> None:
 
 def test_tool_names_outside_the_spec_alphabet_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     server = Server("s")
-    with caplog.at_level(logging.WARNING, logger="mcpvisor.server"):
+    with caplog.at_level(logging.WARNING, logger="mcpvisor.runtime.server"):
         server.tool(name="fine.name-1_x")(lambda: None)
         assert caplog.records == []
         server.tool(name="has space")(lambda: None)
@@ -804,7 +804,7 @@ async def test_structured_values_must_match_the_advertised_output_schema(
     def point() -> Point:
         return {"x": "three", "unit": "celsius"}  # type: ignore[return-value]
 
-    with caplog.at_level(logging.ERROR, logger="mcpvisor.server"):
+    with caplog.at_level(logging.ERROR, logger="mcpvisor.runtime.server"):
         assert (await error_of(server, "tools/call", {"name": "total"})).code == -32603
         assert (await error_of(server, "tools/call", {"name": "point"})).code == -32603
     problems = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]

@@ -387,7 +387,7 @@ async def test_a_get_stream_that_is_not_read_drops_counted_notifications_logged_
         assert client.session_id is not None
         await client.request("resources/subscribe", {"uri": "memo://a"})
         stream = running.standalone_stream(client.session_id)  # opened, never read
-        with caplog.at_level(logging.WARNING, "mcpvisor.runtime.server"):
+        with caplog.at_level(logging.WARNING, "mcpvisor.runtime.tree"):
             for _ in range(300):
                 await running.notify_resource_updated("memo://a")
         assert running.stats.notifications_dropped == 300 - 256  # the stream holds 256

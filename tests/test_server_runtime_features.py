@@ -372,7 +372,7 @@ async def test_a_submit_waiting_for_a_restart_learns_the_session_was_closed() ->
 
 async def test_task_records_go_through_the_task_runtime() -> None:
     from mcpvisor.backends import MemoryTaskBackend, TaskRecord
-    from mcpvisor.runtime.server._task_runtime import CreateTask, GetTask
+    from mcpvisor.runtime.tree._task_runtime import CreateTask, GetTask
 
     backend = MemoryTaskBackend()
     async with start_server(app, task_backend=backend) as running:

@@ -23,9 +23,9 @@ from _runtime_app import app
 from mcpvisor.backends import MemorySessionStore, SQLiteSessionStore, decode
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import UnknownSession, start_server
-from mcpvisor.runtime.server._session_settings import SETTINGS_KEY
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.memory import open_memory_client
+from mcpvisor.runtime.tree._session_settings import SETTINGS_KEY
 
 
 def text_of(result: Mapping[str, Any]) -> str:

@@ -12,9 +12,9 @@ import trio
 from _runtime_app import app
 from mcpvisor.backends import MemorySessionStore, decode
 from mcpvisor.runtime.server import UnknownSession, start_server
-from mcpvisor.runtime.server._session_settings import SETTINGS_KEY
-from mcpvisor.runtime.server._shared_session import SessionEnded, is_live, write_settings
 from mcpvisor.runtime.transports.memory import open_memory_client
+from mcpvisor.runtime.tree._session_settings import SETTINGS_KEY
+from mcpvisor.runtime.tree._shared_session import SessionEnded, is_live, write_settings
 
 
 async def two_nodes(stack: AsyncExitStack, store: MemorySessionStore, **options: Any) -> tuple[Any, Any]:
@@ -36,7 +36,7 @@ async def test_a_delete_leaves_a_tombstone_that_ends_the_live_actor_on_the_other
         assert sid is not None
         assert (await client.call_tool("counter"))["structuredContent"]["result"] == 1
         assert await b.resume_session(sid)  # a live actor for it on b too
-        slot = b._slots[sid]
+        slot = b.sessions.slots[sid]
         await a.close_session(sid)
         record = await store.get(sid, SETTINGS_KEY)
         assert record is not None and not is_live(record)
@@ -66,7 +66,7 @@ async def test_a_settings_write_never_overwrites_a_tombstone() -> None:
         tomb = await store.get(sid, SETTINGS_KEY)
         # What b's actor would write for a setLevel it ran before noticing the DELETE.
         with pytest.raises(SessionEnded):
-            await write_settings(b.store, b._slots[sid], live, first=False)
+            await write_settings(b.store, b.sessions.slots[sid], live, first=False)
         assert await store.get(sid, SETTINGS_KEY) == tomb
 
 
@@ -78,7 +78,7 @@ async def test_an_idle_stop_on_a_shared_store_keeps_the_values_and_the_session()
         sid = client.session_id
         assert sid is not None
         await client.call_tool("counter")
-        a_slot = a._slots[sid]
+        a_slot = a.sessions.slots[sid]
         client.port = b
         assert await b.resume_session(sid)  # what the HTTP transport does for an id it does not hold
         with trio.fail_after(10):
@@ -113,7 +113,7 @@ async def test_a_memory_store_idle_close_still_drops_the_values() -> None:
             sid = client.session_id
             assert sid is not None
             await client.call_tool("counter")
-            slot = running._slots[sid]
+            slot = running.sessions.slots[sid]
         with trio.fail_after(10):
             await slot.done.wait()
         assert await store.keys(sid) == []

@@ -431,7 +431,7 @@ async def test_max_handles_bounds_the_live_ones_with_a_tool_error() -> None:
 
 
 def test_the_owner_is_the_principal_when_there_is_one_else_the_clients_name() -> None:
-    from mcpvisor.runtime.server._request_env import owner_of
+    from mcpvisor.runtime.tree._request_env import owner_of
 
     assert owner_of({"name": "claude", "version": "1"}) == "client:claude"
     assert owner_of({"name": "claude", "version": "2"}) == "client:claude"  # an upgrade keeps its handles

@@ -16,7 +16,7 @@ import pytest
 import trio
 from mcpvisor.backends import BackendOutcomeUnknown, MemorySessionStore
 from mcpvisor.runtime.actors import ActorRef, Registry, spawn
-from mcpvisor.runtime.server._state_store_server import (
+from mcpvisor.runtime.tree._state_store_server import (
     STATE_STORE_NAME,
     Fenced,
     StateStoreClient,

@@ -18,10 +18,10 @@ import trio
 from _http_messages import INIT, JSON_ONLY
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import LocalEnv, NoSessionState
-from mcpvisor.runtime.server._port import SessionBusy
 from mcpvisor.runtime.server.demo import server as demo_server
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
+from mcpvisor.runtime.tree._port import SessionBusy
 
 from mcpvisor import Context, Server, start_server
 

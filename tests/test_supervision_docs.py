@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from _doc_examples import DOCS, python_blocks, run_block
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "supervision.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+DOC = DOCS / "supervision.md"
+BLOCKS = python_blocks("supervision.md")
 
 
 def test_the_page_has_examples() -> None:
@@ -17,8 +15,7 @@ def test_the_page_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
-    namespace: dict[str, object] = {"__name__": f"supervision_doc_example_{index}"}
-    exec(compile(BLOCKS[index], f"docs/supervision.md#example{index}", "exec"), namespace)
+    run_block(BLOCKS[index], f"docs/supervision.md#example{index}", f"supervision_doc_example_{index}")
     out = capsys.readouterr().out
     assert "Traceback" not in out
 

@@ -74,7 +74,7 @@ async def test_both_revisions(make_backend: Factory) -> None:
 
 async def test_restart_keeps_results_and_fails_what_was_running(make_backend: Factory) -> None:
     from mcpvisor.backends import TaskStatus
-    from mcpvisor.runtime.server._task_runtime import TASK_RUNTIME_NAME, GetTask
+    from mcpvisor.runtime.tree._task_runtime import TASK_RUNTIME_NAME, GetTask
 
     gate = f"backend-restart-{uuid.uuid4().hex}"
     with trio.fail_after(20):

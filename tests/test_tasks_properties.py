@@ -22,8 +22,8 @@ from mcpvisor.backends import MemorySessionStore, MemoryTaskBackend, TaskBackend
 from mcpvisor.backends._sqlite import SQLiteTaskBackend
 from mcpvisor.runtime.protocol import JsonRpcError, Request, Response
 from mcpvisor.runtime.server import Context, CrashSession, Server, ToolError, start_server
-from mcpvisor.runtime.server._task_runtime import AlreadyTerminal, CancelTask, TaskRecord, TaskRuntime
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
+from mcpvisor.runtime.tree._task_runtime import AlreadyTerminal, CancelTask, TaskRecord, TaskRuntime
 
 TTL = 100.0  # seconds, the ttl every task asks for
 MAX_TASKS = 5

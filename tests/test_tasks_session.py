@@ -11,8 +11,8 @@ import trio
 from _tasks_app import app, gates, spin_steps
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import start_server
-from mcpvisor.runtime.server._task_runtime import TASK_RUNTIME_NAME
 from mcpvisor.runtime.transports.memory import MemoryClient, open_memory_client
+from mcpvisor.runtime.tree._task_runtime import TASK_RUNTIME_NAME
 
 RELATED = "io.modelcontextprotocol/related-task"
 
@@ -249,7 +249,7 @@ async def test_expired_task_is_not_found() -> None:
 async def test_durable_backend_restart_fails_running_tasks_and_keeps_results(tmp_path: Any) -> None:
     from mcpvisor.backends import TaskStatus
     from mcpvisor.backends._codec import decode
-    from mcpvisor.runtime.server._task_runtime import GetTask
+    from mcpvisor.runtime.tree._task_runtime import GetTask
 
     url = f"sqlite:///{tmp_path / 'tasks.db'}"
     async with start_server(app, task_backend=url) as running, open_memory_client(running) as client:
@@ -271,7 +271,7 @@ async def test_durable_backend_restart_fails_running_tasks_and_keeps_results(tmp
 
 async def test_a_task_runtime_crash_fails_its_orphans() -> None:
     from mcpvisor.backends import TaskStatus
-    from mcpvisor.runtime.server._task_runtime import GetTask
+    from mcpvisor.runtime.tree._task_runtime import GetTask
 
     async with start_server(app) as running, open_memory_client(running, close=False) as client:
         stuck = await call_task(client, "gate", {"name": "runtime-crash"})

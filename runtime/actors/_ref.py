@@ -1,10 +1,10 @@
 """``ActorRef``: the one handle others hold on an actor, and the actor's mailbox behind it.
 
-The mailbox is a plain list plus direct task wake-ups, not a memory channel: DESIGN.md measured a channel
-per reply halving call throughput. A caller appends a ``Caller`` record and parks with
-``wait_task_rescheduled``; the actor pops it, runs ``handle_call`` and reschedules the caller with the
-reply. The reply travels to that one parked task, so a reply that comes after its call timed out has
-nowhere to go and is dropped: it can never reach the next caller.
+The mailbox is a plain list plus direct task wake-ups, not a memory channel: a channel per reply
+was measured halving call throughput (docs/design.md, "Mailboxes"). A caller appends a ``Caller``
+record and parks with ``wait_task_rescheduled``; the actor pops it, runs ``handle_call`` and
+reschedules the caller with the reply. The reply travels to that one parked task, so a reply that
+comes after its call timed out has nowhere to go and is dropped: it can never reach the next caller.
 
 Capacity bounds what *users* put in (``call``, ``cast``, ``send_nowait``); the runtime's own messages
 (``Down``, ``Exit``) always get in, as OTP never loses a monitor's message.
@@ -23,7 +23,7 @@ from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule, wai
 
 from ._call_timer import CallTimer, call_timer
 from ._errors import ActorExited, CallTimeout, LinkedExit, MailboxFull
-from ._messages import Exit, Monitor
+from ._messages import Down, Exit, Monitor
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -337,8 +337,6 @@ class ActorRef:
 
     def _finish(self, reason: ExitReason) -> None:
         """Tell everyone who waits on this actor that it exited; runs once, synchronously."""
-        from ._messages import Down
-
         self._reason = reason
         self._done = True
         pending = self._queue

@@ -34,7 +34,7 @@ from ._jsonrpc import (
     parse_payload,
     to_json,
 )
-from ._lifecycle import Action, Dispatch, Ignore, LifecycleState, Reply, SessionLifecycle, StartSession
+from ._lifecycle import Action, Dispatch, Drop, LifecycleState, Reply, SessionLifecycle, StartSession
 from ._notifications import (
     cancelled_notification,
     is_level_enabled,
@@ -101,8 +101,10 @@ from ._stateless import (
     extract_request_context,
     finish_stateless_result,
     has_stateless_envelope,
+    is_stateless_request,
     param_headers_of,
 )
+from ._transport_controls import CLOSE_SSE_STREAM, SERVER_BUSY, CloseSseStream
 from ._uri_template import UriTemplate
 from ._versions import (
     HANDSHAKE_VERSIONS,
@@ -120,7 +122,15 @@ from ._versions import (
 )
 from ._wire import converter, from_wire, to_wire
 
+#: The lifecycle's "drop this message" action, by its former name (``mcpvisor.supervisors.Ignore`` is
+#: something else: a child declining to start).
+Ignore = Drop
+
 __all__ = [
+    # in-band controls between the runtime and its transports
+    "CLOSE_SSE_STREAM",
+    "SERVER_BUSY",
+    "CloseSseStream",
     # JSON-RPC framing
     "JSONRPC_VERSION",
     "MAX_DEPTH",
@@ -170,6 +180,7 @@ __all__ = [
     "Dispatch",
     "StartSession",
     "Reply",
+    "Drop",
     "Ignore",
     # stateless era
     "PROTOCOL_VERSION_META_KEY",
@@ -180,6 +191,7 @@ __all__ = [
     "CACHEABLE_METHODS",
     "StatelessRequestContext",
     "has_stateless_envelope",
+    "is_stateless_request",
     "extract_request_context",
     "check_stateless_headers",
     "check_param_headers",

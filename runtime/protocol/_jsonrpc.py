@@ -2,7 +2,7 @@
 
 Nothing here raises at a transport. A payload that is not JSON, or not a JSON-RPC object, comes back as a
 `Malformed` value holding the `ErrorResponse` to send, so a driver can never drop a connection because a
-peer sent junk (DESIGN.md "Protocol layer").
+peer sent junk (docs/design.md, "Protocol layer").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The handshake-era (2025-11-25 and earlier) MCP session lifecycle as a sans-IO state machine.
 
 h11-style: the session actor feeds every incoming message to `SessionLifecycle.receive` and gets back a
-value saying what to do with it (`Dispatch`, `StartSession`, `Reply`, `Ignore`); the machine never does
+value saying what to do with it (`Dispatch`, `StartSession`, `Reply`, `Drop`); the machine never does
 I/O and never raises for anything a peer can send. States::
 
     NEW --initialize--> INITIALIZING --notifications/initialized--> READY
@@ -34,7 +34,7 @@ from ._jsonrpc import (
     error_response,
 )
 from ._records import ClientCapabilities, Implementation, InitializeParams
-from ._stateless import has_stateless_envelope
+from ._stateless import is_stateless_request
 from ._versions import allows_batches, method_exists_in, negotiate_version
 from ._wire import from_wire
 
@@ -72,13 +72,13 @@ class Reply:
 
 
 @attrs.frozen
-class Ignore:
+class Drop:
     """Drop the message (a notification the current state has no use for); `reason` is for the log."""
 
     reason: str
 
 
-Action: TypeAlias = Dispatch | StartSession | Reply | Ignore
+Action: TypeAlias = Dispatch | StartSession | Reply | Drop
 
 _PRE_INIT_METHODS = frozenset({"ping"})
 
@@ -113,7 +113,7 @@ class SessionLifecycle:
             return self._receive_notification(message)
         # Responses answer our own requests (ping, sampling, ...); only a live session has any out.
         if self.state in (LifecycleState.CLOSING, LifecycleState.CLOSED):
-            return Ignore("response after the session closed")
+            return Drop("response after the session closed")
         return Dispatch(message)
 
     def _receive_request(self, request: Request) -> Action:
@@ -134,7 +134,7 @@ class SessionLifecycle:
                     f"Session not initialized: send initialize before {request.method}",
                 )
             )
-        if has_stateless_envelope(request.params):
+        if is_stateless_request(request):
             # The SDK's answer too: a 2026-07-28 envelope does not belong on a handshake session.
             return Reply(
                 error_response(
@@ -165,16 +165,16 @@ class SessionLifecycle:
     def _receive_notification(self, notification: Notification) -> Action:
         state = self.state
         if state is LifecycleState.CLOSED or state is LifecycleState.CLOSING:
-            return Ignore(f"{notification.method} after the session closed")
+            return Drop(f"{notification.method} after the session closed")
         if notification.method == "notifications/initialized":
             if state is LifecycleState.INITIALIZING:
                 self.state = LifecycleState.READY
-                return Ignore("handshake complete")
+                return Drop("handshake complete")
             if state is LifecycleState.NEW:
-                return Ignore("notifications/initialized before initialize")
-            return Ignore("duplicate notifications/initialized")
+                return Drop("notifications/initialized before initialize")
+            return Drop("duplicate notifications/initialized")
         if state is LifecycleState.NEW:
-            return Ignore(f"{notification.method} before initialize")
+            return Drop(f"{notification.method} before initialize")
         return Dispatch(notification)
 
     def start_closing(self) -> None:

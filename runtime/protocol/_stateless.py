@@ -30,6 +30,7 @@ from ._jsonrpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     ErrorResponse,
+    Message,
     Request,
     error_response,
 )
@@ -94,6 +95,22 @@ def has_stateless_envelope(params: Mapping[str, Any] | None) -> bool:
         return False
     meta = params.get("_meta")
     return isinstance(meta, Mapping) and PROTOCOL_VERSION_META_KEY in meta
+
+
+def is_stateless_request(
+    message: Message | None, *, session_id: str | None = None, protocol_version: str | None = None
+) -> bool:
+    """Whether ``message`` belongs to the 2026-07-28 (stateless) era: the one place this is decided,
+    for every transport (HTTP, stdio, in-memory), the session lifecycle and the runtime.
+
+    A request says so itself, by its envelope (``has_stateless_envelope``), whatever came with it. For
+    anything else (a notification, a response, a request without the envelope, or no message at all,
+    as for an HTTP GET) the transport's knowledge of the client decides: no session, and a stateless
+    revision announced out of band (HTTP's ``MCP-Protocol-Version`` header).
+    """
+    if isinstance(message, Request) and has_stateless_envelope(message.params):
+        return True
+    return session_id is None and protocol_version in STATELESS_VERSIONS
 
 
 def extract_request_context(

@@ -1,4 +1,4 @@
-"""`Caller`: what a transport knows about who sent a request, beyond the message itself.
+"""`Requester`: what a transport knows about who sent a request, beyond the message itself.
 
 Over Streamable HTTP that is the request's headers and, on a server with authentication
 (docs/auth.md), the `Principal` its bearer token names. The transport hands it to
@@ -34,7 +34,7 @@ def _read_only(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @attrs.frozen
-class Caller:
+class Requester:
     #: Lower-cased header names; values as received (the Authorization header is left out).
     headers: Mapping[str, str] = attrs.field(default=_NO_HEADERS, converter=_read_only)
     principal: Principal | None = None

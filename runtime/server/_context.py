@@ -15,6 +15,7 @@ from ...backends._codec import decode, encode
 from ..auth._principal import Principal
 from ..protocol import (
     LOGGING_LEVELS,
+    CloseSseStream,
     ContentBlock,
     LoggingLevel,
     PromptMessage,
@@ -29,7 +30,6 @@ from ..protocol import (
 from ._env import NoSessionState, RequestEnv
 from ._errors import MissingClientCapability
 from ._input_rounds import ASK_PREFIX, NeedsInput, RoundInputs
-from ._port import CloseSseStream
 from ._state_handle import HandleRefused, StateHandle
 
 _MISSING: Final = object()

@@ -25,9 +25,9 @@ from ._context import Context
 from ._env import NoSessionState
 from ._errors import CrashSession, ToolError
 from ._input_rounds import InputRequired, NeedsInput
-from ._state_store_server import StateStoreUnavailable
+from ._state_errors import StateStoreUnavailable
 
-logger: Final = logging.getLogger("mcpvisor.server")
+logger: Final = logging.getLogger("mcpvisor.runtime.server")
 
 
 def is_context_hint(hint: Any) -> bool:

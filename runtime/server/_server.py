@@ -4,6 +4,10 @@ A `Server` is a plain description -- no tasks, no I/O -- so two can coexist and 
 case. `handle_request` (in `_dispatch.py`) answers MCP methods from it; `run()` hands it to the runtime.
 Registration errors (a duplicate name, a hint that cannot be a schema, a sync handler asking for a
 Context) are raised at decoration time, where the traceback points at the offending function.
+
+Length: one registry class whose decorators each come typed twice (bare and called, ``@overload``) and
+carry every per-item option (annotations, scopes, task support); splitting them across modules would
+scatter one user-facing signature over several files.
 """
 
 from __future__ import annotations
@@ -493,7 +497,7 @@ class Server:
         era only: ``"2025-11-25"`` (sessions) or ``"2026-07-28"`` (stateless, state through handles);
         None serves both.
         """
-        from ._run import run_server  # type: ignore[import-not-found,unused-ignore]
+        from ..transports._run import run_server  # type: ignore[import-not-found,unused-ignore]
 
         run_server(
             self,

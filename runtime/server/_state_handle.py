@@ -28,7 +28,7 @@ import attrs
 from mcpvisor.backends import decode, encode
 
 from ._errors import ToolError
-from ._session_settings import RESERVED_PREFIX
+from ._reserved_keys import RESERVED_PREFIX
 
 #: Every handle starts with this (a reader of a log sees what it is; the rest is random).
 HANDLE_PREFIX: Final = "sh_"

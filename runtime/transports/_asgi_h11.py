@@ -18,6 +18,9 @@ JSON-RPC error body a server-side limit could not give).
 Stopping (a cancellation) is graceful for ``grace`` seconds: no new connections, idle ones closed,
 requests in flight may finish. That matters for an orderly stop (SIGTERM): the tree behind the app is
 still running then, so a tools/call under way gets its answer instead of a reset.
+
+Length: one connection's whole life (head, body, response, keep-alive, graceful stop) reads best in one
+place; the connection limits are in _connection_limits.py and the bind errors in _listen_error.py.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import trio
 from ._connection_limits import Connections, accept_connections, default_max_connections
 from ._listen_error import open_listeners
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 ASGIMessage: TypeAlias = MutableMapping[str, Any]
 ASGIApp: TypeAlias = Callable[
@@ -125,7 +128,7 @@ def _ambiguous_length(request: h11.Request) -> bool:
     return length and chunked
 
 
-class _Exchange:
+class _RequestCycle:
     """One request/response cycle on a connection: the ASGI ``receive`` and ``send`` callables."""
 
     def __init__(
@@ -394,7 +397,7 @@ async def _serve_requests(
             return
         if not isinstance(event, h11.Request):
             return  # ConnectionClosed (or a stray event): nothing more to serve
-        exchange = _Exchange(conn, stream, event, max_header_bytes, connections)
+        exchange = _RequestCycle(conn, stream, event, max_header_bytes, connections)
         exchange.close_after = _ambiguous_length(event)
         try:
             await app(_scope(event, client, server), exchange.receive, exchange.send)

@@ -16,6 +16,8 @@ import trio
 from ..protocol import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
+    SERVER_BUSY,
+    CloseSseStream,
     ErrorResponse,
     Malformed,
     Message,
@@ -24,13 +26,11 @@ from ..protocol import (
     RequestId,
     Response,
     error_response,
-    has_stateless_envelope,
+    is_stateless_request,
     negotiate_version,
     parse_cancelled,
 )
-from ..server._port import (
-    SERVER_BUSY,
-    CloseSseStream,
+from ..tree._port import (
     RequestLimitReached,
     ServerPort,
     SessionBusy,
@@ -177,7 +177,7 @@ class SingleClientConnection:
         port = self.port
         if isinstance(message, Request):
             initialize = message.method == "initialize"
-            stateless = has_stateless_envelope(message.params)
+            stateless = is_stateless_request(message)
             # One session per process: a handshake-era request opens it (its lifecycle then serves
             # ping before initialize and refuses the rest), and initialize reopens an ended one.
             if (initialize or (not stateless and self.session_id is None)) and (

@@ -27,7 +27,7 @@ from typing import Final
 
 import trio
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 #: ``accept()`` errors that mean "no descriptor or buffer left now", not "the listener is broken"
 _OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})

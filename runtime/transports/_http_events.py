@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import trio
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 
 def format_event(data: bytes, event_id: str | None = None, retry_ms: int | None = None) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import trio
 
 from ..protocol import RequestId, encode, error_response
-from ..server._caller import Caller
+from ..server._caller import Requester
 from ._http_guard import JSON
 
 Scope: TypeAlias = MutableMapping[str, Any]
@@ -51,7 +51,7 @@ class Exchange:
         self.cors: list[tuple[str, str]] = []  # added to every response for an allowed browser origin
         #: Who sent the request (headers, and the principal once authenticated): goes with every
         #: message this exchange submits.
-        self.caller: Caller = Caller()
+        self.caller: Requester = Requester()
 
     async def start(self, status: int, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.started = True

@@ -14,6 +14,7 @@ import trio
 
 from ..protocol import (
     INTERNAL_ERROR,
+    CloseSseStream,
     ErrorResponse,
     Message,
     Notification,
@@ -22,7 +23,6 @@ from ..protocol import (
     encode,
     error_response,
 )
-from ..server._port import CloseSseStream
 from ._http_events import ReplayStream, format_event, format_retry
 from ._http_exchange import Disconnected, Exchange
 from ._http_guard import SSE

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 #: The longest pause between two instances, after a run of crashes (the first waits 10 ms).
 MAX_RESTART_PAUSE = 1.0

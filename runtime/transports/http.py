@@ -33,7 +33,6 @@ from ..protocol import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
-    STATELESS_VERSIONS,
     UNSUPPORTED_PROTOCOL_VERSION,
     ErrorResponse,
     Malformed,
@@ -48,13 +47,13 @@ from ..protocol import (
     encode,
     error_response,
     extract_request_context,
-    has_stateless_envelope,
+    is_stateless_request,
     is_supported,
     parse_payload,
 )
-from ..server._caller import Caller, owner_key
-from ..server._listen import LISTEN_METHOD
-from ..server._port import (
+from ..server._caller import Requester, owner_key
+from ..tree._listen import LISTEN_METHOD
+from ..tree._port import (
     SERVER_BUSY,
     CloseSseStream,
     RequestLimitReached,
@@ -64,8 +63,8 @@ from ..server._port import (
     TransportError,
     UnknownSession,
 )
-from ..server._session_label import session_label
-from ..server._stats import ServerStats
+from ..tree._session_label import session_label
+from ..tree._stats import ServerStats
 from ._asgi_limits import with_request_limits
 from ._http_auth import answer_refusal, authenticate_exchange, serve_metadata, without_credentials
 from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
@@ -88,7 +87,7 @@ __all__ = ["ListenError", "McpHttpApp", "mcp_asgi_app", "open_listeners", "serve
 
 T = TypeVar("T")
 
-logger = logging.getLogger("mcpvisor.runtime.transports.http")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
@@ -245,12 +244,12 @@ class McpHttpApp:
             await ex.error(404, INVALID_REQUEST, "Not Found: the MCP endpoint is elsewhere")
             return
         method = scope.get("method", "GET")
-        ex.caller = Caller(without_credentials(headers))
+        ex.caller = Requester(without_credentials(headers))
         if self.auth is not None and method in ("POST", "GET", "DELETE"):
             principal = await authenticate_exchange(ex, self.auth, headers)
             if principal is None:
                 return
-            ex.caller = Caller(ex.caller.headers, principal)
+            ex.caller = Requester(ex.caller.headers, principal)
         if method == "POST":
             await self._post(ex, headers)
         elif method == "GET":
@@ -359,7 +358,9 @@ class McpHttpApp:
 
     @staticmethod
     def _stateless_client(headers: dict[str, str]) -> bool:
-        return headers.get(SESSION_HEADER) is None and headers.get(VERSION_HEADER) in STATELESS_VERSIONS
+        return is_stateless_request(
+            None, session_id=headers.get(SESSION_HEADER), protocol_version=headers.get(VERSION_HEADER)
+        )
 
     # -- POST ---------------------------------------------------------------------------------------
 
@@ -410,7 +411,7 @@ class McpHttpApp:
             return
         if await self._scopes_refused(ex, item):
             return
-        if isinstance(item, Request) and has_stateless_envelope(item.params):
+        if isinstance(item, Request) and is_stateless_request(item):
             # Before the initialize check: `initialize` in the envelope is a 2026-07-28 client calling
             # a method its revision lacks (-32601, 404), not a handshake.
             await self._stateless_request(ex, headers, item, wants_sse)
@@ -758,7 +759,7 @@ class McpHttpApp:
         session_id: str,
         item: Message,
         replies: trio.MemorySendChannel[Message] | None,
-        caller: Caller | None = None,
+        caller: Requester | None = None,
     ) -> None:
         """``port.submit`` waiting out a full mailbox: for the items of a batch, and the cancellations
         of abandoned requests, which the server sends itself and has no client to retry them.
@@ -921,21 +922,26 @@ HTTP_SERVERS: Final = ("h11", "hypercorn")
 
 
 async def serve_http(
-    port: ServerPort,
+    running: ServerPort,
     *,
     host: str = "127.0.0.1",
-    port_number: int = 8000,
+    port: int | None = None,
     path: str | None = "/mcp",
-    server: str = "h11",
+    http_server: str | None = None,
     listeners: Sequence[trio.SocketListener] | None = None,
     keep_alive: float = 5.0,
     max_header_bytes: int = 64 * 1024,
     body_timeout: float = 30.0,
     max_connections: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    port_number: int | None = None,
+    server: str | None = None,
     **options: Any,
 ) -> None:
-    """Serve `port` over Streamable HTTP until cancelled.
+    """Serve `running` (a started server's `ServerPort`) over Streamable HTTP until cancelled.
+
+    `port` and `http_server` mean what they mean to `serve()`: the TCP port (8000) and the HTTP server
+    (`"h11"`). `port_number` and `server` are their former names, still accepted.
 
     Connection limits (docs/http.md, "Connection limits"): a connection idle, or sending a request head, for
     `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
@@ -953,13 +959,15 @@ async def serve_http(
     check is off (the machine's public names are unknown to us); the Origin check stays on. Nothing is
     printed: the servers' messages go to the `mcpvisor.runtime.transports.http` logger.
     """
+    port_number = _renamed("port", port, "port_number", port_number, 8000)
+    server = _renamed("http_server", http_server, "server", server, "h11")
     if server not in HTTP_SERVERS:
         raise ValueError(f"unknown HTTP server {server!r}: use one of {', '.join(HTTP_SERVERS)}")
     if options.get("allowed_hosts") is None and not _is_loopback(host):
         options["allowed_hosts"] = ["*"]
     if server == "hypercorn" and max_connections is not None:
         raise ValueError("max_connections: hypercorn has no connection cap; use server='h11' for one")
-    app = mcp_asgi_app(port, path=path, **options)
+    app = mcp_asgi_app(running, path=path, **options)
     _warn_if_exposed(app, host)
     started = False
     try:
@@ -1009,6 +1017,15 @@ async def serve_http(
         if isinstance(found, ListenError):
             raise found from found.__cause__
         raise ListenError.from_os_error(host.strip("[]"), port_number, found) from found
+
+
+def _renamed(name: str, value: T | None, old: str, old_value: T | None, default: T) -> T:
+    """A keyword given by its name or its former name (not both), else its default."""
+    if value is not None and old_value is not None:
+        raise TypeError(f"serve_http: {old!r} is the former name of {name!r}; pass only {name!r}")
+    if value is not None:
+        return value
+    return old_value if old_value is not None else default
 
 
 async def _first_reply(replies: trio.MemoryReceiveChannel[Message], request_id: RequestId) -> Message:

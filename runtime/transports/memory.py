@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+from mcpvisor.supervisors._lone_error import lone_error
 
 from ..protocol import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -21,6 +22,7 @@ from ..protocol import (
     LATEST_HANDSHAKE_VERSION,
     LOG_LEVEL_META_KEY,
     PROTOCOL_VERSION_META_KEY,
+    CloseSseStream,
     ErrorResponse,
     JsonRpcError,
     Message,
@@ -31,7 +33,7 @@ from ..protocol import (
     cancelled_notification,
     is_stateless,
 )
-from ..server._port import CloseSseStream, ServerPort
+from ..tree._port import ServerPort
 
 #: Answers a server-to-client request (``elicitation/create``, ``sampling/createMessage``, ...):
 #: return the result, or raise ``JsonRpcError``.
@@ -219,9 +221,9 @@ async def open_memory_client(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The nursery only runs listeners: a lone error is the body's own, raise it bare.
-        if len(group.exceptions) != 1:
+        lone = lone_error(group)
+        if lone is None:
             raise
-        lone = group.exceptions[0]
     if lone is not None:
         raise lone
 

@@ -25,10 +25,10 @@ from ..protocol import (
     error_response,
     parse_payload,
 )
-from ..server._port import ServerPort
+from ..tree._port import ServerPort
 from ._connection import Outgoing, SingleClientConnection
 
-logger = logging.getLogger("mcpvisor.runtime.transports.stdio")
+logger = logging.getLogger("mcpvisor.runtime.transports")
 
 #: A line longer than this is answered with a parse error and skipped.
 MAX_LINE: Final = 16 * 1024 * 1024

@@ -18,6 +18,9 @@ whole second and re-aligns each pause to that phase, and the mcpvisor side round
 whole second too: every restart lands in a second both sides agree on, and the ``period`` boundary is
 hit exactly, not by accident. Steps that take time inside (a worker's stop delay, a start that fails
 after a delay) take the same time on both sides.
+
+Length: the Erlang generator and the trio runner read and write one scenario format and must change
+together, so they stay side by side.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ class _Worker:
 
 
 @attrs.define
-class _Run:
+class _ScenarioRun:
     trace: list[str] = attrs.field(factory=list)
     current: dict[str, _Worker] = attrs.field(factory=dict)
     fail: dict[str, int] = attrs.field(factory=dict)
@@ -341,7 +344,7 @@ def _api_result(outcome: object) -> str:
 
 
 async def _main(scenario: Scenario, clock: trio.testing.MockClock) -> list[str]:
-    run = _Run()
+    run = _ScenarioRun()
     try:
         root = run.supervisor(scenario.root, "", on_event=run.root_event)
     except ValueError:
@@ -379,7 +382,7 @@ async def _main(scenario: Scenario, clock: trio.testing.MockClock) -> list[str]:
 
 async def _step(
     step: Step,
-    run: _Run,
+    run: _ScenarioRun,
     handle: SupervisorHandle,
     by_id: dict[str, WorkerNode | SupNode | DynNode],
     clock: Any,
@@ -429,7 +432,7 @@ async def _step(
 
 
 async def _call(
-    step: Step, run: _Run, handle: SupervisorHandle, by_id: dict[str, WorkerNode | SupNode | DynNode]
+    step: Step, run: _ScenarioRun, handle: SupervisorHandle, by_id: dict[str, WorkerNode | SupNode | DynNode]
 ) -> None:
     op, child_id = step[1], step[2]
     outcome: object
@@ -451,7 +454,7 @@ async def _call(
     run.trace.append(f"api {op} {child_id} {_api_result(outcome)}")
 
 
-async def _dyn_call(run: _Run, path: str, op: str, fn: Callable[[Any], Any], arg: Any) -> None:
+async def _dyn_call(run: _ScenarioRun, path: str, op: str, fn: Callable[[Any], Any], arg: Any) -> None:
     outcome: object
     try:
         outcome = await fn(arg)

@@ -43,8 +43,9 @@ from ..protocol._tasks import (
     task_wire,
     with_related_task,
 )
-from ._caller import owner_key
-from ._env import RequestEnv
+from ..server._caller import owner_key
+from ..server._env import RequestEnv
+from ._served_server import ServedServer
 from ._state_store_server import StoreFailed
 from ._task_runtime import (
     TASK_RUNTIME_NAME,
@@ -159,7 +160,7 @@ async def _lookup(env: RequestEnv, client: TaskClient, params: Mapping[str, Any]
     return record
 
 
-async def get_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+async def get_task(server: ServedServer, params: Mapping[str, Any], env: RequestEnv) -> Any:
     client = _client(env, "tasks/get")
     record = await _lookup(env, client, params)
     if is_stateless(env.protocol_version):
@@ -167,7 +168,7 @@ async def get_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> A
     return task_wire(record)
 
 
-async def update_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+async def update_task(server: ServedServer, params: Mapping[str, Any], env: RequestEnv) -> Any:
     """2026-07-28 ``tasks/update``: answers to the task's ``inputRequests``; an empty ack."""
     client = _client(env, "tasks/update")
     task_id = parse_task_id(params)
@@ -181,7 +182,7 @@ async def update_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -
     return {}
 
 
-async def list_tasks(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+async def list_tasks(server: ServedServer, params: Mapping[str, Any], env: RequestEnv) -> Any:
     client = _client(env, "tasks/list")
     cursor = params.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
@@ -196,7 +197,7 @@ async def list_tasks(server: Any, params: Mapping[str, Any], env: RequestEnv) ->
     return result
 
 
-async def cancel_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+async def cancel_task(server: ServedServer, params: Mapping[str, Any], env: RequestEnv) -> Any:
     client = _client(env, "tasks/cancel")
     task_id = parse_task_id(params)
     reply = await client.call(CancelTask(task_id, task_owner(env)))
@@ -213,7 +214,7 @@ async def cancel_task(server: Any, params: Mapping[str, Any], env: RequestEnv) -
     return task_wire(reply)
 
 
-async def task_result(server: Any, params: Mapping[str, Any], env: RequestEnv) -> Any:
+async def task_result(server: ServedServer, params: Mapping[str, Any], env: RequestEnv) -> Any:
     """Wait for a terminal status, then answer exactly what the call would have: its result (with the
     related-task ``_meta``) or its JSON-RPC error. While it waits, the body's requests to the client
     (elicitation, sampling) travel on this request's stream."""

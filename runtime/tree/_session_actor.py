@@ -42,8 +42,9 @@ from ..protocol import (
     parse_cancelled,
     progress_token_of,
 )
-from ._env import NoSessionState, RequestEnv
-from ._errors import CrashSession
+from ..server._env import NoSessionState, RequestEnv
+from ..server._errors import CrashSession
+from ..server._state_errors import StateStoreUnavailable
 from ._event_bus import EVENT_BUS_NAME, Subscribe, Unsubscribe, resource_topic
 from ._idle_reaper import IdleReaper
 from ._request_env import (
@@ -53,14 +54,15 @@ from ._request_env import (
     SubscribeUri,
     UnsubscribeUri,
 )
+from ._served_server import ServedServer
 from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
 from ._shared_session import SessionEnded, is_live, write_settings
-from ._state_store_server import StateStoreClient, StateStoreUnavailable
+from ._state_store_server import StateStoreClient
 from ._task_runtime import forward_task_answer
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 HandleRequest = Callable[[Any, Request, RequestEnv], Awaitable[Any]]
 
@@ -69,7 +71,7 @@ HandleRequest = Callable[[Any, Request, RequestEnv], Awaitable[Any]]
 class SessionDeps:
     """What every session of one running server shares."""
 
-    server: Any
+    server: ServedServer
     handle_request: HandleRequest
     store: StateStoreClient
     registry: Registry
@@ -90,7 +92,7 @@ class SessionDeps:
 
 
 @attrs.frozen
-class Incoming:
+class SessionMessage:
     """A client message for the session; ``entry`` is the in-flight record of a request."""
 
     message: Message
@@ -107,7 +109,7 @@ def error_for(request_id: RequestId, exc: BaseException) -> ErrorResponse:
 
 
 class SessionActor:
-    """Behaviour: client messages arrive as ``Incoming`` casts; setting changes from its own request
+    """Behaviour: client messages arrive as ``SessionMessage`` casts; setting changes from its own request
     tasks (log level, subscriptions) as calls, so the actor alone writes its settings."""
 
     def __init__(self, slot: SessionSlot, deps: SessionDeps, nursery: trio.Nursery) -> None:
@@ -163,7 +165,7 @@ class SessionActor:
 
     # ---- messages -----------------------------------------------------------------------------------
 
-    async def handle_cast(self, msg: Incoming) -> None:
+    async def handle_cast(self, msg: SessionMessage) -> None:
         message = msg.message
         entry = msg.entry
         action = self.lifecycle.receive(message)
@@ -188,7 +190,7 @@ class SessionActor:
         elif isinstance(action, Reply):
             if entry is not None:
                 self._finish(entry, action.error)
-        elif entry is not None:  # Ignore: never for a request, but never leave one unanswered
+        elif entry is not None:  # Drop: never for a request, but never leave one unanswered
             self._finish(entry, error_response(entry.request_id, INVALID_REQUEST, "Ignored"))
 
     async def handle_call(self, msg: object, _caller: Caller) -> SessionEnded | None:

@@ -30,11 +30,7 @@ from mcpvisor.supervisors import (
 )
 
 from ..actors import ActorExited, ActorRef
-from ._handle_actor import HandleSlot, Use, run_handle_incarnation
-from ._idle_reaper import IdleReaper
-from ._session_keeper import keep_session
-from ._session_slot import SessionSlot
-from ._state_handle import (
+from ..server._state_handle import (
     HANDLE_KEY,
     HandleRecord,
     HandleRefused,
@@ -44,9 +40,13 @@ from ._state_handle import (
     is_handle_shape,
     unknown_handle,
 )
+from ._handle_actor import HandleSlot, Use, run_handle_incarnation
+from ._idle_reaper import IdleReaper
+from ._session_keeper import keep_session
+from ._session_slot import SessionSlot
 from ._state_store_server import StateStoreClient
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: How long a use waits for a crashed handle's next incarnation before giving up (as sessions do).
 _RESTART_WAIT: Final = 5.0

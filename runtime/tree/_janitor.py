@@ -17,7 +17,7 @@ from ..actors import Registry
 from ._state_store_server import StateStoreClient
 from ._task_runtime import TASK_RUNTIME_NAME, ExpireTasks
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
 class Janitor:

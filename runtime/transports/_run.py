@@ -15,8 +15,12 @@ from typing import Any
 
 import trio
 from mcpvisor.backends import SessionStateStore, TaskBackend
+from mcpvisor.supervisors._lone_error import lone_error
 
-from ._runtime import start_server
+from ..tree._runtime import start_server
+from ..tree._served_server import ServedServer
+from .http import open_listeners, serve_http
+from .stdio import serve_stdio
 
 TRANSPORTS = ("stdio", "http")
 
@@ -32,7 +36,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 async def serve(
-    server: Any,
+    server: ServedServer,
     *,
     transport: str = "stdio",
     host: str = "127.0.0.1",
@@ -58,8 +62,6 @@ async def serve(
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
     listeners = None
     if transport == "http":
-        from ..transports.http import open_listeners
-
         listeners = await open_listeners(host, port)  # a busy port fails here, before the tree starts
     async with (
         start_server(
@@ -76,21 +78,17 @@ async def serve(
 
             nursery.start_soon(stop_transport)
         if transport == "stdio":
-            from ..transports.stdio import serve_stdio
-
             task_status.started(None)
             await serve_stdio(running)
             nursery.cancel_scope.cancel()  # end of input: done
             return
-        from ..transports.http import serve_http
-
         bound: int = await nursery.start(
             functools.partial(
                 serve_http,
                 running,
                 host=host,
-                port_number=port,
-                server=http_server,
+                port=port,
+                http_server=http_server,
                 listeners=listeners,
                 **(http_options or {}),
             )
@@ -116,7 +114,7 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
             async def on_sigterm() -> None:
                 with trio.open_signal_receiver(signal.SIGTERM) as signals:
                     async for _ in signals:
-                        logging.getLogger("mcpvisor.runtime.server").info("SIGTERM: stopping")
+                        logging.getLogger("mcpvisor.runtime.transports").info("SIGTERM: stopping")
                         stop.set()
                         return
 
@@ -124,17 +122,17 @@ async def _until_terminated(main: Callable[[trio.Event], Awaitable[None]]) -> No
             await main(stop)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
+        # the server's own error (a bad backend URL...), raised bare, through the nurseries it
+        # crossed (a ListenError...)
+        lone = lone_error(group, nested=True)
+        if lone is None:
             raise
-        lone = group.exceptions[0]  # the server's own error (a bad backend URL...), raised bare
-        while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
-            lone = lone.exceptions[0]  # through the nurseries it crossed (a ListenError...)
     if lone is not None:
         raise lone
 
 
 def run_server(
-    server: Any,
+    server: ServedServer,
     transport: str = "stdio",
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -159,4 +157,4 @@ def run_server(
             ),
         )
     except* KeyboardInterrupt:  # bare, or inside the groups of the nurseries it crossed
-        logging.getLogger("mcpvisor.runtime.server").info("interrupted: stopped")
+        logging.getLogger("mcpvisor.runtime.transports").info("interrupted: stopped")

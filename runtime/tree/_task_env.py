@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..protocol import INTERNAL_ERROR, JsonRpcError, LoggingLevel, Notification, RequestId
-from ._env import RequestEnv
-from ._state_handle import StateHandle
+from ..server._env import RequestEnv
+from ..server._state_handle import StateHandle
 from ._task_runtime import TaskControl
 
 

@@ -35,9 +35,13 @@ import trio
 from mcpvisor.backends import BackendOutcomeUnknown, SessionStateStore, decode, encode
 
 from ..actors import ActorExited, Caller, CallTimeout, Registry
+from ..server._state_errors import StateStoreConflict as StateStoreConflict
+from ..server._state_errors import StateStoreOutcomeUnknown as StateStoreOutcomeUnknown
+from ..server._state_errors import StateStoreTimeout as StateStoreTimeout
+from ..server._state_errors import StateStoreUnavailable as StateStoreUnavailable
 from ._session_label import session_label
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: The registry name of the StateStoreServer (one per running server, in that server's registry).
 STATE_STORE_NAME = "state_store"
@@ -127,25 +131,6 @@ class Fenced:
         self.reply = reply
         if self.waiter is not None:
             self.waiter.set()
-
-
-class StateStoreUnavailable(RuntimeError):
-    """The StateStoreServer is not running (it is being restarted, or the server is stopping)."""
-
-
-class StateStoreTimeout(StateStoreUnavailable):
-    """The operation did not start before its deadline. It was not applied and never will be."""
-
-
-class StateStoreConflict(StateStoreUnavailable):
-    """``update_state`` lost the race to other nodes too many times in a row: nothing was written."""
-
-
-class StateStoreOutcomeUnknown(StateStoreUnavailable):
-    """A write was running in the backend and did not finish in time: it may or may not be applied.
-
-    Read the value back before acting on it (or make the write idempotent and send it again).
-    """
 
 
 class StateStoreServer:

@@ -1,4 +1,4 @@
-"""The RequestSupervisor: where 2026-07-28 (stateless) requests run.
+"""The StatelessRunner: where 2026-07-28 (stateless) requests run.
 
 Each stateless request is a temporary child that is never restarted (a request cannot be replayed), so
 instead of a DynamicSupervisor entry per request (a lock, a spec and events each time) the supervisor
@@ -32,25 +32,26 @@ from ..protocol import (
     finish_stateless_result,
     from_wire,
 )
-from ._env import NoSessionState
-from ._errors import CrashSession
+from ..server._env import NoSessionState
+from ..server._errors import CrashSession
+from ..server._state_handle import handle_label
 from ._request_env import StatelessRequestEnv
+from ._served_server import ServedServer
 from ._session_actor import HandleRequest, error_for
-from ._state_handle import handle_label
 
 if TYPE_CHECKING:
     from ._handle_table import HandleTable
     from ._state_store_server import StateStoreClient
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
-class RequestSupervisor:
+class StatelessRunner:
     """A supervisor child (start function) running stateless requests in its own nursery."""
 
     def __init__(
         self,
-        server: Any,
+        server: ServedServer,
         handle_request: HandleRequest,
         *,
         max_concurrent: int,
@@ -75,10 +76,10 @@ class RequestSupervisor:
         self._scopes: dict[int, trio.CancelScope] = {}
 
     def __repr__(self) -> str:  # the supervision log shows it as a child's handle
-        return f"<RequestSupervisor {self.active} of at most {self.max_concurrent} stateless requests>"
+        return f"<StatelessRunner {self.active} of at most {self.max_concurrent} stateless requests>"
 
     async def __call__(
-        self, *, task_status: trio.TaskStatus[RequestSupervisor] = trio.TASK_STATUS_IGNORED
+        self, *, task_status: trio.TaskStatus[StatelessRunner] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -108,7 +109,7 @@ class RequestSupervisor:
         caller: Any = None,
     ) -> None:
         """Run ``request`` (with ``handler`` instead of the dispatcher when given); ``caller`` is the
-        transport's ``Caller`` (headers, principal), None over stdio and in memory."""
+        transport's ``Requester`` (headers, principal), None over stdio and in memory."""
         assert self._nursery is not None
         self.active += 1
         scope = self._scopes[id(replies)] = trio.CancelScope()

@@ -23,8 +23,9 @@ import trio
 
 from ..actors import ActorExited, ActorRef, MailboxFull
 from ..protocol import INTERNAL_ERROR, INVALID_PARAMS, JsonRpcError, Notification, Request
-from ._env import RequestEnv
+from ..server._env import RequestEnv
 from ._event_bus import Subscribe, UnsubscribeAll, resource_topic
+from ._served_server import ServedServer
 
 LISTEN_METHOD: Final = "subscriptions/listen"
 SUBSCRIPTION_ID_META_KEY: Final = "io.modelcontextprotocol/subscriptionId"
@@ -113,7 +114,7 @@ class Listeners:
     def get(self, subscriber_id: str) -> ListenStream | None:
         return self._open.get(subscriber_id)
 
-    async def serve(self, server: Any, request: Request, env: RequestEnv) -> dict[str, Any]:
+    async def serve(self, server: ServedServer, request: Request, env: RequestEnv) -> dict[str, Any]:
         """The request handler of ``subscriptions/listen``: acknowledge, then forward until the end."""
         listen_filter = ListenFilter.parse(request.params)
         meta = {SUBSCRIPTION_ID_META_KEY: request.id}

@@ -8,36 +8,18 @@ lets the runtime be tested without a socket.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Protocol
 
 import attrs
 import trio
 
-from ..protocol import Message, Notification
-from ._caller import Caller
+from ..protocol import Message
 
-#: The JSON-RPC error code answering a request refused by a request limit (``RequestLimitReached``)
-#: over stdio and the in-memory connection (HTTP says 429 instead). JSON-RPC leaves -32000..-32099 to
-#: implementations; the SDKs use -32000/-32001 (connection closed, request timeout), MCP -32002 and
-#: -32042 and, from 2026-07-28, -32020 upwards, so this one sits apart from all of them.
-SERVER_BUSY: Final = -32050
-
-#: The method of `CloseSseStream`; a client that ever saw one would ignore it as an unknown notification.
-CLOSE_SSE_STREAM: Final = "notifications/mcpvisor/closeSseStream"
-
-
-@attrs.frozen
-class CloseSseStream(Notification):
-    """A control item on a request's ``replies``: "end this request's SSE connection now" (SEP-1699).
-
-    ``ctx.close_sse_stream()`` sends it; the Streamable HTTP transport ends the POST's SSE response
-    after a ``retry:`` hint (the request keeps running, the client resumes with GET + Last-Event-ID)
-    and never sends it on. Transports with no such connection (stdio, in-memory, an HTTP answer in
-    plain JSON) must drop it. It is a ``Notification`` so that a transport that does not know it
-    degrades to forwarding an ignorable notification rather than failing on an unknown type.
-    """
-
-    method: str = CLOSE_SSE_STREAM
+# Re-exported for code written before they moved down to the protocol layer.
+from ..protocol._transport_controls import CLOSE_SSE_STREAM as CLOSE_SSE_STREAM
+from ..protocol._transport_controls import SERVER_BUSY as SERVER_BUSY
+from ..protocol._transport_controls import CloseSseStream as CloseSseStream
+from ..server._caller import Requester
 
 
 class TransportError(Exception):
@@ -133,7 +115,7 @@ class ServerPort(Protocol):
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
-        caller: Caller | None = None,
+        caller: Requester | None = None,
     ) -> None:
         """Hand one client message to the runtime; returns as soon as it is accepted.
 

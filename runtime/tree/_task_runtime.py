@@ -14,6 +14,10 @@ Crash recovery: while a body runs, a *marker* record (owner ``mcpvisor:running:<
 backend next to the task. A body that ends removes its marker. When the runtime starts (a fresh server
 on a durable backend, or this actor restarted after a crash, which also took its bodies down) every
 marker left names a task nobody runs any more: it is marked ``failed`` with a message saying so.
+
+Length: the task messages (small records) and the one actor that handles them. The actor is the single
+writer of every task record, so its handlers stay together; the wire formats are in protocol/_tasks.py
+and the request-side methods in _task_methods.py.
 """
 
 from __future__ import annotations
@@ -45,10 +49,10 @@ from ..protocol import (
     Response,
 )
 from ..protocol._tasks import task_wire, with_related_task
-from ._request_env import ClientWaiter
+from ._request_env import ClientWaiter, wait_client_answer
 from ._state_store_server import StoreFailed
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: The registry name of the TaskRuntime.
 TASK_RUNTIME_NAME = "task_runtime"
@@ -257,8 +261,6 @@ class TaskControl:
                 await ref.cast(TaskNotify(self.task_id, notification))
 
     async def ask(self, method: str, params: Any, timeout: float | None) -> Any:
-        from ._request_env import wait_client_answer
-
         if self.prelude is not None:
             self.prelude.promote()
         request_id, waiter = await self._ref().call(AskClient(self.task_id, method, params))

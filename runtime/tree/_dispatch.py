@@ -37,13 +37,13 @@ from ..protocol._tasks import (
     missing_tasks_extension,
     parse_task_param,
 )
-from ._caller import check_tool_scopes
-from ._completion import Completion, completion_of
-from ._context import Context
-from ._env import NoSessionState, RequestEnv
-from ._errors import CrashSession, MissingClientCapability, ToolError
-from ._handler import invoke
-from ._input_rounds import (
+from ..server._caller import check_tool_scopes
+from ..server._completion import Completion, completion_of
+from ..server._context import Context
+from ..server._env import NoSessionState, RequestEnv
+from ..server._errors import CrashSession, MissingClientCapability, ToolError
+from ..server._handler import invoke
+from ..server._input_rounds import (
     InputRequired,
     NeedsInput,
     RoundInputs,
@@ -51,10 +51,11 @@ from ._input_rounds import (
     missing_capability,
     read_inputs,
 )
-from ._prompts import bind_prompt, prompt_result
-from ._resources import RegisteredTemplate, read_result
-from ._schema_arguments import SchemaArguments
-from ._server import Server
+from ..server._prompts import bind_prompt, prompt_result
+from ..server._resources import RegisteredTemplate, read_result
+from ..server._schema_arguments import SchemaArguments
+from ..server._server import Server
+from ..server._tools import error_result, tool_result
 from ._task_env import TaskEnv
 from ._task_methods import (
     cancel_task,
@@ -76,7 +77,6 @@ from ._task_runtime import (
     TaskWork,
     encode_outcome_error,
 )
-from ._tools import error_result, tool_result
 
 __all__ = ["RESOURCE_NOT_FOUND", "CrashSession", "handle_request"]
 

@@ -27,7 +27,7 @@ class InFlight:
     request_id: RequestId
     replies: trio.MemorySendChannel[Message]
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    #: Headers and principal from the transport (``Caller``); None over stdio and in memory.
+    #: Headers and principal from the transport (``Requester``); None over stdio and in memory.
     caller: Any = None
 
     def fail(self, message: str) -> None:

@@ -13,9 +13,8 @@ import attrs
 from mcpvisor.backends import decode, encode
 
 from ..protocol import INTERNAL_ERROR, LOGGING_LEVELS, JsonRpcError, LoggingLevel
+from ..server._reserved_keys import RESERVED_PREFIX
 
-#: Keys under this prefix belong to the runtime; handlers may not use them.
-RESERVED_PREFIX: Final = "__mcpvisor__/"
 #: Where a session's settings live in the SessionStateStore.
 SETTINGS_KEY: Final = RESERVED_PREFIX + "session"
 #: ``initialize`` ``capabilities.experimental`` key: the client asks for an idle lifetime with

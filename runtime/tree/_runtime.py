@@ -13,7 +13,7 @@
     │   └── handle <id>      running a HandleActor (``_handle_table``)
     ├── HandleReaper         stops handle actors left unused, ends handles past their lifetime
     ├── IdleReaper           one task closing every session idle past its negotiated lifetime
-    ├── RequestSupervisor    stateless (2026-07-28) requests
+    ├── StatelessRunner      stateless (2026-07-28) requests
     └── Janitor              periodic expire() of both backends
 
 Restart intensity is counted per session (see ``_session_keeper``): a session that crashes too often
@@ -21,6 +21,11 @@ is closed (-32603 answers, then ``UnknownSession``; its values stay in the store
 ``resume_session`` can take it up again) instead of escalating to the
 SessionSupervisor and, through rest_for_one, taking every other session down. Its child is temporary,
 so its end is never counted against the SessionSupervisor.
+
+Length: ``RunningServer`` is the ``ServerPort`` (a session's start, resumption, requests, close and
+end: one lifecycle, which reads best in one place) and ``start_server`` builds it and its tree (its
+long docstring is the reference of every option). The session table (_session_table.py), the
+publisher (_publisher.py) and every child of the tree live in their own modules.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import attrs
 import trio
 from mcpvisor.backends import (
     MemorySessionStore,
@@ -59,6 +65,7 @@ from mcpvisor.supervisors import (
     SupervisorNotRunning,
     open_supervisor,
 )
+from mcpvisor.supervisors._restart_intensity import DEFAULTS
 
 from ..actors import ActorExited, ActorRef, MailboxFull, Registry, actor_child_spec
 from ..protocol import (
@@ -71,16 +78,14 @@ from ..protocol import (
     Request,
     error_response,
     extract_request_context,
-    has_stateless_envelope,
-    list_changed_notification,
+    is_stateless_request,
     unsupported_version_error,
 )
-from ._caller import Caller
+from ..server._caller import Requester
+from ._dispatch import handle_request as dispatch_request
 from ._event_bus import (
-    ALL_SESSIONS,
     EVENT_BUS_NAME,
     EventBus,
-    Publish,
     UnsubscribeAll,
     resource_topic,
 )
@@ -90,12 +95,15 @@ from ._janitor import Janitor
 from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._listen import LISTEN_METHOD, Listeners
 from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, UnknownSession
+from ._publisher import Publisher
 from ._served_revisions import check_protocol, serves_handshake, serves_stateless
-from ._session_actor import HandleRequest, Incoming, SessionDeps
+from ._served_server import ServedServer
+from ._session_actor import HandleRequest, SessionDeps, SessionMessage, run_incarnation
 from ._session_keeper import keep_session
 from ._session_label import session_label
 from ._session_settings import SETTINGS_KEY, stored_owner
 from ._session_slot import InFlight, SessionSlot
+from ._session_table import SessionTable
 from ._shared_session import SessionEnded, check_live, is_live, tombstone
 from ._state_store_server import (
     DEFAULT_OUTCOME_WAIT,
@@ -104,12 +112,12 @@ from ._state_store_server import (
     StateStoreClient,
     StateStoreServer,
 )
-from ._stateless_runner import RequestSupervisor
+from ._stateless_runner import StatelessRunner
 from ._stats import ServerStats
 from ._task_methods import TaskClient
 from ._task_runtime import TASK_RUNTIME_NAME, TaskRuntime
 
-logger = logging.getLogger("mcpvisor.runtime.server")
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: How long ``submit`` waits for a crashed session's next incarnation before answering ``SessionBusy``.
 _RESTART_WAIT = 5.0
@@ -123,119 +131,81 @@ def _plausible_session_id(session_id: str) -> bool:
 _HEX = frozenset("0123456789abcdef")
 
 
-def _default_handle_request() -> HandleRequest:
-    from ._dispatch import handle_request
-
-    return handle_request
-
-
 async def _reply_now(replies: trio.MemorySendChannel[Message], message: Message) -> None:
     with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await replies.send(message)
     replies.close()
 
 
+@attrs.define(eq=False)
 class RunningServer:
-    """A started server: the ``ServerPort`` transports drive, plus what tests and embedders inspect."""
+    """A started server: the ``ServerPort`` transports drive, plus what tests and embedders inspect.
 
-    def __init__(
-        self,
-        server: Any,
-        *,
-        registry: Registry,
-        store: StateStoreClient,
-        handle_request: HandleRequest,
-        mailbox_size: int,
-        session_idle_timeout: float,
-        session_restart_intensity: int,
-        session_restart_period: float,
-        shutdown_grace: float,
-        busy_retry_after: float,
-        on_event: Callable[[Any], None] | None,
-        resume_sessions: bool = True,
-        limits: ServerLimits | None = None,
-        handle_idle_timeout: float = 30 * 60.0,
-        handle_ttl: float = 24 * 3600.0,
-        protocol: str | None = None,
-    ) -> None:
-        self.server = server
-        self.registry = registry
-        #: Every state operation goes through this client (and the StateStoreServer actor).
-        self.store = store
-        #: The bounds this server enforces (see docs/server.md "Limits").
-        self.limits = limits if limits is not None else ServerLimits()
-        self._deps = SessionDeps(
-            server,
-            handle_request,
-            store,
-            registry,
-            session_idle_timeout,
-            mailbox_size,
-            max_running=self.limits.max_requests_per_session,
-        )
-        self._intensity = session_restart_intensity
-        self._period = session_restart_period
-        self._shutdown_grace = shutdown_grace
-        self._retry_after = busy_retry_after
-        # A sync handler runs in a worker thread and may (un)register tools from there; list_changed
-        # must then hop back onto the trio thread.
-        self._trio_token = trio.lowlevel.current_trio_token()
-        self._on_event = on_event
-        self._slots: dict[str, SessionSlot] = {}
-        self._tree: SupervisorHandle | None = None
-        self._requests: RequestSupervisor | None = None
+    ``start_server`` builds it from its parts (the session table, the publisher, the handle table,
+    the stateless runner...); the one part that calls back into it, the IdleReaper closing idle
+    sessions, is made here. Its supervision tree is attached while it runs (``attach_tree``).
+    """
+
+    server: ServedServer
+    registry: Registry
+    #: Every state operation goes through this client (and the StateStoreServer actor).
+    store: StateStoreClient
+    #: The bounds this server enforces (see docs/server.md "Limits").
+    limits: ServerLimits
+    #: The sessions held here, by id.
+    sessions: SessionTable
+    #: Notifications out to sessions and listen streams.
+    publisher: Publisher
+    #: The live state handles (2026-07-28, SEP-2567), under the ``handles`` supervisor.
+    handles: HandleTable
+    #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
+    listeners: Listeners
+    #: The latest supervision events of the whole tree (sessions included), oldest first.
+    events: collections.deque[Any]
+    #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
+    stats: ServerStats
+    _deps: SessionDeps = attrs.field(alias="deps")
+    _requests: StatelessRunner = attrs.field(alias="requests")
+    _record_event: Callable[[Any], None] = attrs.field(alias="record_event")
+    _intensity: int = attrs.field(alias="session_restart_intensity")
+    _period: float = attrs.field(alias="session_restart_period")
+    _shutdown_grace: float = attrs.field(alias="shutdown_grace")
+    _retry_after: float = attrs.field(alias="busy_retry_after")
+    _resume: bool = attrs.field(alias="resume_sessions")
+    protocol: str | None = attrs.field(converter=check_protocol)
+    #: ``AuthSettings`` the HTTP transports apply (``start_server(auth=...)``, or the ``Server``'s own;
+    #: docs/auth.md); None: no authentication.
+    auth: Any = None
+    _tree: SupervisorHandle | None = attrs.field(default=None, init=False)
+    _reaper: IdleReaper = attrs.field(init=False)
+    _resuming: dict[str, trio.Event] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
         self._reaper = IdleReaper(self._close_idle)
         self._deps.reaper = self._reaper
-        self._deps.resume = resume_sessions
-        #: The live state handles (2026-07-28, SEP-2567), under the ``handles`` supervisor.
-        self.handles = HandleTable(
-            store,
-            idle_timeout=handle_idle_timeout,
-            ttl=handle_ttl,
-            mailbox_size=mailbox_size,
-            restart_intensity=session_restart_intensity,
-            restart_period=session_restart_period,
-            shutdown_grace=shutdown_grace,
-            on_event=self._record_event,
-        )
         self.handles.attach(lambda: self._child("handles") if self._tree is not None else None)
-        self._deps.handles = self.handles
-        self.protocol = check_protocol(protocol)
-        self._resume = resume_sessions
-        #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
-        self.listeners = Listeners(lambda: self.registry.whereis(EVENT_BUS_NAME))
-        self._resuming: dict[str, trio.Event] = {}
-        #: The latest supervision events of the whole tree (sessions included), oldest first.
-        self.events: collections.deque[Any] = collections.deque(maxlen=1000)
-        #: What the server (and its transports) refused, dropped or cancelled to stay bounded.
-        self.stats = ServerStats()
-        #: ``AuthSettings`` the HTTP transport applies (``start_server(auth=...)``; docs/auth.md).
-        self.auth: Any = None
+
+    def attach_tree(self, tree: SupervisorHandle | None) -> None:
+        """``start_server``'s: the supervision tree this server runs in (None once it has stopped)."""
+        self._tree = tree
 
     # ---- introspection ------------------------------------------------------------------------------
 
     def session_ids(self) -> list[str]:
         """Ids of the live sessions (restarting ones included, closing ones not)."""
-        return [sid for sid, slot in self._slots.items() if not slot.closing]
+        return self.sessions.live_ids()
 
     def session_actor(self, session_id: str) -> ActorRef | None:
         """The current incarnation's ref (None between incarnations); for tests and debugging."""
-        slot = self._slots.get(session_id)
-        return None if slot is None else slot.ref
+        return self.sessions.actor(session_id)
 
     def requests_in_flight(self, session_id: str) -> int:
         """The session's requests accepted and not yet answered, running or waiting for a turn."""
-        slot = self._slots.get(session_id)
-        if slot is None:
-            raise UnknownSession(session_id)
-        return len(slot.in_flight)
+        return len(self.sessions.known(session_id).in_flight)
 
     def session_incarnations(self, session_id: str) -> int:
         """How many incarnations the session's actor has had (1 + restarts)."""
-        slot = self._slots.get(session_id)
-        if slot is None:
-            raise UnknownSession(session_id)
-        return slot.incarnations
+        return self.sessions.known(session_id).incarnations
 
     def handle_ids(self) -> list[str]:
         """The state handles live in this process (their actors running or restarting)."""
@@ -264,37 +234,7 @@ class RunningServer:
                 return row.handle
         return None
 
-    def _deliver_to_owner(self, owner: str, message: Message) -> None:
-        """The TaskRuntime's way out: a session-owned task's status notifications and requests go to
-        the session's standalone stream (whatever incarnation runs it now)."""
-        if owner.startswith("session:"):
-            slot = self._slots.get(owner.removeprefix("session:"))
-            if slot is not None:
-                slot.deliver_standalone(message)
-
-    def _record_event(self, event: Any) -> None:
-        self.events.append(event)
-        if self._on_event is not None:
-            self._on_event(event)
-
     # ---- notifications to sessions ------------------------------------------------------------------
-
-    def _deliver(self, subscriber_id: str, notification: Notification) -> None:
-        slot = self._slots.get(subscriber_id)
-        if slot is not None:
-            if not slot.deliver_standalone(notification) and slot.standalone is not None:
-                # Its GET stream's reader is too slow: count every drop, log the first of each stream.
-                self.stats.count_dropped()
-                slot.standalone_dropped += 1
-                if slot.standalone_dropped == 1:
-                    logger.warning(
-                        "a session's standalone (GET) stream is read slower than notifications arrive: "
-                        "dropping them (the count is in the server's stats)"
-                    )
-            return
-        stream = self.listeners.get(subscriber_id)
-        if stream is not None:
-            stream.offer(notification)
 
     async def end_listens(self, grace: float = 1.0) -> None:
         """End every ``subscriptions/listen`` stream with its final result, waiting up to ``grace``
@@ -302,48 +242,15 @@ class RunningServer:
         the clients (they can tell a deliberate end from a lost connection)."""
         await self.listeners.end_all(grace)
 
-    def _everyone(self) -> list[str]:
-        """Who hears a broadcast (``list_changed``): every live session and every listen stream."""
-        return [*self.session_ids(), *self.listeners.ids()]
-
     async def publish(self, topic: str, notification: Notification) -> int:
         """Hand ``notification`` to the EventBus; returns how many sessions it reached."""
-        bus = self.registry.whereis(EVENT_BUS_NAME)
-        if bus is None:
-            return 0
-        delivered: int = await bus.call(Publish(topic, notification))
-        return delivered
+        return await self.publisher.publish(topic, notification)
 
     async def notify_resource_updated(self, uri: str) -> int:
         """``notifications/resources/updated`` to every session subscribed to ``uri``."""
         return await self.publish(
             resource_topic(uri), Notification("notifications/resources/updated", {"uri": uri})
         )
-
-    def _list_changed(self, kind: Any) -> None:
-        self._publish_soon(ALL_SESSIONS, list_changed_notification(kind), f"list_changed({kind})")
-
-    def _resource_updated(self, uri: str) -> None:
-        self._publish_soon(
-            resource_topic(uri),
-            Notification("notifications/resources/updated", {"uri": uri}),
-            f"resources/updated({uri})",
-        )
-
-    def _publish_soon(self, topic: str, notification: Notification, what: str) -> None:
-        """Hand a notification to the EventBus without waiting: callers are sync (Server listeners),
-        possibly on a worker thread (a sync handler), from which we hop back onto the trio thread."""
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            self._trio_token.run_sync_soon(self._publish_soon, topic, notification, what)
-            return
-        bus = self.registry.whereis(EVENT_BUS_NAME)
-        if bus is not None:
-            try:
-                bus.send_nowait(Publish(topic, notification))
-            except (MailboxFull, ActorExited):
-                logger.warning("%s dropped: the event bus is busy or restarting", what)
 
     # ---- ServerPort ---------------------------------------------------------------------------------
 
@@ -354,7 +261,7 @@ class RunningServer:
 
     def session_owner(self, session_id: str) -> str | None:
         """The principal that owns a live session (``Principal.key``), None without authentication."""
-        slot = self._slots.get(session_id)
+        slot = self.sessions.slots.get(session_id)
         return None if slot is None else slot.owner
 
     async def _start_slot(self, slot: SessionSlot) -> None:
@@ -363,7 +270,7 @@ class RunningServer:
         if sessions is None:
             raise SessionBusy(None, self._retry_after)
         session_id = slot.session_id
-        self._slots[session_id] = slot
+        self.sessions.add(slot)
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
             session_label(session_id),  # child ids reach the supervision log: never the id itself
@@ -375,12 +282,12 @@ class RunningServer:
             slot.tree = await sessions.start_child(spec)
             self._reaper.schedule(slot)  # after init: a resumed session's lifetime is its negotiated one
         except MaxChildrenReached:
-            self._slots.pop(session_id, None)
+            self.sessions.discard(session_id)
             self.stats.sessions_refused += 1
             limit = self.limits.max_sessions or 0
             raise SessionLimitReached(None, self._retry_after, limit) from None
         except BaseException:
-            self._slots.pop(session_id, None)
+            self.sessions.discard(session_id)
             raise
 
     async def resume_session(self, session_id: str) -> bool:
@@ -397,7 +304,7 @@ class RunningServer:
             record = await self.store.get(session_id, SETTINGS_KEY)
             if not is_live(record):
                 return False  # never existed, ended (values dropped, a tombstone), or expired
-            ending = self._slots.get(session_id)
+            ending = self.sessions.get(session_id)
             if ending is not None:
                 if not ending.keep_values:  # closing here meanwhile, for good
                     return False
@@ -405,7 +312,7 @@ class RunningServer:
                 # lives on in the store, so once that actor is gone it starts again from there.
                 with trio.move_on_after(self._shutdown_grace):
                     await ending.done.wait()
-                if session_id in self._slots:
+                if self.sessions.get(session_id) is not None:
                     return self.has_session(session_id)
             await self._start_slot(SessionSlot(session_id, resumed=True, owner=stored_owner(record)))
             logger.info("session %s resumed from the state store", session_label(session_id))
@@ -415,15 +322,14 @@ class RunningServer:
             done.set()
 
     def has_session(self, session_id: str) -> bool:
-        slot = self._slots.get(session_id)
-        return slot is not None and not slot.closing
+        return self.sessions.has(session_id)
 
     async def submit(
         self,
         session_id: str | None,
         message: Message,
         replies: trio.MemorySendChannel[Message] | None = None,
-        caller: Caller | None = None,
+        caller: Requester | None = None,
     ) -> None:
         is_request = isinstance(message, Request)
         if is_request and replies is None:
@@ -431,9 +337,7 @@ class RunningServer:
         if session_id is None:
             await self._submit_stateless(message, replies, caller)
             return
-        slot = self._slots.get(session_id)
-        if slot is None or slot.closing:
-            raise UnknownSession(session_id)
+        slot = self.sessions.live(session_id)
         if (
             type(message) is Request
             and message.method == "initialize"
@@ -473,7 +377,7 @@ class RunningServer:
             if entry is not None:
                 slot.in_flight[entry.request_id] = entry
             try:
-                ref.send_nowait(Incoming(message, entry))
+                ref.send_nowait(SessionMessage(message, entry))
             except MailboxFull:
                 if entry is not None:
                     del slot.in_flight[entry.request_id]
@@ -517,18 +421,21 @@ class RunningServer:
                 ref = slot.ref
                 if ref is not None and ref.alive:
                     return ref
-                if slot.closing or self._slots.get(slot.session_id) is not slot:
+                if slot.closing or self.sessions.get(slot.session_id) is not slot:
                     raise UnknownSession(slot.session_id)
                 await slot.wait_changed()
         raise SessionBusy(slot.session_id, self._retry_after)
 
     async def _submit_stateless(
-        self, message: Message, replies: trio.MemorySendChannel[Message] | None, caller: Caller | None = None
+        self,
+        message: Message,
+        replies: trio.MemorySendChannel[Message] | None,
+        caller: Requester | None = None,
     ) -> None:
         if type(message) is not Request:
             return  # notifications and responses without a session have nowhere to go
         assert replies is not None
-        if message.method == "initialize" and not has_stateless_envelope(message.params):
+        if message.method == "initialize" and not is_stateless_request(message):
             await _reply_now(
                 replies,
                 error_response(
@@ -538,7 +445,7 @@ class RunningServer:
                 ),
             )
             return
-        if not has_stateless_envelope(message.params):
+        if not is_stateless_request(message):
             await _reply_now(
                 replies,
                 error_response(
@@ -572,9 +479,7 @@ class RunningServer:
             runner.cancel(replies)
 
     def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
-        slot = self._slots.get(session_id)
-        if slot is None or slot.closing:
-            raise UnknownSession(session_id)
+        slot = self.sessions.live(session_id)
         slot.close_standalone()
         send, receive = trio.open_memory_channel[Message](256)
         slot.standalone = send
@@ -582,7 +487,7 @@ class RunningServer:
         return receive
 
     async def close_session(self, session_id: str) -> None:
-        slot = self._slots.get(session_id)
+        slot = self.sessions.get(session_id)
         if slot is None:
             return
         if not slot.closing:
@@ -609,6 +514,7 @@ class RunningServer:
                 intensity=self._intensity,
                 period=self._period,
                 on_event=self._record_event,
+                incarnation=run_incarnation,
                 task_status=task_status,
             )
         finally:
@@ -636,8 +542,7 @@ class RunningServer:
 
     async def _session_ended(self, slot: SessionSlot) -> None:
         sid = slot.session_id
-        if self._slots.get(sid) is slot:
-            del self._slots[sid]
+        self.sessions.remove(slot)
         self._reaper.forget(slot)
         slot.set_ref(None)  # wakes submitters waiting for an incarnation that will not come
         slot.close_standalone()
@@ -665,14 +570,14 @@ class RunningServer:
 
 @asynccontextmanager
 async def start_server(
-    server: Any,
+    server: ServedServer,
     *,
     session_state_store: str | SessionStateStore = "memory://",
     task_backend: str | TaskBackend = "memory://",
     mailbox_size: int = 256,
     session_idle_timeout: float = 30 * 60.0,
-    session_restart_intensity: int = 3,
-    session_restart_period: float = 5.0,
+    session_restart_intensity: int = DEFAULTS.intensity,
+    session_restart_period: float = DEFAULTS.period,
     max_sessions: int | None = DEFAULT_LIMITS.max_sessions,
     max_requests_per_session: int = DEFAULT_LIMITS.max_requests_per_session,
     max_queued_requests_per_session: int = DEFAULT_LIMITS.max_queued_requests_per_session,
@@ -759,43 +664,77 @@ async def start_server(
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
     client = StateStoreClient(registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait)
+    events: collections.deque[Any] = collections.deque(maxlen=1000)
+
+    def record_event(event: Any) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    handles = HandleTable(
+        client,
+        idle_timeout=handle_idle_timeout,
+        ttl=handle_ttl,
+        mailbox_size=mailbox_size,
+        restart_intensity=session_restart_intensity,
+        restart_period=session_restart_period,
+        shutdown_grace=shutdown_grace,
+        on_event=record_event,
+    )
+    if shared_state_store is None:
+        shared_state_store = not isinstance(store, MemorySessionStore)
+    task_client = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
+    deps = SessionDeps(
+        server,
+        handle_request if handle_request is not None else dispatch_request,
+        client,
+        registry,
+        session_idle_timeout,
+        mailbox_size,
+        resume=resume_sessions,
+        max_running=limits.max_requests_per_session,
+        handles=handles,
+        tasks=task_client,
+        # Without resuming, only the node that created a session serves it: nothing to share.
+        shared=shared_state_store and resume_sessions,
+    )
+    #: 2026-07-28 ``subscriptions/listen`` streams: EventBus subscribers beside the sessions
+    listeners = Listeners(lambda: registry.whereis(EVENT_BUS_NAME))
+    requests = StatelessRunner(
+        server,
+        deps.handle_request,
+        max_concurrent=max_stateless_requests,
+        on_stop=functools.partial(listeners.end_all, min(1.0, shutdown_grace)),
+        store=client,
+        handles=handles,
+    )
+    requests.tasks = task_client
+    sessions = SessionTable()
+    stats = ServerStats()
     running = RunningServer(
         server,
-        registry=registry,
-        store=client,
-        handle_request=handle_request if handle_request is not None else _default_handle_request(),
-        mailbox_size=mailbox_size,
-        session_idle_timeout=session_idle_timeout,
+        registry,
+        client,
+        limits,
+        sessions,
+        Publisher(registry, sessions, listeners, stats),
+        handles,
+        listeners,
+        events,
+        stats,
+        deps=deps,
+        requests=requests,
+        record_event=record_event,
         session_restart_intensity=session_restart_intensity,
         session_restart_period=session_restart_period,
         shutdown_grace=shutdown_grace,
         busy_retry_after=busy_retry_after,
-        on_event=on_event,
         resume_sessions=resume_sessions,
-        limits=limits,
-        handle_idle_timeout=handle_idle_timeout,
-        handle_ttl=handle_ttl,
         protocol=protocol,
+        auth=auth if auth is not None else getattr(server, "auth", None),
     )
-    #: ``AuthSettings`` for the HTTP transports serving this server (docs/auth.md): given here, or the
-    #: ``Server``'s own; None: no authentication.
-    running.auth = auth if auth is not None else getattr(server, "auth", None)
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
-    if shared_state_store is None:
-        shared_state_store = not isinstance(store, MemorySessionStore)
-    # Without resuming, only the node that created a session serves it: nothing to share.
-    running._deps.shared = shared_state_store and resume_sessions
-    running._deps.tasks = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
-    requests = RequestSupervisor(
-        server,
-        running._deps.handle_request,
-        max_concurrent=max_stateless_requests,
-        on_stop=functools.partial(running.listeners.end_all, min(1.0, shutdown_grace)),
-        store=client,
-        handles=running.handles,
-    )
-    requests.tasks = running._deps.tasks
     children = [
         actor_child_spec(
             "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
@@ -806,7 +745,7 @@ async def start_server(
                 tasks,
                 registry=registry,
                 supervisor=lambda: running._child("task_supervisor"),
-                deliver=running._deliver_to_owner,
+                deliver=sessions.deliver_to_owner,
                 default_ttl=task_ttl,
                 max_ttl=max_task_ttl,
                 poll_interval=task_poll_interval,
@@ -819,25 +758,25 @@ async def start_server(
         ),
         ChildSpec(
             "task_supervisor",
-            DynamicSupervisor(max_children=max_running_tasks, name="tasks", on_event=running._record_event),
+            DynamicSupervisor(max_children=max_running_tasks, name="tasks", on_event=record_event),
             type=ChildType.SUPERVISOR,
             shutdown=INFINITY,
         ),
         actor_child_spec(
             "event_bus",
-            lambda: EventBus(running._deliver, running._everyone),
+            lambda: EventBus(running.publisher.deliver, running.publisher.everyone),
             name=EVENT_BUS_NAME,
             registry=registry,
         ),
         ChildSpec(
             "sessions",
-            DynamicSupervisor(max_children=max_sessions, name="sessions", on_event=running._record_event),
+            DynamicSupervisor(max_children=max_sessions, name="sessions", on_event=record_event),
             type=ChildType.SUPERVISOR,
             shutdown=INFINITY,
         ),
         ChildSpec(
             "handles",
-            DynamicSupervisor(max_children=max_handles, name="handles", on_event=running._record_event),
+            DynamicSupervisor(max_children=max_handles, name="handles", on_event=record_event),
             type=ChildType.SUPERVISOR,
             shutdown=INFINITY,
         ),
@@ -858,21 +797,20 @@ async def start_server(
             name = _backend_name(task_backend)
             await check_task_backend(tasks, name=name, timeout=backend_check_timeout)
         async with open_supervisor(
-            children, strategy=Strategy.REST_FOR_ONE, name="server", on_event=running._record_event
+            children, strategy=Strategy.REST_FOR_ONE, name="server", on_event=record_event
         ) as tree:
-            running._tree = tree
-            running._requests = requests
+            running.attach_tree(tree)
             if on_list_changed is not None:
-                removers.append(on_list_changed(running._list_changed))
+                removers.append(on_list_changed(running.publisher.list_changed))
             if on_resource_updated is not None:
-                removers.append(on_resource_updated(running._resource_updated))
+                removers.append(on_resource_updated(running.publisher.resource_updated))
             try:
                 yield running
             finally:
                 for remove in removers:
                     remove()
     finally:
-        running._tree = None
+        running.attach_tree(None)
         with trio.CancelScope(shield=True):
             if isinstance(session_state_store, str):
                 await store.aclose()

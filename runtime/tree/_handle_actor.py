@@ -18,8 +18,7 @@ import trio
 from mcpvisor.supervisors import NORMAL
 
 from ..actors import Caller, current_actor, run_actor
-from ._session_slot import SessionSlot
-from ._state_handle import (
+from ..server._state_handle import (
     HANDLE_KEY,
     HandleRecord,
     HandleRefused,
@@ -28,6 +27,7 @@ from ._state_handle import (
     handle_label,
     unknown_handle,
 )
+from ._session_slot import SessionSlot
 
 if TYPE_CHECKING:
     from ._handle_table import HandleTable

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -26,15 +26,13 @@ from ..protocol import (
     check_sendable,
     is_level_enabled,
 )
-from ._caller import Caller, owner_key
-from ._env import NoSessionState
-from ._session_settings import check_user_key
-from ._state_handle import StateHandle
+from ..server._caller import Requester, owner_key
+from ..server._env import NoSessionState
+from ..server._state_handle import StateHandle
+from ._handle_table import HandleTable
+from ._session_settings import SessionSettings, check_user_key
+from ._session_slot import SessionSlot
 from ._state_store_server import StateStoreClient
-
-if TYPE_CHECKING:
-    from ._handle_table import HandleTable
-    from ._session_actor import SessionActor
 
 
 @attrs.frozen
@@ -106,9 +104,9 @@ def owner_of(client_info: Mapping[str, Any] | None, principal: Any = None) -> st
     return f"client:{name}" if isinstance(name, str) and name else None
 
 
-def _caller_parts(caller: Caller | None) -> tuple[Any, Mapping[str, str]]:
+def _caller_parts(caller: Requester | None) -> tuple[Any, Mapping[str, str]]:
     if caller is None:
-        return None, Caller().headers
+        return None, Requester().headers
     return caller.principal, caller.headers
 
 
@@ -196,17 +194,42 @@ class _StateBinding:
         return self._handles.crash(self.handle, reason)
 
 
+class _HostDeps(Protocol):
+    @property
+    def store(self) -> StateStoreClient: ...
+    @property
+    def handles(self) -> HandleTable | None: ...
+    @property
+    def tasks(self) -> Any: ...
+
+
+class SessionHost(Protocol):
+    """What a session request's env needs of its SessionActor: the seam that lets this module not
+    import the actor (which imports this module to build its requests' envs)."""
+
+    @property
+    def slot(self) -> SessionSlot: ...
+    @property
+    def deps(self) -> _HostDeps: ...
+    @property
+    def settings(self) -> SessionSettings | None: ...
+    @property
+    def waiters(self) -> dict[RequestId, ClientWaiter]: ...
+    def new_client_request(self) -> tuple[RequestId, ClientWaiter]: ...
+    async def call_self(self, msg: object) -> None: ...
+
+
 class SessionRequestEnv(_StateBinding):
     """A handshake-era request running in its SessionActor."""
 
     def __init__(
         self,
-        actor: SessionActor,
+        actor: SessionHost,
         request: Request,
         replies: trio.MemorySendChannel[Message],
         progress_token: str | int | None,
         *,
-        caller: Caller | None = None,
+        caller: Requester | None = None,
     ) -> None:
         settings = actor.settings
         self.principal, self.headers = _caller_parts(caller)
@@ -284,7 +307,7 @@ class StatelessRequestEnv(_StateBinding):
         store: StateStoreClient | None = None,
         handles: HandleTable | None = None,
         tasks: Any = None,
-        caller: Caller | None = None,
+        caller: Requester | None = None,
     ) -> None:
         self.principal, self.headers = _caller_parts(caller)
         self._replies = replies

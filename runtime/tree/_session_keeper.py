@@ -5,9 +5,9 @@ Restart intensity must be counted per session: a crash-looping session must end 
 the SessionSupervisor's intensity and, through rest_for_one, take every other session down. A
 ``Supervisor`` per session does exactly that, but measured ~9 KB per idle session (its nursery, channel,
 lock, events and stop-watcher task), close to half a session's footprint, for one transient child. So
-the keeper applies the same rule itself, as ``supervisor.erl``'s ``add_restart`` does: keep the restart
-times within ``period`` seconds (inclusive), add now, and give up when there are more than
-``intensity``. It reports the same supervision events (``ChildExited``, ``ChildRestarted``,
+the keeper applies the same rule itself, with the supervisors' own ``add_restart`` (keep the restart
+times within ``period`` seconds, inclusive, add now, and give up when there are more than
+``intensity``). It reports the same supervision events (``ChildExited``, ``ChildRestarted``,
 ``SupervisorEscalated``, under the supervisor name ``session <id>``), to the ``mcpvisor.supervisors``
 logger and the server's ``on_event``. The SessionSupervisor sees one temporary child per session, so
 neither a crash nor a give-up counts against its own intensity.
@@ -27,24 +27,13 @@ from mcpvisor.supervisors import (
     SupervisorEscalated,
     current_child,
 )
+from mcpvisor.supervisors._events import emit
+from mcpvisor.supervisors._restart_intensity import add_restart
 
-from ._session_actor import SessionDeps, run_incarnation
 from ._session_label import session_label
 from ._session_slot import SessionSlot
 
-logger = logging.getLogger("mcpvisor.runtime.server")
-_events = logging.getLogger("mcpvisor.supervisors")
-
-
-def _emit(on_event: Callable[[Any], None] | None, event: Any) -> None:
-    level = logging.WARNING if isinstance(event, SupervisorEscalated) else logging.INFO
-    if _events.isEnabledFor(level):
-        _events.log(level, "%r", event, extra={"event": event})
-    if on_event is not None:
-        try:
-            on_event(event)
-        except Exception:
-            _events.exception("on_event hook %r failed on %r", on_event, event)
+logger = logging.getLogger("mcpvisor.runtime.tree")
 
 
 class _Restarted:
@@ -55,26 +44,26 @@ class _Restarted:
         self.on_event = on_event
 
     def started(self, value: Any = None) -> None:
-        _emit(self.on_event, ChildRestarted(self.name, "actor", value))
+        emit(self.on_event, ChildRestarted(self.name, "actor", value))
 
 
 async def keep_session(
     slot: SessionSlot,
-    deps: SessionDeps | Any,
+    deps: Any,
     *,
     intensity: int,
     period: float,
     on_event: Callable[[Any], None] | None,
+    incarnation: Callable[..., Awaitable[None]],
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-    incarnation: Callable[..., Awaitable[None]] = run_incarnation,
     name: str | None = None,
 ) -> None:
     """Run incarnations of the session's actor until one ends normally (close, idle, shutdown) or the
     session exceeds its restart intensity. A failed *first* start fails ``start_child``.
 
-    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor, ``name`` names it in
-    events and logs; state handles pass their own, so one keeper applies the same restart rule to
-    sessions and handles."""
+    ``incarnation(slot, deps, task_status=...)`` runs one life of the actor (``run_incarnation`` for a
+    session, ``run_handle_incarnation`` for a state handle: passed in, so this keeper imports no actor
+    and one keeper applies the same restart rule to both); ``name`` names it in events and logs."""
     name = name if name is not None else f"session {session_label(slot.session_id)}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
@@ -90,17 +79,17 @@ async def keep_session(
             reason: BaseException = exc
         else:
             return  # a normal end is not restarted (a transient child)
-        _emit(on_event, ChildExited(name, "actor", reason))
+        emit(on_event, ChildExited(name, "actor", reason))
         crash = type(reason).__name__
         if slot.closing or (child is not None and child.stop.is_set()):
             slot.fail_in_flight(f"session crashed ({crash}) while closing")
             return
-        now = trio.current_time()
-        restarts = [(t, r) for (t, r) in restarts if t >= now - period]
-        restarts.append((now, reason))
-        if len(restarts) > intensity:
+        restarts, exceeded = add_restart(
+            restarts, trio.current_time(), reason, intensity=intensity, period=period
+        )
+        if exceeded:
             error = RestartIntensityExceeded(name, intensity, period, [r for (_, r) in restarts])
-            _emit(on_event, SupervisorEscalated(name, error))
+            emit(on_event, SupervisorEscalated(name, error))
             slot.closing = True
             slot.close_reason = (
                 f"it crashed more than {intensity} times in {period:g}s (restart intensity exceeded)"
