@@ -93,7 +93,9 @@ def progress(msg: str) -> None:
 def build_server() -> Server:
     server = Server("bench")
 
-    @server.tool
+    # ``--inline-add``: ``add`` on the event loop (``@server.tool(inline=True)``, for functions that never
+    # block) instead of a worker thread, where both peers run their sync tools.
+    @server.tool(inline=os.environ.get("MCPVISOR_BENCH_INLINE_ADD") == "1")
     def add(a: int, b: int) -> int:
         """Add two integers."""
         return a + b
@@ -893,6 +895,11 @@ def main() -> None:
     parser.add_argument(
         "--child", choices=["calls", "sessions", "rss", "handle-calls", "handle-rss"], help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--inline-add",
+        action="store_true",
+        help="our add tool runs inline (on the event loop) instead of in a worker thread as the peers' do",
+    )
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=["memory", "sdk"], default="memory", help=argparse.SUPPRESS)
     parser.add_argument("--tools", default=",".join(TOOLS), help=argparse.SUPPRESS)
@@ -903,6 +910,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.inline_add:
+        os.environ["MCPVISOR_BENCH_INLINE_ADD"] = "1"  # for the child processes too
     if args.serve_http:
         serve_ours_http(args.serve_http, args.json_response)
         return
@@ -937,6 +946,7 @@ def main() -> None:
     result = {
         "quick": args.quick,
         "sizes": sizes,
+        "inline_add": args.inline_add,
         "seconds": time.perf_counter() - started,
         "machine": {
             "python": platform.python_version(),
@@ -953,7 +963,8 @@ def main() -> None:
     progress(f"done in {result['seconds']:.0f} s")
     if not args.no_write:
         RESULTS.parent.mkdir(exist_ok=True)
-        name = RESULTS.with_name("server" + "-json" * args.json_response + "-quick" * args.quick + ".json")
+        suffix = "-json" * args.json_response + "-inline" * args.inline_add + "-quick" * args.quick
+        name = RESULTS.with_name(f"server{suffix}.json")
         name.write_text(json.dumps(result, indent=2) + "\n")
         progress(f"wrote {name.relative_to(HERE.parent)}")
 
