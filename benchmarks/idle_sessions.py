@@ -52,7 +52,7 @@ async def measure(idle: int, calls: int, rounds: int, mode: str) -> dict[str, An
     if mode == "freeze":
         gc.collect()
         gc.freeze()
-    async with running_port() as port:
+    async with running_port(max_sessions=idle + ACTIVE + 10) as port:  # above the default 10,000
         async with memory_client(port, close=False) as first:
             await first.call_tool("counter", {})
         await trio.testing.wait_all_tasks_blocked()

@@ -123,11 +123,11 @@ def build_server() -> Server:
 
 
 @contextlib.asynccontextmanager
-async def running_port() -> AsyncIterator[Any]:
+async def running_port(**options: Any) -> AsyncIterator[Any]:
     """Our server's runtime, started in this process: yields its ``ServerPort``."""
     from mcpvisor.runtime.server import start_server
 
-    async with start_server(build_server()) as port:
+    async with start_server(build_server(), **options) as port:
         yield port
 
 
@@ -253,7 +253,8 @@ async def ours_rss(count: int) -> dict[str, Any]:
     leaves without closing it, so only the server side of the session stays."""
     import trio.testing
 
-    async with running_port() as port:
+    # The default cap (10,000 sessions) would refuse the last of count + 1: raised for the measurement.
+    async with running_port(max_sessions=count + 10) as port:
         async with memory_client(port, close=False) as first:
             await first.call_tool("add", {"a": 1, "b": 2})
         await trio.sleep(0.05)
