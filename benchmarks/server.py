@@ -1,40 +1,48 @@
-"""Server benchmark (issue 4): our MCP server vs the same server written with FastMCP, in one run.
+"""Server benchmark (issues 4 and 14): our MCP server vs the same server written with FastMCP and with the
+official SDK's ``MCPServer``, in one run.
 
-    .venv/bin/python benchmarks/server.py                   # full run (2-4 minutes)
-    .venv/bin/python benchmarks/server.py --quick           # smoke run, under a minute
-    .venv/bin/python benchmarks/server.py --json-response   # HTTP with JSON answers on both servers
+    .venv/bin/python benchmarks/server.py                   # full run (4-6 minutes)
+    .venv/bin/python benchmarks/server.py --quick           # smoke run, about a minute
+    .venv/bin/python benchmarks/server.py --json-response   # HTTP with JSON answers on every server
+    .venv/bin/python benchmarks/server.py --inline-add      # our add as @server.tool(inline=True)
 
-The server, on both sides: ``add(a, b)`` (a trivial sync tool) and ``counter()`` (an async tool, a
-session-state read+write: ``n = get_state("n") + 1; set_state("n", n)``). FastMCP 4.1.6 runs in its own
-venv (``benchmarks/.venv-fastmcp``, created here when missing). Each figure is the median of 3 short
-rounds after a warm-up; the two sides take turns round by round (2 shared, noisy cores: only same-run
-ratios mean much):
+The peers run in their own venv, ``benchmarks/.venv-fastmcp``, never in ours (they are no dependency of
+mcpvisor): FastMCP 4.2.3 and the official SDK, mcp 2.3.0 (``from mcp.server.mcpserver import
+MCPServer``), pinned in ``benchmarks/requirements-peers.txt``. The script creates the venv on first run
+(or: ``python3 -m venv benchmarks/.venv-fastmcp && benchmarks/.venv-fastmcp/bin/pip install -r
+benchmarks/requirements-peers.txt``).
 
-- in-memory tools/call round trips/s and p50/p99 latency, 1 session and 20 concurrent sessions: each side
-  in its own process with its own in-memory client. FastMCP: ``Client(mcp, mode="legacy")`` under asyncio
-  (``_baselines/fastmcp_inmemory.py``). Ours, under trio: ``open_memory_client`` on ``start_server``'s
-  ``ServerPort``; both in the 2025-11-25 handshake era. Also ours through the official SDK's
-  ``ClientSession`` (``open_sdk_streams``), the client library FastMCP's ``Client`` wraps, against the
-  same FastMCP figures (the 2x goal is judged on each side's own client);
-- over Streamable HTTP, the same: both servers run as their own processes on 127.0.0.1 (FastMCP's
-  ``run(transport="http")`` on uvicorn; ours ``Server.run(transport="http")`` on our trio + h11
-  server), started and stopped by pid, driven by the SAME load generator (``_baselines/http_load.py``:
-  asyncio + raw HTTP/1.1 keep-alive, one connection per session, the 2025-11-25 handshake, SSE or JSON
-  answers parsed for both);
-- the HTTP floor: a trivial ASGI app faking the same exchange (``_baselines/asgi_floor.py``) on
-  hypercorn-trio and on uvicorn, in the same rounds: what each HTTP stack alone does on this machine;
-- session open+initialize+close/s: in-memory (each side's client) and over HTTP (initialize,
-  notifications/initialized, DELETE);
-- RSS per idle session at 1,000 and 10,000 sessions, each count in a fresh process: ours are sessions
-  created through the runtime's ``ServerPort`` by ``open_memory_client(..., close=False)``
-  (``create_session`` + ``initialize`` + ``notifications/initialized``, no client object kept);
-  FastMCP's are its low-level server's ``run`` on memory streams, one per session, which is what its
-  in-memory transport starts, driven by raw JSON-RPC messages. A cross-check over HTTP: the growth of each
-  server process's RSS while 1,000 sessions opened by the load generator are held.
+The server, three times (ours here, ``_baselines/fastmcp_server.py``, ``_baselines/sdk_server.py``):
+``add(a, b)`` (a trivial sync tool; every server runs it in a worker thread unless ``--inline-add``) and
+``counter()`` (an async tool, a session-state read+write). Each figure is the median of 3 short rounds
+after a warm-up; the sides take turns round by round (2 shared, noisy cores: only same-run ratios mean
+much):
 
-Goals: >= 2x FastMCP's tools/call throughput in-memory and over HTTP; <= 20 KB per idle session.
-Every ratio printed is ours/FastMCP. Results go to benchmarks/results/server.json (server-json.json
-with ``--json-response``, ``-quick`` for ``--quick``).
+- over Streamable HTTP: every server in its own process on 127.0.0.1 (FastMCP's ``run(transport="http")``
+  and MCPServer's ``streamable_http_app`` on uvicorn, access log off; ours ``Server.run(transport="http")``
+  on our trio + h11 server), started and stopped by pid, driven by the SAME load generator
+  (``_baselines/http_load.py``: asyncio + raw HTTP/1.1 keep-alive, one connection per session, the
+  2025-11-25 handshake, SSE or JSON answers parsed alike); 1 and 20 sessions, calls/s, p50, p99, and the
+  server process's CPU time per call (from /proc);
+- the HTTP floor, in the same rounds: a trivial ASGI app faking the same exchange
+  (``_baselines/asgi_floor.py``) on our own HTTP server (mcpvisor-h11), hypercorn-trio and uvicorn, and
+  h11 on bare trio sockets (trio-h11): what each HTTP stack alone does, and the CPU per call of the
+  leanest (ours should be within 1.5x of trio-h11's);
+- in memory, the servers compared under ONE client: the official SDK's ``ClientSession`` (mcp 2.3.0 in
+  both venvs) on each server's in-memory transport (ours: ``open_sdk_streams``; the peers': the SDK
+  memory streams on their low-level server, ``_baselines/fastmcp_inmemory.py --client sdk``);
+- in memory with each framework's own fastest in-process client: ours ``open_memory_client``, FastMCP's
+  ``Client(mcp, mode="legacy")`` (MCPServer has no client of its own beyond ``ClientSession``);
+- session open+initialize+close/s, over HTTP (initialize, notifications/initialized, DELETE) and in memory;
+- RSS per idle session at 1,000 and 10,000 sessions, each count in a fresh process (ours: sessions made by
+  ``open_memory_client(..., close=False)``; the peers': their low-level server's ``run`` per session on
+  memory streams, driven by raw JSON-RPC), and the server's RSS growth while 1,000 HTTP sessions are held.
+
+Every ratio printed is how many times better ours is (rates ours/peer, latencies and memory peer/ours);
+'!' marks a row below its issue-14 target (HTTP: 3x FastMCP and 2x MCPServer on calls/s, p50 and p99;
+in memory with the SDK client: 3x and 1.5x; own clients: 10x FastMCP's calls/s). Both peers cap HTTP
+sessions at 10,000 by default; ours does too (``max_sessions``). Results go to
+benchmarks/results/server.json (``-json``, ``-inline``, ``-quick`` suffixes for the options).
 
 ``--handles`` (issue 10) measures state handles against sessions instead, ours only, in the same run:
 the stateful tool (a read+write of ``n``) through a state handle on 2026-07-28 (``hcounter(handle)``,
@@ -72,8 +80,9 @@ from mcpvisor.runtime.server import Context, Server, StateHandle
 HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "_baselines"
 FASTMCP_VENV = HERE / ".venv-fastmcp"
-#: the peers: FastMCP and, through its dependency, the official SDK (mcp 2.3.0, ``MCPServer``)
+#: the peers: FastMCP and the official SDK (mcp 2.3.0, ``MCPServer``), pinned in requirements-peers.txt
 FASTMCP_PIN = "fastmcp==4.2.3"
+PEERS_REQUIREMENTS = HERE / "requirements-peers.txt"
 RESULTS = HERE / "results" / "server.json"
 PROTOCOL_VERSION = "2025-11-25"
 TOOLS = ("add", "counter")
@@ -482,13 +491,14 @@ def ensure_fastmcp_venv() -> Path | None:
             return python
         venv = FASTMCP_VENV.relative_to(HERE.parent)
         progress(f"{venv} has fastmcp {found or 'none'}: installing {FASTMCP_PIN}")
-        subprocess.run([str(python), "-m", "pip", "install", "-q", FASTMCP_PIN], check=False)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "-r", str(PEERS_REQUIREMENTS)], check=False)
         return python
     progress(f"creating {FASTMCP_VENV.relative_to(HERE.parent)} with {FASTMCP_PIN}")
     try:
         subprocess.run([sys.executable, "-m", "venv", str(FASTMCP_VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
-        if subprocess.run([*pip, FASTMCP_PIN]).returncode != 0:
+        if subprocess.run([*pip, "-r", str(PEERS_REQUIREMENTS)]).returncode != 0:
             progress(f"{FASTMCP_PIN} did not install: trying the latest fastmcp 4.x")
             subprocess.run([*pip, "fastmcp>=4,<5"], check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
