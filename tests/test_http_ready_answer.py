@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 from _asgi_client import parse_sse, request
-from _http_messages import BOTH, INIT
+from _http_messages import BOTH, INIT, stateless, stateless_headers
 from mcpvisor.runtime.server import Server, start_server
 from mcpvisor.runtime.transports.http import READY_WAIT, McpHttpApp, mcp_asgi_app
 
@@ -132,3 +132,18 @@ async def test_a_ready_json_answer_is_one_response(app: McpHttpApp) -> None:
     sent = await drive(app, session, tool_call(3, "add", {"a": 4, "b": 4}))
     assert [m["type"] for _, m in sent] == ["http.response.start", "http.response.body"]
     assert json.loads(sent[1][1]["body"])["result"]["structuredContent"] == {"result": 8}
+
+
+async def test_a_ready_stateless_answer_is_one_response(app: McpHttpApp) -> None:
+    body = json.dumps(stateless("tools/call", {"name": "add", "arguments": {"a": 20, "b": 22}})).encode()
+    sent = await drive(app, stateless_headers("tools/call", "add"), body)
+    assert [m["type"] for _, m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0][1]["status"] == 200
+    assert json.loads(sent[1][1]["body"])["result"]["structuredContent"] == {"result": 42}
+
+
+async def test_a_slow_stateless_answer_still_arrives(app: McpHttpApp) -> None:
+    call = stateless("tools/call", {"name": "slow", "arguments": {"delay": READY_WAIT + 0.1}})
+    sent = await drive(app, stateless_headers("tools/call", "slow"), json.dumps(call).encode())
+    answer = json.loads(b"".join(m.get("body", b"") for _, m in sent if m["type"] == "http.response.body"))
+    assert answer["result"]["content"][0]["text"] == "late"

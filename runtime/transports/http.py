@@ -611,7 +611,9 @@ class McpHttpApp:
         before the final answer has cancelled the request (the spec's cancellation for this revision):
         the port is told, through ``handle``, the channel the request was submitted with.
         """
-        first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
+        first: Message | None = await _ready_reply(replies)  # usually the answer: no watcher task then
+        if first is None or isinstance(first, CloseSseStream):  # (not resumable: nothing to close)
+            first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
         if first is None:
             self.stats.requests_abandoned += 1
             self.port.cancel_stateless(handle)
