@@ -33,7 +33,60 @@ import time
 from typing import Any
 
 from fastmcp import Client
-from fastmcp_server import build_server
+from fastmcp_server import build_server as build_fastmcp
+
+SERVER = "fastmcp"  # or "mcpserver" (--server): which peer's server is driven
+CLIENT = "own"  # or "sdk" (--client): FastMCP's Client, or the SDK's bare ClientSession
+
+
+def build_server() -> Any:
+    if SERVER == "mcpserver":
+        from sdk_server import build_server as build_mcpserver
+
+        return build_mcpserver()
+    return build_fastmcp()
+
+
+class SdkClient:
+    """The official SDK's ``ClientSession`` on the peer's in-memory transport (``FastMCPTransport``, which
+    runs FastMCP's or MCPServer's low-level server on a pair of memory streams): the same client library,
+    version and calls as ours in benchmarks/server.py's ``sdk_client``, so the servers are compared
+    under one client."""
+
+    def __init__(self, server: Any) -> None:
+        from fastmcp.client.transports import FastMCPTransport
+
+        self._cm = FastMCPTransport(server).connect_session()
+        self.session: Any = None
+
+    async def __aenter__(self) -> SdkClient:
+        self.session = await self._cm.__aenter__()
+        await self.session.initialize()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._cm.__aexit__(*exc)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        result = await self.session.call_tool(name, arguments)
+        if result.is_error:
+            raise RuntimeError(f"{name} answered {result}")
+        return result
+
+    @staticmethod
+    def value(result: Any) -> Any:
+        return int(result.content[0].text)
+
+
+def open_client(mcp: Any) -> Any:
+    if CLIENT == "sdk":
+        return SdkClient(mcp)
+    return Client(mcp, mode="legacy")
+
+
+def value_of(result: Any) -> Any:
+    return SdkClient.value(result) if CLIENT == "sdk" else result.data
+
 
 PROTOCOL_VERSION = "2025-11-25"
 
@@ -61,15 +114,15 @@ async def run_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds:
     mcp = build_server()
     per_session = max(1, calls // n_sessions)
     async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(Client(mcp, mode="legacy")) for _ in range(n_sessions)]
+        clients = [await stack.enter_async_context(open_client(mcp)) for _ in range(n_sessions)]
 
-        async def drive(c: Client[Any], n: int, latencies: list[float] | None) -> None:
+        async def drive(c: Any, n: int, latencies: list[float] | None) -> None:
             for i in range(n):
                 t0 = time.perf_counter()
                 result = await c.call_tool(tool, tool_args(tool, i))
                 if latencies is not None:
                     latencies.append(time.perf_counter() - t0)
-                if i == 0 and tool == "add" and result.data != 1:
+                if i == 0 and tool == "add" and value_of(result) != 1:
                     raise RuntimeError(f"add(0, 1) answered {result}")
 
         await asyncio.gather(*(drive(c, max(1, warmup // n_sessions), None) for c in clients))
@@ -80,7 +133,7 @@ async def run_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds:
             await asyncio.gather(*(drive(c, per_session, latencies) for c in clients))
             results.append(summary(latencies, per_session * n_sessions, time.perf_counter() - t0))
         if tool == "counter":
-            last = (await clients[0].call_tool("counter", {})).data
+            last = value_of(await clients[0].call_tool("counter", {}))
             expected = max(1, warmup // n_sessions) + per_session * rounds + 1
             if last != expected:
                 raise RuntimeError(f"counter: expected {expected}, got {last}")
@@ -90,7 +143,7 @@ async def run_calls(tool: str, n_sessions: int, calls: int, warmup: int, rounds:
 async def run_sessions(count: int, warmup: int, rounds: int) -> Any:
     mcp = build_server()
     for _ in range(warmup):
-        async with Client(mcp, mode="legacy"):
+        async with open_client(mcp):
             pass
     results = []
     for _ in range(rounds):
@@ -98,7 +151,7 @@ async def run_sessions(count: int, warmup: int, rounds: int) -> Any:
         t0 = time.perf_counter()
         for _ in range(count):
             t1 = time.perf_counter()
-            async with Client(mcp, mode="legacy"):
+            async with open_client(mcp):
                 pass
             latencies.append(time.perf_counter() - t1)
         results.append(summary(latencies, count, time.perf_counter() - t0))
@@ -117,7 +170,7 @@ async def run_rss(count: int) -> Any:
     from mcp_types import JSONRPCNotification, JSONRPCRequest
 
     mcp = build_server()
-    lowlevel = mcp._mcp_server
+    lowlevel = mcp._lowlevel_server if SERVER == "mcpserver" else mcp._mcp_server
     options = lowlevel.create_initialization_options()
     init_params = {
         "protocolVersion": PROTOCOL_VERSION,
@@ -126,7 +179,8 @@ async def run_rss(count: int) -> Any:
     }
 
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(mcp._lifespan_manager())
+        if SERVER == "fastmcp":
+            await stack.enter_async_context(mcp._lifespan_manager())
         tg = await stack.enter_async_context(anyio.create_task_group())
 
         async def open_one() -> None:
@@ -171,7 +225,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0, help="sessions/rss: how many; calls: also time")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server", choices=["fastmcp", "mcpserver"], default="fastmcp")
+    parser.add_argument("--client", choices=["own", "sdk"], default="own")
     args = parser.parse_args()
+    global SERVER, CLIENT
+    SERVER, CLIENT = args.server, args.client
+    if SERVER == "mcpserver" and CLIENT == "own" and args.mode != "rss":
+        parser.error("MCPServer is measured with the SDK ClientSession only (--client sdk)")
     if args.mode == "calls":
         out = {}
         for tool in args.tools.split(","):

@@ -55,10 +55,13 @@ class Handler:
     context_params: tuple[str, ...]
     hints: Mapping[str, Any]
     parameters: Mapping[str, inspect.Parameter]
+    #: A sync handler called on the event loop itself, not in a worker thread (``inline=True``).
+    inline: bool = False
 
     @classmethod
-    def wrap(cls, fn: Callable[..., Any], label: str) -> Handler:
-        """Inspect ``fn`` once, at registration; a sync handler asking for a Context is a TypeError."""
+    def wrap(cls, fn: Callable[..., Any], label: str, *, inline: bool = False) -> Handler:
+        """Inspect ``fn`` once, at registration; a sync handler asking for a Context is a TypeError,
+        and so is ``inline`` on an async one (it already runs on the event loop)."""
         if not callable(fn):
             raise TypeError(f"{label}: expected a function, got {fn!r}")
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -71,7 +74,9 @@ class Handler:
                 f"({context_params[0]!r}) but is not async; Context methods are async, so make the "
                 "handler `async def`"
             )
-        return cls(fn, label, is_async, context_params, hints, parameters)
+        if inline and is_async:
+            raise TypeError(f"{label}: inline=True is for sync functions; an async one already runs inline")
+        return cls(fn, label, is_async, context_params, hints, parameters, inline)
 
     @property
     def return_hint(self) -> Any:
@@ -87,6 +92,10 @@ class Handler:
             arguments[name] = ctx
         if self.is_async:
             return await self.fn(**arguments)
+        if self.inline:
+            # The author promised it never blocks: a worker-thread hop costs more than such a call.
+            result = self.fn(**arguments)
+            return (await result) if inspect.iscoroutine(result) else result
         # Sync code blocks; a worker thread keeps the session's other requests moving. A thread cannot
         # be interrupted, so on cancellation we stop waiting for it (its result is dropped) rather than
         # let one stuck function hold up notifications/cancelled or a supervisor's shutdown.

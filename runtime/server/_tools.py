@@ -153,9 +153,10 @@ def make_tool(
     input_schema: Mapping[str, Any] | None = None,
     task: str | bool | None = None,
     required_scopes: Iterable[str] | None = None,
+    inline: bool = False,
 ) -> RegisteredTool:
     task_support = _task_support(task, name)
-    handler = Handler.wrap(fn, f"tool {name!r}")
+    handler = Handler.wrap(fn, f"tool {name!r}", inline=inline)
     signature: ToolSignature | SchemaArguments = (
         ToolSignature.from_function(fn, exclude={Context})
         if input_schema is None

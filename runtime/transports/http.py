@@ -92,11 +92,16 @@ logger = logging.getLogger("mcpvisor.runtime.transports")
 SESSION_HEADER: Final = "mcp-session-id"
 VERSION_HEADER: Final = "mcp-protocol-version"
 LAST_EVENT_ID_HEADER: Final = "last-event-id"
+_SSE_HEADERS: Final = (("content-type", SSE), ("cache-control", "no-cache"), ("x-accel-buffering", "no"))
 _EXPOSED_HEADERS: Final = "mcp-session-id, mcp-protocol-version, www-authenticate"
 _ALLOWED_REQUEST_HEADERS: Final = (
     "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, "
     "last-event-id"
 )
+#: How long a POST waits for its answer before anything is written. An answer in by then leaves with
+#: the response head (and the SSE priming event) in one write, with no task watching for a disconnect;
+#: a slower one gets the head and priming event at this point, and the answer in a later write.
+READY_WAIT: Final = 0.05
 BATCH_VERSION: Final = "2025-03-26"
 """The only revision with JSON-RPC batches, and the one assumed when `MCP-Protocol-Version` is absent."""
 
@@ -531,28 +536,38 @@ class McpHttpApp:
         replies: trio.MemoryReceiveChannel[Message],
         session_id: str | None,
         request_id: RequestId,
+        first: Message | None = None,
     ) -> Response | ErrorResponse:
         """Wait for the final answer of a request whose client wants plain JSON.
 
         Related notifications have nowhere to go and are dropped; a server-to-client request is
         answered on the client's behalf with an error, so the handler waiting for it fails fast
         instead of hanging.
+        ``first`` is a reply already taken from ``replies`` (``_ready_reply``).
         """
         async with replies:
+            if first is not None and await self._json_reply_item(first, session_id, request_id):
+                return first  # type: ignore[return-value]  # (checked by _json_reply_item)
             async for message in replies:
-                if isinstance(message, Response | ErrorResponse) and message.id == request_id:
-                    return message
-                if isinstance(message, Request) and session_id is not None:
-                    refusal = error_response(
-                        message.id,
-                        INTERNAL_ERROR,
-                        "the client asked for a JSON response, so it cannot receive server requests",
-                    )
-                    try:
-                        await self.port.submit(session_id, refusal)
-                    except TransportError:
-                        logger.debug("could not refuse %s for %s", message.method, session_label(session_id))
+                if await self._json_reply_item(message, session_id, request_id):
+                    return message  # type: ignore[return-value]
         return error_response(request_id, INTERNAL_ERROR, "Internal error")
+
+    async def _json_reply_item(self, message: Message, session_id: str | None, request_id: RequestId) -> bool:
+        """True for the final answer; a server-to-client request is refused, anything else dropped."""
+        if isinstance(message, Response | ErrorResponse) and message.id == request_id:
+            return True
+        if isinstance(message, Request) and session_id is not None:
+            refusal = error_response(
+                message.id,
+                INTERNAL_ERROR,
+                "the client asked for a JSON response, so it cannot receive server requests",
+            )
+            try:
+                await self.port.submit(session_id, refusal)
+            except TransportError:
+                logger.debug("could not refuse %s for %s", message.method, session_label(session_id))
+        return False
 
     async def _request(
         self,
@@ -572,9 +587,15 @@ class McpHttpApp:
         if session_id is None:
             await self._stateless_answer(ex, request, send_replies, replies, wants_sse)
             return
+        first = await _ready_reply(replies)
+        is_final = isinstance(first, Response | ErrorResponse) and first.id == request.id
         if not wants_sse:
+            if is_final:
+                replies.close()
+                await ex.respond(200, encode(first))  # type: ignore[arg-type]
+                return
             final = await _unless_disconnected(
-                ex, functools.partial(self._final_reply, replies, session_id, request.id)
+                ex, functools.partial(self._final_reply, replies, session_id, request.id, first)
             )
             if final is None:  # a JSON answer cannot be resumed: the request is abandoned
                 await self._abandon(session_id, [request.id])
@@ -584,6 +605,15 @@ class McpHttpApp:
         if streams is None:
             streams = self._session_streams(session_id)
         stream = streams.open(label=f"POST stream of request {request.id!r}")
+        if is_final:
+            replies.close()
+            if await self._deliver_at_once(ex, stream, encode(first)):  # type: ignore[arg-type]
+                streams.discard(stream.key)
+            return
+        if isinstance(first, CloseSseStream):  # what pump_replies does with the items after it
+            stream.request_poll()
+        elif first is not None:
+            stream.append(encode(first), droppable=isinstance(first, Notification))
         answered: set[RequestId] = set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
@@ -596,6 +626,23 @@ class McpHttpApp:
                 await self._abandon_unfollowed(session_id, stream, [request.id], answered)
         if delivered:
             streams.discard(stream.key)
+
+    async def _deliver_at_once(self, ex: Exchange, stream: ReplayStream, answer: bytes) -> bool:
+        """A POST's SSE response whose answer is already in: the head, the priming event and the answer
+        in one write, exactly what ``write_stream`` would send for that log, without its tasks. True
+        when written; else the answer stays in the log for a GET with ``Last-Event-ID``."""
+        seq = stream.append(answer)
+        stream.finish()
+        await ex.start(200, _SSE_HEADERS)
+        priming = format_event(b"", stream.event_id(0), self.retry_ms)
+        data = priming + format_event(answer, stream.event_id(seq))
+        stream.mark_taken(seq)
+        try:
+            await ex.body(data)
+        except Disconnected:
+            return False
+        stream.mark_written(seq)
+        return True
 
     async def _stateless_answer(
         self,
@@ -615,7 +662,9 @@ class McpHttpApp:
         before the final answer has cancelled the request (the spec's cancellation for this revision):
         the port is told, through ``handle``, the channel the request was submitted with.
         """
-        first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
+        first: Message | None = await _ready_reply(replies)  # usually the answer: no watcher task then
+        if first is None or isinstance(first, CloseSseStream):  # (not resumable: nothing to close)
+            first = await _unless_disconnected(ex, functools.partial(_first_reply, replies, request.id))
         if first is None:
             self.stats.requests_abandoned += 1
             self.port.cancel_stateless(handle)
@@ -1026,6 +1075,16 @@ def _renamed(name: str, value: T | None, old: str, old_value: T | None, default:
     if value is not None:
         return value
     return old_value if old_value is not None else default
+
+
+async def _ready_reply(replies: trio.MemoryReceiveChannel[Message]) -> Message | None:
+    """The request's first reply if it comes within ``READY_WAIT``, else None (nothing taken)."""
+    with trio.move_on_after(READY_WAIT):
+        try:
+            return await replies.receive()
+        except trio.EndOfChannel:
+            return None  # the followers below see the closed channel themselves
+    return None
 
 
 async def _first_reply(replies: trio.MemoryReceiveChannel[Message], request_id: RequestId) -> Message:

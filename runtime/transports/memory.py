@@ -246,32 +246,55 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
     from ._connection import Outgoing, SingleClientConnection
 
     to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
-    client_writes, from_client = anyio.create_memory_object_stream[SessionMessage](math.inf)
     out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
 
-    async def read_client(conn: SingleClientConnection) -> None:
-        async with from_client:
-            async for item in from_client:
-                parsed = parse_message(item.message.model_dump_json(by_alias=True, exclude_unset=True))
+    class ServerInbox:
+        """The client's write stream: each message goes to the connection in the sending task itself
+        (a reader task in between costs two trips through the scheduler per message)."""
+
+        def __init__(self, conn: SingleClientConnection) -> None:
+            self.conn = conn
+            self.closed = trio.Event()
+
+        async def send(self, item: SessionMessage) -> None:
+            if self.closed.is_set():
+                raise anyio.ClosedResourceError
+            parsed = parse_message(item.message.model_dump_json(by_alias=True, exclude_unset=True))
+            # Shielded: a client's timeout must not cut a request in half (its pump started, its
+            # submission not made), which would leave the connection waiting for an answer at the end.
+            with trio.CancelScope(shield=True):
                 if isinstance(parsed, Malformed):
-                    await conn.out.send(parsed.reply)
+                    await self.conn.out.send(parsed.reply)
                 else:
-                    await conn.handle(parsed)
-        await conn.finish()
+                    await self.conn.handle(parsed)
+
+        async def aclose(self) -> None:
+            self.closed.set()
+
+        async def __aenter__(self) -> ServerInbox:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.aclose()
+
+    async def finish(inbox: ServerInbox) -> None:
+        await inbox.closed.wait()
+        await inbox.conn.finish()
 
     async def write_client() -> None:
         async with to_client, out_receive:
             async for outgoing in out_receive:
                 for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
                     wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
-                    await to_client.send(SessionMessage(wire))
+                    to_client.send_nowait(SessionMessage(wire))  # an unbounded stream: never blocks
 
     async with trio.open_nursery() as nursery:
         async with out_send:
             conn = SingleClientConnection(port, out_send.clone(), nursery)
-        nursery.start_soon(read_client, conn)
+        inbox = ServerInbox(conn)
+        nursery.start_soon(finish, inbox)
         nursery.start_soon(write_client)
         try:
-            yield client_reads, client_writes
+            yield client_reads, inbox
         finally:
-            await client_writes.aclose()
+            await inbox.aclose()

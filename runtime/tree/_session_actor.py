@@ -308,7 +308,10 @@ class SessionActor:
 
     async def _send_final(self, entry: InFlight, message: Message) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await entry.replies.send(message)
+            try:  # room in the channel (the usual case): no trip through the scheduler
+                entry.replies.send_nowait(message)
+            except trio.WouldBlock:
+                await entry.replies.send(message)
         self._forget(entry)
 
     async def _run_request(self, request: Request, entry: InFlight) -> None:
@@ -318,8 +321,14 @@ class SessionActor:
                 env = SessionRequestEnv(
                     self, request, entry.replies, progress_token_of(request), caller=entry.caller
                 )
-                async with self._turns:
+                try:  # a free turn (the usual case) is taken without a trip through the scheduler
+                    self._turns.acquire_nowait()
+                except trio.WouldBlock:
+                    await self._turns.acquire()
+                try:
                     result = await self.deps.handle_request(self.deps.server, request, env)
+                finally:
+                    self._turns.release()
                 final = Response(request.id, result)
             except CrashSession as exc:
                 logger.warning(
