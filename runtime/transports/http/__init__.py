@@ -25,8 +25,8 @@ from typing import Any, Final, TypeVar
 
 import trio
 
-from ..auth import AuthSettings, Principal, check_scopes
-from ..protocol import (
+from ...auth import AuthSettings, Principal, check_scopes
+from ...protocol import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -51,9 +51,9 @@ from ..protocol import (
     is_supported,
     parse_payload,
 )
-from ..server._caller import Requester, owner_key
-from ..tree._listen import LISTEN_METHOD
-from ..tree._port import (
+from ...server._caller import Requester, owner_key
+from ...tree._listen import LISTEN_METHOD
+from ...tree._port import (
     SERVER_BUSY,
     CloseSseStream,
     RequestLimitReached,
@@ -63,13 +63,13 @@ from ..tree._port import (
     TransportError,
     UnknownSession,
 )
-from ..tree._session_label import session_label
-from ..tree._stats import ServerStats
+from ...tree._session_label import session_label
+from ...tree._stats import ServerStats
 from ._asgi_limits import with_request_limits
-from ._http_auth import answer_refusal, authenticate_exchange, serve_metadata, without_credentials
-from ._http_events import ReplayStream, SessionStreams, format_event, parse_event_id
-from ._http_exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
-from ._http_guard import (
+from ._auth import answer_refusal, authenticate_exchange, serve_metadata, without_credentials
+from ._events import ReplayStream, SessionStreams, format_event, parse_event_id
+from ._exchange import Disconnected, Exchange, Receive, Scope, Send, headers_of
+from ._guard import (
     DEFAULT_ALLOWED_HOSTS,
     DEFAULT_ALLOWED_ORIGINS,
     JSON,
@@ -79,9 +79,9 @@ from ._http_guard import (
     accepted_types,
     accepts,
 )
-from ._http_streaming import pump_replies, pump_standalone, write_stream
 from ._hypercorn_runner import run_hypercorn
 from ._listen_error import ListenError, open_listeners, single_os_error
+from ._streaming import pump_replies, pump_standalone, write_stream
 
 __all__ = ["ListenError", "McpHttpApp", "mcp_asgi_app", "open_listeners", "serve_http"]
 
