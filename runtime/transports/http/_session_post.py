@@ -56,7 +56,8 @@ class SessionPost:
     async def accept(
         self, ex: Exchange, session_id: str | None, message: Notification | Response | ErrorResponse
     ) -> None:
-        """A notification or response: handed over, 202 (or the transport's refusal)."""
+        """A notification or response: handed over, 202 (or the transport's refusal). Also serves a
+        stateless client's (`session_id` None), which needs nothing else."""
         try:
             await self.state.port.submit(session_id, message, caller=ex.caller)
         except TransportError as exc:
