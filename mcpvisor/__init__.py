@@ -207,6 +207,7 @@ if TYPE_CHECKING:
         serve,
     )
     from mcpvisor.runtime.transports.http import (
+        HttpOptions,
         ListenError,
         McpHttpApp,
         mcp_asgi_app,
@@ -282,6 +283,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "run_server": ("mcpvisor.runtime.transports._run", "run_server"),
     "serve": ("mcpvisor.runtime.transports._run", "serve"),
     # Streamable HTTP
+    "HttpOptions": ("mcpvisor.runtime.transports.http", "HttpOptions"),
     "ListenError": ("mcpvisor.runtime.transports.http", "ListenError"),
     "McpHttpApp": ("mcpvisor.runtime.transports.http", "McpHttpApp"),
     "mcp_asgi_app": ("mcpvisor.runtime.transports.http", "mcp_asgi_app"),
@@ -507,6 +509,7 @@ __all__ = [
     "configure_logging",
     "run_server",
     "serve",
+    "HttpOptions",
     "ListenError",
     "McpHttpApp",
     "mcp_asgi_app",

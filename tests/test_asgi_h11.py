@@ -11,8 +11,8 @@ from typing import Any
 import httpx2
 import pytest
 import trio
-from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
 from mcpvisor.runtime.transports.http import serve_http
+from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
 
 Scope = dict[str, Any]
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
-from mcpvisor.runtime.transports._connection_limits import default_max_connections
+from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
+from mcpvisor.runtime.transports.http._connection_limits import default_max_connections
 from test_asgi_h11 import echo, read_to_eof, read_until
 from test_http_framing import POST
 
@@ -139,7 +139,7 @@ async def test_serve_asgi_validates_its_limits() -> None:
 SERVER_WITH_FEW_FDS = textwrap.dedent(
     """
     import functools, logging, resource, sys, trio
-    from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
+    from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
     sys.path.insert(0, "tests")
     from test_asgi_h11 import echo
 
@@ -240,7 +240,7 @@ def test_bad_cli_limits_are_usage_errors(
 async def test_the_counts_are_logged_once_per_interval(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mcpvisor.runtime.transports._connection_limits import Tally
+    from mcpvisor.runtime.transports.http._connection_limits import Tally
 
     tally = Tally(cap=10, interval=10.0)
     for _ in range(500):
@@ -255,7 +255,7 @@ async def test_the_counts_are_logged_once_per_interval(
 
 
 async def test_making_room_closes_the_longest_waiting_connection() -> None:
-    from mcpvisor.runtime.transports._connection_limits import Connections
+    from mcpvisor.runtime.transports.http._connection_limits import Connections
 
     connections = Connections(max_connections=3, body_timeout=30)
     idle_new, body_old, idle_old = trio.CancelScope(), trio.CancelScope(), trio.CancelScope()

@@ -12,14 +12,14 @@ import trio.testing
 from _asgi_client import parse_event
 from hypothesis import given
 from hypothesis import strategies as st
-from mcpvisor.runtime.transports._http_events import (
+from mcpvisor.runtime.transports.http._events import (
     ReplayStream,
     SessionStreams,
     format_event,
     format_retry,
     parse_event_id,
 )
-from mcpvisor.runtime.transports._http_guard import (
+from mcpvisor.runtime.transports.http._guard import (
     DEFAULT_ALLOWED_HOSTS,
     DEFAULT_ALLOWED_ORIGINS,
     AllowList,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 from mcpvisor.runtime.server import Server, start_server
-from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
 from mcpvisor.runtime.transports.http import serve_http
+from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
 from test_asgi_h11 import echo, read_to_eof, read_until
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 from hypercorn.config import Config
-from mcpvisor.runtime.transports._hypercorn_runner import run_hypercorn
+from mcpvisor.runtime.transports.http._hypercorn_runner import run_hypercorn
 
 
 def _port_of_fd(bind: str) -> int:

@@ -623,4 +623,4 @@ async def test_a_stream_delivered_in_full_is_not_kept_for_replay(app: McpHttpApp
         # Not a replay of the finished stream: a fresh standalone stream under a new stream key.
         assert priming is not None and priming["data"] == ""
         assert priming["id"].split("-")[0] != first_id.split("-")[0]
-    assert sum(len(streams) for streams in app._streams.values()) <= 1  # at most the GET's own
+    assert sum(len(streams) for streams in app.state.streams.values()) <= 1  # at most the GET's own

@@ -18,7 +18,8 @@ from mcpvisor.backends import MemorySessionStore
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import session_label, start_server
 from mcpvisor.runtime.server.demo import server as demo
-from mcpvisor.runtime.transports.http import _warn_if_exposed, mcp_asgi_app
+from mcpvisor.runtime.transports.http import mcp_asgi_app
+from mcpvisor.runtime.transports.http._server import _warn_if_exposed
 from mcpvisor.runtime.transports.memory import open_memory_client
 
 

@@ -6,7 +6,7 @@ on this machine: the ceiling for any MCP server on it. Served several ways:
 
 - ``--server hypercorn``: hypercorn's trio worker (our transport's server until 2026-12; run with our
   venv's Python);
-- ``--server mcpvisor-h11``: our own ASGI server (``mcpvisor.runtime.transports._asgi_h11``, the
+- ``--server mcpvisor-h11``: our own ASGI server (``mcpvisor.runtime.transports.http._asgi_h11``, the
   default of ``serve_http``; run with our venv's Python);
 - ``--server uvicorn``: uvicorn on asyncio (FastMCP's; run with the FastMCP venv's Python);
 - ``--server trio-h11``: no ASGI server at all, the same answers from h11 driven directly on trio
@@ -109,7 +109,7 @@ def main() -> None:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     elif args.server == "mcpvisor-h11":
         import trio
-        from mcpvisor.runtime.transports._asgi_h11 import serve_asgi
+        from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
 
         trio.run(functools.partial(serve_asgi, app, host="127.0.0.1", port=args.port))
     elif args.server == "trio-h11":

@@ -12,9 +12,9 @@ from typing import Any, TypeAlias
 
 import trio
 
-from ..protocol import RequestId, encode, error_response
-from ..server._caller import Requester
-from ._http_guard import JSON
+from ...protocol import RequestId, encode, error_response
+from ...server._caller import Requester
+from ._guard import JSON
 
 Scope: TypeAlias = MutableMapping[str, Any]
 ASGIMessage: TypeAlias = MutableMapping[str, Any]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-from ..auth import WELL_KNOWN, AuthSettings, Principal, Refusal, authenticate
-from ..protocol import INTERNAL_ERROR, INVALID_REQUEST, RequestId
-from ..server._caller import INSUFFICIENT_SCOPE
-from ._http_exchange import Exchange, Scope
+from ...auth import WELL_KNOWN, AuthSettings, Principal, Refusal, authenticate
+from ...protocol import INTERNAL_ERROR, INVALID_REQUEST, RequestId
+from ...server._caller import INSUFFICIENT_SCOPE
+from ._exchange import Exchange, Scope
 
 _PUBLIC_CORS = [("access-control-allow-origin", "*")]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import trio
 
-from ..protocol import (
+from ...protocol import (
     INTERNAL_ERROR,
     CloseSseStream,
     ErrorResponse,
@@ -23,9 +23,9 @@ from ..protocol import (
     encode,
     error_response,
 )
-from ._http_events import ReplayStream, format_event, format_retry
-from ._http_exchange import Disconnected, Exchange
-from ._http_guard import SSE
+from ._events import ReplayStream, format_event, format_retry
+from ._exchange import Disconnected, Exchange
+from ._guard import SSE
 
 #: An SSE comment line: it keeps an idle connection alive and carries no event.
 KEEPALIVE = b": keepalive\n\n"
