@@ -735,6 +735,16 @@ async def start_server(
     )
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
+
+    def dynamic_supervisor(child_id: str, name: str, max_children: int | None) -> ChildSpec:
+        """The tree's three DynamicSupervisors (tasks, sessions, handles) differ only in these."""
+        return ChildSpec(
+            child_id,
+            DynamicSupervisor(max_children=max_children, name=name, on_event=record_event),
+            type=ChildType.SUPERVISOR,
+            shutdown=INFINITY,
+        )
+
     children = [
         actor_child_spec(
             "state_store", lambda: StateStoreServer(store), name=STATE_STORE_NAME, registry=registry
@@ -756,30 +766,15 @@ async def start_server(
             name=TASK_RUNTIME_NAME,
             registry=registry,
         ),
-        ChildSpec(
-            "task_supervisor",
-            DynamicSupervisor(max_children=max_running_tasks, name="tasks", on_event=record_event),
-            type=ChildType.SUPERVISOR,
-            shutdown=INFINITY,
-        ),
+        dynamic_supervisor("task_supervisor", "tasks", max_running_tasks),
         actor_child_spec(
             "event_bus",
             lambda: EventBus(running.publisher.deliver, running.publisher.everyone),
             name=EVENT_BUS_NAME,
             registry=registry,
         ),
-        ChildSpec(
-            "sessions",
-            DynamicSupervisor(max_children=max_sessions, name="sessions", on_event=record_event),
-            type=ChildType.SUPERVISOR,
-            shutdown=INFINITY,
-        ),
-        ChildSpec(
-            "handles",
-            DynamicSupervisor(max_children=max_handles, name="handles", on_event=record_event),
-            type=ChildType.SUPERVISOR,
-            shutdown=INFINITY,
-        ),
+        dynamic_supervisor("sessions", "sessions", max_sessions),
+        dynamic_supervisor("handles", "handles", max_handles),
         ChildSpec("handle_reaper", running.handles.reaper, shutdown=BRUTAL_KILL),
         ChildSpec("idle_reaper", running._reaper, shutdown=BRUTAL_KILL),
         ChildSpec("requests", requests, shutdown=shutdown_grace),
