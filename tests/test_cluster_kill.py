@@ -58,6 +58,9 @@ MAX_ATTEMPTS = 6
 NOTIFY_WAIT = 5.0  # seconds the resources/updated of a round of touches may take to arrive (all sessions)
 LOG_WAIT = 2.0  # seconds the log messages of a round of chatty calls may take (all sessions)
 VICTIM = 1  # index of the node that is killed
+# A dead node is known as such once its leases expire: its in-flight requests fail retryably within
+# about this long (the operator's choice, ``--node-ttl``; the default 10 s is longer than ATTEMPT_TIMEOUT).
+NODE_TTL = 3.0
 # Bounds: the nodes start within START_TIMEOUT, and everything after within TEST_TIMEOUT (the report
 # is printed either way), so the test ends within a minute even when the cluster misbehaves.
 START_TIMEOUT = 12.0
@@ -228,7 +231,9 @@ def cluster(tmp_path: Path) -> Any:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true: {hint}", pytrace=False)
         pytest.skip(hint)
-    with start_cluster(tmp_path / "cluster", nodes=NODES, start_timeout=START_TIMEOUT) as running:
+    with start_cluster(
+        tmp_path / "cluster", nodes=NODES, start_timeout=START_TIMEOUT, extra=["--node-ttl", str(NODE_TTL)]
+    ) as running:
         yield running
 
 

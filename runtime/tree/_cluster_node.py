@@ -18,6 +18,7 @@ from mcpvisor.supervisors import ChildSpec
 from ._cluster_bus import ClusterBus, cluster_target
 from ._cluster_liveness import NodeLiveness
 from ._cluster_owner import Ownership
+from ._cluster_stream_log import SharedStreamLog
 from ._event_bus import ClusterHooks
 from ._state_store_server import StoreFailed
 from ._task_runtime import TASK_RUNTIME_NAME, FailNodeTasks
@@ -59,11 +60,22 @@ def cluster_children(
         ownership.on_lost = functools.partial(running._end_here, reason="this node lost its lease")
         bus.background.append(ownership.renew_forever)
         running.ownership = ownership
-    target = cluster_target(tasks)
-    if target is not None:  # task markers are in Redis: settle a dead node's tasks from here
+    log_target = cluster_target(store, tasks)
+    assert log_target is not None
+    # The SSE event log in Redis: a stream can be resumed on any node (``Last-Event-ID``).
+    log = SharedStreamLog(log_target[0], log_target[1], running.node_id)
+    bus.background.append(log.run)
+    running.stream_log = log
+    task_target = cluster_target(tasks)
+    # Liveness runs on every node of a cluster: a resumed stream's node, a forwarded request's
+    # owner are judged dead by it; with task markers in Redis it also settles a dead node's tasks.
+    target = task_target if task_target is not None else log_target
+    if target is not None:
         url, prefix = target
 
         async def fail_tasks_of(node: str) -> int:
+            if task_target is None:
+                return 0  # tasks are this process's own (memory): nothing of theirs is shared
             runtime = running.registry.whereis(TASK_RUNTIME_NAME)
             if runtime is None:
                 raise RuntimeError("the task runtime is restarting")

@@ -86,6 +86,7 @@ from ._cluster_bus import ClusterBus, cluster_target
 from ._cluster_node import cluster_children, cluster_hooks, open_cluster_bus
 from ._cluster_owner import Ownership
 from ._cluster_routing import CLOSE_METHOD, ForwardingMixin, route_forwarding
+from ._cluster_stream_log import SharedStreamLog
 from ._dispatch import handle_request as dispatch_request
 from ._event_bus import (
     EVENT_BUS_NAME,
@@ -191,6 +192,8 @@ class RunningServer(ForwardingMixin):
     liveness: Any = attrs.field(default=None, init=False)
     #: Session ownership leases and forwarding (None: no Redis session store; ``_cluster_owner``).
     ownership: Ownership | None = attrs.field(default=None, init=False)
+    #: The SSE event log in Redis (None: no cluster); the HTTP transport mirrors its streams into it.
+    stream_log: SharedStreamLog | None = attrs.field(default=None, init=False)
     #: GET streams open here for sessions another node owns (their events come through the bus).
     _remote_streams: dict[str, trio.MemorySendChannel[Message]] = attrs.field(factory=dict, init=False)
     _tree: SupervisorHandle | None = attrs.field(default=None, init=False)
@@ -356,6 +359,9 @@ class RunningServer(ForwardingMixin):
             raise SessionBusy(None, self._retry_after)
         session_id = slot.session_id
         self.sessions.add(slot)
+        remote = self._remote_streams.pop(session_id, None)
+        if remote is not None:  # the client's GET stream is here already: it is the session's now
+            slot.standalone = remote
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
             session_label(session_id),  # child ids reach the supervision log: never the id itself
@@ -926,6 +932,8 @@ async def start_server(
         with trio.CancelScope(shield=True):
             if running.ownership is not None:
                 await running.ownership.aclose()
+            if running.stream_log is not None:
+                await running.stream_log.aclose()
             if isinstance(session_state_store, str):
                 await store.aclose()
             if isinstance(task_backend, str):
