@@ -47,14 +47,15 @@ def make_app() -> Server:
 
 
 @asynccontextmanager
-async def nodes(url: str, prefix: str, count: int) -> AsyncIterator[list[Any]]:
+async def nodes(url: str, prefix: str, count: int, names: str = "n") -> AsyncIterator[list[Any]]:
+    """``count`` nodes named ``{names}0``, ``{names}1``, ...: two live nodes never share a name."""
     async with AsyncExitStack() as stack:
         running = []
         for i in range(count):
             store = RedisSessionStore(url, prefix=prefix)
             stack.push_async_callback(store.aclose)
             node = await stack.enter_async_context(
-                start_server(make_app(), session_state_store=store, node_id=f"n{i}")
+                start_server(make_app(), session_state_store=store, node_id=f"{names}{i}")
             )
             running.append(node)
         yield running

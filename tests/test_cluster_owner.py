@@ -61,7 +61,7 @@ async def test_two_nodes_taking_over_one_session_at_once_one_wins_and_no_value_i
     redis_server: str, redis_prefix: str
 ) -> None:
     async with nodes(redis_server, redis_prefix, 2) as (b, c):
-        async with nodes(redis_server, redis_prefix, 1) as (a,), client_on(a) as on_a:
+        async with nodes(redis_server, redis_prefix, 1, names="first") as (a,), client_on(a) as on_a:
             sid = on_a.session_id
             assert sid is not None
             assert text(await on_a.call_tool("counter")) == "1"
