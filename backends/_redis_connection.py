@@ -80,6 +80,15 @@ class RedisAddress:
             password=unquote(parts.password) if parts.password is not None else None,
         )
 
+    def url(self) -> str:
+        """The URL back, password included (for a second connection to the same server)."""
+        scheme = "rediss" if self.tls else "redis"
+        quote = urllib.parse.quote
+        auth = ""
+        if self.password is not None:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
+
     def redacted(self) -> str:
         """The URL without the password, for messages and reprs."""
         scheme = "rediss" if self.tls else "redis"
@@ -100,8 +109,18 @@ class RedisConnection:
     the server does not know it yet (after a restart or ``SCRIPT FLUSH``).
     """
 
-    def __init__(self, url: str, *, owner: str, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        owner: str,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        channels: Sequence[str] = (),
+    ) -> None:
         self.address = RedisAddress.parse(url)
+        #: Pub/sub channels this connection subscribes to when it opens (glide subscribes a client at
+        #: creation); such a connection only reads them (``next_message``).
+        self._channels = tuple(channels)
         self._owner = owner
         self._request_timeout = request_timeout
         self._client: GlideClient | None = None
@@ -157,8 +176,9 @@ class RedisConnection:
             use_tls=address.tls,
             credentials=credentials,
             database_id=address.db,
+            pubsub_subscriptions=self._subscriptions(),
             request_timeout=int(self._request_timeout * 1000),
-            client_name=f"mcpvisor-{self._owner}",
+            client_name=f"mcpvisor-{self._owner}".replace(" ", "-"),  # CLIENT SETNAME refuses spaces
             advanced_config=AdvancedGlideClientConfiguration(
                 connection_timeout=int(self._request_timeout * 1000)
             ),
@@ -169,6 +189,42 @@ class RedisConnection:
             raise BackendError(
                 f"{self._owner}: cannot connect to Redis at {address.redacted()}: {exc}"
             ) from exc
+
+    def _subscriptions(self) -> object:
+        if not self._channels:
+            return None
+        from glide import GlideClientConfiguration
+
+        modes = GlideClientConfiguration.PubSubChannelModes
+        return GlideClientConfiguration.PubSubSubscriptions(
+            channels_and_patterns={modes.Exact: set(self._channels)}, callback=None, context=None
+        )
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        """``PUBLISH``: how many subscribers (connections, this server's count) received it."""
+        client = await self.client()
+        try:
+            return await client.publish(message, channel)
+        except Exception as exc:
+            if self._closed:
+                raise self.closed_error() from exc
+            raise
+
+    async def next_message(self) -> tuple[str, bytes]:
+        """The next message on a subscribed channel (waits; cancellable): ``(channel, payload)``."""
+        client = await self.client()
+        try:
+            msg = await client.get_pubsub_message()
+        except Exception as exc:
+            if self._closed:
+                raise self.closed_error() from exc
+            raise
+        channel = msg.channel
+        payload = msg.message
+        return (
+            channel.decode() if isinstance(channel, bytes) else str(channel),
+            payload if isinstance(payload, bytes) else str(payload).encode(),
+        )
 
     async def script(self, source: str, keys: Sequence[str | bytes], args: Sequence[str | bytes]) -> object:
         """Run a Lua script in one round trip (``EVALSHA``, loading it on the first use)."""

@@ -162,6 +162,12 @@ class RedisSessionStore:
         self._sessions = f"{self._p}:sx"
         self._default_ttl = default_ttl
 
+    @property
+    def cluster_target(self) -> tuple[str, str]:
+        """``(url, key prefix)`` of this backend's Redis, for the runtime's cluster event bus, which
+        opens connections of its own to the same server under the same prefix."""
+        return self._conn.address.url(), self._p
+
     def __repr__(self) -> str:
         return f"RedisSessionStore({self._conn.address.redacted()!r}, prefix={self._p[1:-1]!r})"
 

@@ -277,6 +277,12 @@ class RedisTaskBackend:
         self._tx = f"{self._p}:tx"
         self._ti = f"{self._p}:ti"
 
+    @property
+    def cluster_target(self) -> tuple[str, str]:
+        """``(url, key prefix)`` of this backend's Redis, for the runtime's cluster event bus, which
+        opens connections of its own to the same server under the same prefix."""
+        return self._conn.address.url(), self._p
+
     def __repr__(self) -> str:
         return f"RedisTaskBackend({self._conn.address.redacted()!r}, prefix={self._p[1:-1]!r})"
 

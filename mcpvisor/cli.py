@@ -215,6 +215,14 @@ def http_limits_of(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def node_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--node-id`` names the node and its task markers (so two nodes never fail each other's tasks)."""
+    options: dict[str, Any] = {"node_ttl": args.node_ttl}
+    if args.node_id is not None:
+        options.update(node_id=args.node_id, task_node=args.node_id)
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcpvisor", description="Run MCP servers under OTP-style supervision."
@@ -239,6 +247,20 @@ def _parser() -> argparse.ArgumentParser:
             default="h11",
             help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
         )
+        sub.add_argument(
+            "--node-id",
+            default=None,
+            help="this process's name in logs, on the cluster bus and in its running-task markers; "
+            "give each process on one shared Redis or SQLite its own stable name (default: random, "
+            "with task markers named 'default')",
+        )
+        sub.add_argument(
+            "--node-ttl",
+            type=float,
+            default=10.0,
+            help="with a Redis backend: seconds without renewing its liveness lease after which a node "
+            "counts as dead and a survivor fails its unfinished tasks (default 10)",
+        )
         limit_flags(sub)
         http_limit_options(sub)
         auth_flags(sub)
@@ -261,6 +283,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not args.node_ttl > 0:
+        parser.error(f"--node-ttl must be positive, got {args.node_ttl}")
     if args.http_server == "hypercorn" and args.max_connections is not None:
         parser.error("--max-connections: hypercorn has no connection cap (use --http-server h11)")
     try:
@@ -295,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             **limit_options(args),
             http_options=http_options,
             protocol=args.protocol,
+            **node_options(args),
         )
     except (UnsupportedBackendURL, BackendUnavailable, ListenError) as exc:
         parser.exit(2, f"mcpvisor: error: {exc}\n")

@@ -14,7 +14,7 @@ from mcpvisor.backends import MemorySessionStore, decode
 from mcpvisor.runtime.server import UnknownSession, start_server
 from mcpvisor.runtime.transports.memory import open_memory_client
 from mcpvisor.runtime.tree._session_settings import SETTINGS_KEY
-from mcpvisor.runtime.tree._shared_session import SessionEnded, is_live, write_settings
+from mcpvisor.runtime.tree._shared_session import SessionEnded, change_settings, is_live
 
 
 async def two_nodes(stack: AsyncExitStack, store: MemorySessionStore, **options: Any) -> tuple[Any, Any]:
@@ -66,7 +66,7 @@ async def test_a_settings_write_never_overwrites_a_tombstone() -> None:
         tomb = await store.get(sid, SETTINGS_KEY)
         # What b's actor would write for a setLevel it ran before noticing the DELETE.
         with pytest.raises(SessionEnded):
-            await write_settings(b.store, b.sessions.slots[sid], live, first=False)
+            await change_settings(b.store, b.sessions.slots[sid], fields={"log_level": "debug"})
         assert await store.get(sid, SETTINGS_KEY) == tomb
 
 

@@ -102,6 +102,8 @@ async def serve(
         )
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/mcp"
+        if running.cluster is not None:
+            print(f"mcpvisor: node {running.node_id} (events cross nodes through Redis)", file=sys.stderr)
         print(
             f"mcpvisor: serving {getattr(server, 'name', 'MCP server')} at {url}",
             file=sys.stderr,

@@ -9,6 +9,7 @@ handler's worker thread, from which they hop back onto the trio thread).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -33,9 +34,13 @@ class Publisher:
     #: The trio thread's token: a sync handler runs in a worker thread and may (un)register tools from
     #: there; list_changed must then hop back onto the trio thread.
     trio_token: trio.lowlevel.TrioToken = attrs.field(factory=trio.lowlevel.current_trio_token)
+    #: With several nodes: sends a session's event to its GET stream on another node (True when it did).
+    elsewhere: Callable[[str, Notification], bool] | None = None
 
     def deliver(self, subscriber_id: str, notification: Notification) -> None:
         slot = self.sessions.get(subscriber_id)
+        if slot is not None and self.elsewhere is not None and self.elsewhere(subscriber_id, notification):
+            return
         if slot is not None:
             if not slot.deliver_standalone(notification) and slot.standalone is not None:
                 # Its GET stream's reader is too slow: count every drop, log the first of each stream.

@@ -82,10 +82,18 @@ from ..protocol import (
     unsupported_version_error,
 )
 from ..server._caller import Requester
+from ._cluster_bus import ClusterBus, cluster_target
+from ._cluster_node import cluster_children, cluster_hooks, open_cluster_bus
+from ._cluster_owner import Ownership
+from ._cluster_routing import CLOSE_METHOD, ForwardingMixin, route_forwarding
+from ._cluster_stream_log import SharedStreamLog
 from ._dispatch import handle_request as dispatch_request
 from ._event_bus import (
     EVENT_BUS_NAME,
+    EndedEverywhere,
     EventBus,
+    FromCluster,
+    ToSession,
     UnsubscribeAll,
     resource_topic,
 )
@@ -138,7 +146,7 @@ async def _reply_now(replies: trio.MemorySendChannel[Message], message: Message)
 
 
 @attrs.define(eq=False)
-class RunningServer:
+class RunningServer(ForwardingMixin):
     """A started server: the ``ServerPort`` transports drive, plus what tests and embedders inspect.
 
     ``start_server`` builds it from its parts (the session table, the publisher, the handle table,
@@ -176,6 +184,18 @@ class RunningServer:
     #: ``AuthSettings`` the HTTP transports apply (``start_server(auth=...)``, or the ``Server``'s own;
     #: docs/auth.md); None: no authentication.
     auth: Any = None
+    #: This process's name in logs and on the cluster bus (``start_server(node_id=...)``).
+    node_id: str = attrs.field(factory=lambda: uuid.uuid4().hex[:12])
+    #: The Redis transport of the EventBus (None: single node, or no Redis backend).
+    cluster: ClusterBus | None = attrs.field(default=None, init=False)
+    #: This node's liveness lease keeper (None: no Redis task backend).
+    liveness: Any = attrs.field(default=None, init=False)
+    #: Session ownership leases and forwarding (None: no Redis session store; ``_cluster_owner``).
+    ownership: Ownership | None = attrs.field(default=None, init=False)
+    #: The SSE event log in Redis (None: no cluster); the HTTP transport mirrors its streams into it.
+    stream_log: SharedStreamLog | None = attrs.field(default=None, init=False)
+    #: GET streams open here for sessions another node owns (their events come through the bus).
+    _remote_streams: dict[str, trio.MemorySendChannel[Message]] = attrs.field(factory=dict, init=False)
     _tree: SupervisorHandle | None = attrs.field(default=None, init=False)
     _reaper: IdleReaper = attrs.field(init=False)
     _resuming: dict[str, trio.Event] = attrs.field(factory=dict, init=False)
@@ -236,6 +256,72 @@ class RunningServer:
 
     # ---- notifications to sessions ------------------------------------------------------------------
 
+    def deliver_to_owner(self, owner: str, message: Message) -> None:
+        """The TaskRuntime's way out: a session-owned task's status notifications and requests go to
+        the session's standalone stream (whatever incarnation runs it now, on whichever node)."""
+        if owner.startswith("session:"):
+            sid = owner.removeprefix("session:")
+            if not self._to_session(sid, message) and self.cluster is not None:
+                self._bus_send(ToSession(sid, message), "a message for a session on another node")
+
+    def _to_session(self, session_id: str, message: Message) -> bool:
+        """Put ``message`` on the session's GET stream if it is open on this node (else False)."""
+        slot = self.sessions.get(session_id)
+        if slot is None and session_id in self._remote_streams:
+            return self._offer_remote(session_id, message)
+        if slot is None or slot.standalone is None:
+            return False
+        slot.deliver_standalone(message)
+        return True
+
+    def _elsewhere(self, session_id: str, notification: Notification) -> bool:
+        """The Publisher's question for a session owned here: is its GET stream on another node?
+        Then the event goes there through the bus (True)."""
+        slot = self.sessions.get(session_id)
+        if slot is None or slot.standalone is not None or self.ownership is None:
+            return False
+        self._bus_send(ToSession(session_id, notification), "an event for a stream on another node")
+        return True
+
+    def _has_session(self, session_id: str) -> bool:
+        return self.sessions.has(session_id)
+
+    def _end_here(self, session_id: str, reason: str = "it ended on another node") -> None:
+        """End this node's actor (and GET stream) of a session that ended elsewhere; the store is
+        not touched (the node that ended it dropped its values)."""
+        remote = self._remote_streams.pop(session_id, None)
+        if remote is not None:
+            remote.close()
+        slot = self.sessions.get(session_id)
+        if slot is None:
+            return
+        logger.info("session %s: %s, ending it on node %s", session_label(session_id), reason, self.node_id)
+        if not slot.closing:
+            slot.closing = True
+            slot.close_reason = reason
+        slot.keep_values = True
+        slot.close_standalone()
+        ref = slot.ref
+        if ref is not None:
+            ref.request_stop(NORMAL)
+
+    def _hear(self, event: Any) -> None:
+        """The ClusterBus's way in: another node's event, delivered by this node's EventBus (or, for
+        forwarding, handled by the session ownership)."""
+        if self.ownership is not None and self.cluster is not None and route_forwarding(self, event):
+            return
+        self._bus_send(FromCluster(event), "an event from another node")
+
+    def _bus_send(self, msg: object, what: str) -> None:
+        bus = self.registry.whereis(EVENT_BUS_NAME)
+        if bus is None:
+            return
+        try:
+            bus.send_nowait(msg)
+        except (MailboxFull, ActorExited):
+            self.stats.count_dropped()
+            logger.warning("%s dropped: the event bus is busy or restarting", what)
+
     async def end_listens(self, grace: float = 1.0) -> None:
         """End every ``subscriptions/listen`` stream with its final result, waiting up to ``grace``
         seconds. A server about to stop calls it while its transports still run, so the result reaches
@@ -256,6 +342,8 @@ class RunningServer:
 
     async def create_session(self, owner: str | None = None) -> str:
         session_id = uuid.uuid4().hex
+        if self.ownership is not None:
+            await self.ownership.claim(session_id)  # a new id: it is ours
         await self._start_slot(SessionSlot(session_id, owner=owner))
         return session_id
 
@@ -271,6 +359,9 @@ class RunningServer:
             raise SessionBusy(None, self._retry_after)
         session_id = slot.session_id
         self.sessions.add(slot)
+        remote = self._remote_streams.pop(session_id, None)
+        if remote is not None:  # the client's GET stream is here already: it is the session's now
+            slot.standalone = remote
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
             session_label(session_id),  # child ids reach the supervision log: never the id itself
@@ -314,6 +405,8 @@ class RunningServer:
                     await ending.done.wait()
                 if self.sessions.get(session_id) is not None:
                     return self.has_session(session_id)
+            if self.ownership is not None and await self.ownership.claim(session_id) is not None:
+                return True  # another node owns it: this node forwards to it (``submit``)
             await self._start_slot(SessionSlot(session_id, resumed=True, owner=stored_owner(record)))
             logger.info("session %s resumed from the state store", session_label(session_id))
             return True
@@ -336,6 +429,8 @@ class RunningServer:
             raise TypeError("submit: a Request needs a replies channel")
         if session_id is None:
             await self._submit_stateless(message, replies, caller)
+            return
+        if session_id not in self.sessions.slots and self._forward(session_id, message, replies):
             return
         slot = self.sessions.live(session_id)
         if (
@@ -479,6 +574,12 @@ class RunningServer:
             runner.cancel(replies)
 
     def standalone_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:
+        if (
+            session_id not in self.sessions.slots
+            and self.ownership is not None
+            and session_id in self.ownership.remote
+        ):
+            return self._remote_stream(session_id)
         slot = self.sessions.live(session_id)
         slot.close_standalone()
         send, receive = trio.open_memory_channel[Message](256)
@@ -489,6 +590,7 @@ class RunningServer:
     async def close_session(self, session_id: str) -> None:
         slot = self.sessions.get(session_id)
         if slot is None:
+            self._forward(session_id, Notification(CLOSE_METHOD, None), None)
             return
         if not slot.closing:
             slot.closing = True
@@ -546,6 +648,8 @@ class RunningServer:
         self._reaper.forget(slot)
         slot.set_ref(None)  # wakes submitters waiting for an incarnation that will not come
         slot.close_standalone()
+        if self.ownership is not None and self.sessions.get(sid) is None:
+            await self.ownership.release(sid)
         slot.fail_in_flight(
             f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
         )
@@ -559,6 +663,8 @@ class RunningServer:
                             if self._deps.shared and slot.initialized:
                                 # Every node must see that it ended: a tombstone, not just absence.
                                 await self.store.put(sid, SETTINGS_KEY, tombstone(slot.close_reason))
+                                # ... and nodes serving it now end their actors and GET streams at once.
+                                self._bus_send(EndedEverywhere(sid), "a session's end")
                         bus = self.registry.whereis(EVENT_BUS_NAME)
                         if bus is not None:
                             await bus.call(UnsubscribeAll(sid))
@@ -605,6 +711,8 @@ async def start_server(
     task_prelude_wait: float = 0.1,
     shared_state_store: bool | None = None,
     auth: Any = None,
+    node_id: str | None = None,
+    node_ttl: float = 10.0,
 ) -> AsyncIterator[RunningServer]:
     """Run ``server`` under its supervision tree for the body's duration; yields the ``ServerPort``.
 
@@ -649,6 +757,11 @@ async def start_server(
     ``tasks/list`` answers ``task_list_page`` tasks a page. ``task_node``
     names this process's running-task markers: with several servers on one shared task backend,
     give each a stable name of its own, so one's start-up never fails the tasks another runs.
+    ``node_id`` names this process in logs and on the cluster bus (default: random); with a Redis
+    backend the server is one node of many (docs/cluster.md): events cross nodes through Redis, task
+    markers are named after the node (unless ``task_node`` is given), a session runs on one node at a
+    time (the others forward to it), and a node that stops renewing its leases for ``node_ttl``
+    seconds is dead: its sessions are taken over and its unfinished tasks failed by a survivor.
     ``task_prelude_wait`` is how long a 2026-07-28 task tool's call waits for an inline
     ``InputRequired`` round before it answers ``CreateTaskResult`` (docs/tasks.md). ``task_clock``
     stamps task records; it must be the task backend's clock (tests pass ``trio.current_time`` to
@@ -732,9 +845,17 @@ async def start_server(
         resume_sessions=resume_sessions,
         protocol=protocol,
         auth=auth if auth is not None else getattr(server, "auth", None),
+        **({"node_id": node_id} if node_id is not None else {}),
     )
+    running.publisher.elsewhere = running._elsewhere
     if task_list_page < 1:
         raise ValueError(f"task_list_page must be at least 1, got {task_list_page}")
+    clustered = deps.shared or cluster_target(tasks) is not None
+    cluster = open_cluster_bus(running, store, tasks) if clustered else None
+    if cluster is not None and cluster_target(tasks) is not None:
+        task_client.remote_poll = min(task_poll_interval, 1.0)  # a task may end on another node
+    if cluster is not None and task_node == "default":
+        task_node = running.node_id  # one marker owner per node: survivors settle a dead node's tasks
 
     def dynamic_supervisor(child_id: str, name: str, max_children: int | None) -> ChildSpec:
         """The tree's three DynamicSupervisors (tasks, sessions, handles) differ only in these."""
@@ -755,7 +876,7 @@ async def start_server(
                 tasks,
                 registry=registry,
                 supervisor=lambda: running._child("task_supervisor"),
-                deliver=sessions.deliver_to_owner,
+                deliver=running.deliver_to_owner,
                 default_ttl=task_ttl,
                 max_ttl=max_task_ttl,
                 poll_interval=task_poll_interval,
@@ -769,7 +890,7 @@ async def start_server(
         dynamic_supervisor("task_supervisor", "tasks", max_running_tasks),
         actor_child_spec(
             "event_bus",
-            lambda: EventBus(running.publisher.deliver, running.publisher.everyone),
+            lambda: EventBus(running.publisher.deliver, running.publisher.everyone, cluster_hooks(running)),
             name=EVENT_BUS_NAME,
             registry=registry,
         ),
@@ -780,6 +901,8 @@ async def start_server(
         ChildSpec("requests", requests, shutdown=shutdown_grace),
         ChildSpec("janitor", Janitor(client, registry, expire_interval), shutdown=shutdown_grace),
     ]
+    if cluster is not None:  # last: their restarts (a lost Redis connection) restart nothing else
+        children.extend(cluster_children(running, cluster, store, tasks, node_ttl))
     removers: list[Callable[[], None]] = []
     on_list_changed = getattr(server, "on_list_changed", None)
     on_resource_updated = getattr(server, "on_resource_updated", None)
@@ -807,6 +930,10 @@ async def start_server(
     finally:
         running.attach_tree(None)
         with trio.CancelScope(shield=True):
+            if running.ownership is not None:
+                await running.ownership.aclose()
+            if running.stream_log is not None:
+                await running.stream_log.aclose()
             if isinstance(session_state_store, str):
                 await store.aclose()
             if isinstance(task_backend, str):

@@ -58,7 +58,7 @@ from ._served_server import ServedServer
 from ._session_label import session_label
 from ._session_settings import IDLE_TIMEOUT_CAPABILITY, SETTINGS_KEY, SessionSettings, negotiate_idle_timeout
 from ._session_slot import InFlight, SessionSlot
-from ._shared_session import SessionEnded, is_live, write_settings
+from ._shared_session import SessionEnded, change_settings, is_live, write_settings
 from ._state_store_server import StateStoreClient
 from ._task_runtime import forward_task_answer
 
@@ -211,7 +211,12 @@ class SessionActor:
         else:
             raise TypeError(f"SessionActor got an unknown call {msg!r}")
         try:
-            await self._persist()
+            if isinstance(msg, SubscribeUri):
+                await self._persist(subscribe=msg.uri)
+            elif isinstance(msg, UnsubscribeUri):
+                await self._persist(unsubscribe=msg.uri)
+            else:
+                await self._persist()
         except SessionEnded as ended:
             self._ended_elsewhere()
             return ended  # the request that asked fails; the actor stops normally
@@ -238,13 +243,23 @@ class SessionActor:
         if bus is not None:
             await bus.call(msg)
 
-    async def _persist(self, *, first: bool = False) -> None:
-        assert self.settings is not None
-        if self.deps.shared:
-            await write_settings(self.deps.store, self.slot, self.settings.to_bytes(), first=first)
-            self.slot.record_written = trio.current_time()
+    async def _persist(
+        self, *, first: bool = False, subscribe: str | None = None, unsubscribe: str | None = None
+    ) -> None:
+        """Store the settings: whole at ``initialize`` (or on a store of this process only), else as
+        one change to the stored record (``_shared_session.change_settings``)."""
+        settings = self.settings
+        assert settings is not None
+        if not self.deps.shared:
+            await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, settings.to_bytes())
+            return
+        if first:
+            await write_settings(self.deps.store, self.slot, settings.to_bytes())
+        elif subscribe is not None or unsubscribe is not None:
+            await change_settings(self.deps.store, self.slot, subscribe=subscribe, unsubscribe=unsubscribe)
         else:
-            await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes())
+            await change_settings(self.deps.store, self.slot, fields={"log_level": settings.log_level})
+        self.slot.record_written = trio.current_time()
 
     async def _initialize(self, start: StartSession, entry: InFlight) -> None:
         request = start.request

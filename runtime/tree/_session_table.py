@@ -11,7 +11,6 @@ from __future__ import annotations
 import attrs
 
 from ..actors import ActorRef
-from ..protocol import Message
 from ._port import UnknownSession
 from ._session_slot import SessionSlot
 
@@ -60,11 +59,3 @@ class SessionTable:
 
     def discard(self, session_id: str) -> None:
         self.slots.pop(session_id, None)
-
-    def deliver_to_owner(self, owner: str, message: Message) -> None:
-        """The TaskRuntime's way out: a session-owned task's status notifications and requests go to
-        the session's standalone stream (whatever incarnation runs it now)."""
-        if owner.startswith("session:"):
-            slot = self.slots.get(owner.removeprefix("session:"))
-            if slot is not None:
-                slot.deliver_standalone(message)

@@ -38,6 +38,8 @@ _GRACE: Final = 0.1
 _FOREVER_REFRESH: Final = 3600.0
 #: The field that makes a settings record a tombstone (a plain msgpack map, like the settings).
 _ENDED: Final = "ended"
+#: The settings record's field of resource subscriptions (``SessionSettings.to_bytes``).
+_SUBSCRIPTIONS: Final = "subscriptions"
 
 
 class SessionEnded(Exception):
@@ -73,25 +75,48 @@ def _still_live(old: Any) -> Any:
     return old
 
 
-class _Replace:
-    """``update``'s function for a settings change: the new record, unless the session ended."""
+class _Change:
+    """``update``'s function for a settings change: the *stored* record with this one change applied,
+    unless the session ended.
 
-    def __init__(self, new: Any) -> None:
-        self.new = new
+    Two nodes may serve the session at once, each with its own copy of the settings; a copy may be
+    older than the record (a subscription made through the other node). So a change never writes a
+    node's whole copy: it sets the fields it changes (a log level) and adds or removes its one
+    subscription in the stored list, and the conditional update retries it on a concurrent write.
+    """
+
+    def __init__(
+        self, fields: dict[str, Any], subscribe: str | None = None, unsubscribe: str | None = None
+    ) -> None:
+        self.fields = fields
+        self.subscribe = subscribe
+        self.unsubscribe = unsubscribe
 
     def __call__(self, old: Any) -> Any:
         _still_live(old)
-        return self.new
+        subs = [uri for uri in old.get(_SUBSCRIPTIONS) or [] if uri != self.unsubscribe]
+        if self.subscribe is not None and self.subscribe not in subs:
+            subs.append(self.subscribe)
+        return {**old, **self.fields, _SUBSCRIPTIONS: subs}
 
 
-async def write_settings(store: StateStoreClient, slot: SessionSlot, data: bytes, *, first: bool) -> None:
-    """Store a shared session's settings record: at ``initialize`` (``first``) as is, afterwards only
-    over a live record (``SessionEnded`` if it is gone). Either way its TTL starts afresh."""
-    ttl = record_ttl(slot.idle_timeout)
-    if first:
-        await store.put(slot.session_id, SETTINGS_KEY, data, ttl=ttl)
-    else:
-        await store.update(slot.session_id, SETTINGS_KEY, _Replace(decode(data)), ttl=ttl)
+async def write_settings(store: StateStoreClient, slot: SessionSlot, data: bytes) -> None:
+    """Store a shared session's settings record at ``initialize``; its TTL starts."""
+    await store.put(slot.session_id, SETTINGS_KEY, data, ttl=record_ttl(slot.idle_timeout))
+
+
+async def change_settings(
+    store: StateStoreClient,
+    slot: SessionSlot,
+    *,
+    fields: dict[str, Any] | None = None,
+    subscribe: str | None = None,
+    unsubscribe: str | None = None,
+) -> None:
+    """Apply one change to a shared session's stored settings, only over a live record
+    (``SessionEnded`` if it is gone); its TTL starts afresh."""
+    change = _Change(fields or {}, subscribe, unsubscribe)
+    await store.update(slot.session_id, SETTINGS_KEY, change, ttl=record_ttl(slot.idle_timeout))
 
 
 async def check_live(store: StateStoreClient, slot: SessionSlot, now: float) -> None:

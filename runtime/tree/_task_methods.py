@@ -15,6 +15,7 @@ backend. Who owns a task (``task_owner``):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -52,6 +53,7 @@ from ._task_runtime import (
     AlreadyTerminal,
     AwaitTask,
     CancelTask,
+    GetTask,
     ListTasks,
     LookupTask,
     StartTask,
@@ -89,6 +91,10 @@ class TaskClient:
         self.prelude_wait = prelude_wait
         #: ``tasks/list`` page size
         self.list_page = list_page
+        #: With several nodes on one task backend, a task may run (and end) on another node, whose
+        #: end this node's TaskRuntime never sees: ``tasks/result`` then also re-reads the record
+        #: this often (seconds). None on a single node, where the runtime's wake-up is enough.
+        self.remote_poll: float | None = None
 
     async def call(self, msg: Any, timeout: float | None = 30.0) -> Any:
         ref = self.registry.whereis(TASK_RUNTIME_NAME)
@@ -229,6 +235,7 @@ async def _wait_terminal(env: RequestEnv, client: TaskClient, task_id: str) -> T
     forward = getattr(env, "send_client_request", None)
     send, receive = trio.open_memory_channel[Message](64)
     result: TaskRecord | None = None
+    polled: list[TaskRecord | None] = []
     async with trio.open_nursery() as nursery:
         if forward is not None:
 
@@ -238,12 +245,37 @@ async def _wait_terminal(env: RequestEnv, client: TaskClient, task_id: str) -> T
                         await forward(message)
 
             nursery.start_soon(pump)
+        if client.remote_poll is not None:
+            nursery.start_soon(
+                _poll_remote_end, client, client.remote_poll, task_id, polled, nursery.cancel_scope
+            )
         with send:
             result = await client.call(AwaitTask(task_id, task_owner(env), send), timeout=None)
         nursery.cancel_scope.cancel()
+    if polled:
+        result = polled[0]
     if result is None:  # expired while we waited
         raise task_not_found(task_id)
     return result
+
+
+async def _poll_remote_end(
+    client: TaskClient, every: float, task_id: str, out: list[TaskRecord | None], scope: trio.CancelScope
+) -> None:
+    """Re-read the task until it is terminal (it may end on another node), then end the wait."""
+    while True:
+        await trio.sleep(every)
+        try:
+            record = await client.call(GetTask(task_id))
+        except Exception as exc:  # the store's hiccup: the next round tries again
+            logging.getLogger("mcpvisor.runtime.tree").info(
+                "tasks/result: re-reading task %s failed: %r", task_id, exc
+            )
+            continue
+        if record is None or record.status.is_terminal:
+            out.append(record)
+            scope.cancel()
+            return
 
 
 def _final(record: TaskRecord) -> Any:

@@ -82,6 +82,13 @@ class GetTask:
 
 
 @attrs.frozen
+class FailNodeTasks:
+    """Settle as failed the tasks another node left running (its liveness lease expired)."""
+
+    node: str
+
+
+@attrs.frozen
 class ExpireTasks:
     pass
 
@@ -365,6 +372,12 @@ class TaskRuntime:
                 return await self.backend.get(msg.task_id)
             if kind is ExpireTasks:
                 return await self._expire()
+            if kind is FailNodeTasks:
+                return await self._fail_orphans(
+                    f"mcpvisor:running:{msg.node}",
+                    f"The server stopped while this task was running (node {msg.node}), so it never "
+                    "finished; call the tool again to rerun it.",
+                )
         except Exception as exc:
             return StoreFailed(exc)
         raise TypeError(f"TaskRuntime got an unknown message {msg!r}")
@@ -617,18 +630,21 @@ class TaskRuntime:
                     caller.reply(None)
         return removed
 
-    async def _fail_orphans(self) -> int:
+    async def _fail_orphans(self, marker_owner: str | None = None, message: str | None = None) -> int:
+        """Fail the unfinished tasks of ``marker_owner``'s markers (default: this node's own, left by
+        a previous life), and remove the markers; how many tasks failed."""
         failed = 0
         cursor: str | None = None
+        owner = self.marker_owner if marker_owner is None else marker_owner
         for _ in range(100_000):  # bounded: one page per 100 markers
-            page = await self.backend.list(self.marker_owner, cursor=cursor, limit=100)
+            page = await self.backend.list(owner, cursor=cursor, limit=100)
             for marker in page.records:
                 task_id = marker.task_id.removeprefix(_MARKER_PREFIX)
                 if task_id in self.running:
                     continue
                 record = await self.backend.get(task_id)
                 if record is not None and not record.status.is_terminal:
-                    message = (
+                    message = message or (
                         "The server stopped while this task was running, so it never finished; "
                         "call the tool again to rerun it."
                     )
@@ -644,7 +660,7 @@ class TaskRuntime:
             if cursor is None:
                 break
         if failed:
-            logger.warning("%d task(s) left running by a previous server marked failed", failed)
+            logger.warning("%d task(s) left running by %s marked failed", failed, owner)
         return failed
 
 

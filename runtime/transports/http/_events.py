@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 
@@ -115,6 +116,13 @@ class ReplayStream:
         self._evict()
         self._lot.unpark_all()
         return self._last_seq
+
+    def restore(self, seq: int, data: bytes) -> None:
+        """Log an event under the number another node gave it (a stream resumed from the cluster's
+        log, ``_resume_elsewhere``); one at or before the last is already here."""
+        if seq > self._last_seq:
+            self._last_seq = seq - 1
+            self.append(data)
 
     def mark_taken(self, seq: int) -> None:
         """A connection is writing every event up to ``seq``: a notification among them that the bound
@@ -222,12 +230,25 @@ class SessionStreams:
     max_events: int = 1024
     #: Handed to every stream opened here (see ``ReplayStream.on_drop``).
     on_drop: Callable[[int], None] | None = None
+    #: Called with each stream opened for requests (their ids) or as a GET stream: the cluster's
+    #: shared log (``SharedStreamLog.track``) mirrors them so another node can resume them.
+    on_open: Callable[[ReplayStream, list[object]], None] | None = None
+    #: Stream keys say the stream's kind (odd: a POST's; even: a GET stream), so a node that knows
+    #: neither the stream nor its log can tell a lost POST stream (whose client waits for an answer).
+    kind_in_key: bool = False
     _streams: OrderedDict[int, ReplayStream] = attrs.field(factory=OrderedDict)
     _keys: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
-    def open(self, *, standalone: bool = False, label: str = "") -> ReplayStream:
+    def open(
+        self, *, standalone: bool = False, label: str = "", requests: list[object] | None = None
+    ) -> ReplayStream:
+        """A new stream; ``requests`` are the ids of the requests it answers (None: nothing to mirror,
+        as for a stream delivered in one write)."""
+        key = next(self._keys)
+        if self.kind_in_key:
+            key = (key & ~1) | (0 if standalone else 1)
         stream = ReplayStream(
-            next(self._keys),
+            key,
             standalone=standalone,
             max_events=self.max_events,
             on_drop=self.on_drop,
@@ -235,6 +256,8 @@ class SessionStreams:
         )
         self._streams[stream.key] = stream
         self._evict()
+        if self.on_open is not None and (standalone or requests is not None):
+            self.on_open(stream, requests or [])
         return stream
 
     def get(self, key: int) -> ReplayStream | None:
@@ -258,3 +281,15 @@ class SessionStreams:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+
+def cluster_keys() -> Iterator[int]:
+    """Stream keys unique across nodes (random, 52 bits): an event id minted on one node never names
+    another node's stream, so a resume anywhere finds the right log."""
+    while True:
+        yield secrets.randbits(52) | 2
+
+
+def is_post_stream_key(key: int) -> bool:
+    """A key from ``SessionStreams(kind_in_key=True)`` that named a POST's stream."""
+    return key & 1 == 1

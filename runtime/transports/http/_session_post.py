@@ -136,7 +136,7 @@ class SessionPost:
                 return
             await ex.respond(200, encode(final))
             return
-        stream = streams.open(label=f"POST stream of request {request.id!r}")
+        stream = streams.open(label=f"POST stream of request {request.id!r}", requests=[request.id])
         if is_final:
             replies.close()
             if await self._deliver_at_once(ex, stream, encode(first)):  # type: ignore[arg-type]
@@ -223,7 +223,9 @@ class SessionPost:
             await ex.respond(200, encode(answers))
             return
         streams = state.session_streams(session_id)
-        stream = streams.open(label=f"POST stream of a batch of {len(items)}")
+        stream = streams.open(
+            label=f"POST stream of a batch of {len(items)}", requests=[rid for rid, _ in channels]
+        )
         answered: set[RequestId] = set()
         for message in early:
             stream.append(encode(message))

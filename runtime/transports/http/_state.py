@@ -7,6 +7,7 @@ lookups here answer the client themselves (400, 404, 429, 503) when the answer i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import attrs
 from ...auth import AuthSettings, Principal, check_scopes
 from ...protocol import INTERNAL_ERROR, INVALID_REQUEST, Request, is_stateless_request
 from ...server._caller import owner_key
+from ...tree._cluster_stream_log import SharedStreamLog
 from ...tree._port import (
     SERVER_BUSY,
     RequestLimitReached,
@@ -27,7 +29,7 @@ from ...tree._port import (
 )
 from ...tree._stats import ServerStats
 from ._auth import answer_refusal
-from ._events import ReplayStream, SessionStreams
+from ._events import ReplayStream, SessionStreams, cluster_keys
 from ._exchange import Exchange
 from ._guard import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS, AllowList
 from ._headers import SESSION_HEADER, VERSION_HEADER
@@ -88,16 +90,36 @@ class AppState:
     def session_streams(self, session_id: str) -> SessionStreams:
         streams = self.streams.get(session_id)
         if streams is None:
-            streams = SessionStreams(
-                self.options.max_streams_per_session,
-                self.options.max_events_per_stream,
-                on_drop=self.stats.count_dropped,
-            )
+            log = self.shared_log
+            if log is None:
+                streams = SessionStreams(
+                    self.options.max_streams_per_session,
+                    self.options.max_events_per_stream,
+                    on_drop=self.stats.count_dropped,
+                )
+            else:
+                streams = SessionStreams(
+                    self.options.max_streams_per_session,
+                    self.options.max_events_per_stream,
+                    on_drop=self.stats.count_dropped,
+                    on_open=functools.partial(log.track, session_id),
+                    keys=cluster_keys(),
+                    kind_in_key=True,
+                )
             self.streams[session_id] = streams
         return streams
 
     def forget(self, session_id: str) -> None:
         self.streams.pop(session_id, None)
+        log = self.shared_log
+        if log is not None:
+            log.untrack_session(session_id)
+
+    @property
+    def shared_log(self) -> SharedStreamLog | None:
+        """The cluster's SSE event log in Redis when the port is one node of many (else None)."""
+        log = getattr(self.port, "stream_log", None)
+        return log if isinstance(log, SharedStreamLog) else None
 
     def sweep(self) -> None:
         """Drop the replay logs of sessions that ended without a DELETE (expired, crashed for good).

@@ -1,0 +1,292 @@
+"""One live owner per session: an ownership lease in Redis, forwarding to the owner, takeover on expiry.
+
+The lease ``session:<id>`` (``_cluster_lease``) names the node whose actor runs the session; the owner
+renews every lease it holds each third of the ttl and releases one when its actor stops. A node that
+gets a request for a session it does not hold a live actor for *claims* it: it takes the lease if it
+is free (a new session, or one whose owner stopped or died: that is the takeover, and the session is
+resumed from the store), else it remembers the holder and *forwards*: the client's message goes to
+the owner's own channel (``ClusterBus``), the owner submits it to its actor as if it came from its own
+transport, and streams every answer (progress, logs, the response) back on the forwarding node's
+channel. Forward rather than move the session on every request: a round-robin balancer would
+otherwise move it at every call, splitting its in-flight requests and GET stream between nodes.
+
+Failure: the forwarding node watches the lease while it waits. When the owner stops renewing it (it
+died) or another node holds it, the forwarded request fails with a retryable JSON-RPC error instead of
+hanging, and the next request claims the session afresh (a takeover once the dead owner's lease has
+expired). An owner that no longer runs the session (idle here, closed) refuses with ``gone`` and the
+forwarding node claims it for itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+from mcpvisor.backends._redis_connection import RedisConnection
+
+from ..protocol import ErrorResponse, Message, Request, Response
+from ..protocol._jsonrpc import INTERNAL_ERROR, error_response
+from ._cluster_bus import FORWARD, FORWARD_FAIL, FORWARD_REPLY, BusEvent, ClusterBus
+from ._cluster_lease import Leases
+from ._port import SessionBusy, TransportError, UnknownSession
+
+logger = logging.getLogger("mcpvisor.runtime.tree")
+
+#: Refusal reasons of an owner (``BusEvent.detail``).
+GONE: Final = "gone"
+BUSY: Final = "busy"
+
+# KEYS: leases. ARGV: holder, ttl ms. Renews those the holder still has; returns the indexes it lost.
+_RENEW_ALL: Final = """
+local lost = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+"""
+
+
+def _offer(replies: Any, message: Message) -> None:
+    """Put an answer on the transport's channel; a reader that left (or fell behind) loses it."""
+    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        replies.send_nowait(message)
+
+
+class OwnerLost(TransportError):
+    """The owner of a forwarded request's session stopped answering; the client should retry."""
+
+
+class Ownership:
+    """This node's side of session ownership (built when the server has a Redis session store)."""
+
+    def __init__(self, bus: ClusterBus, url: str, prefix: str, *, ttl: float) -> None:
+        self.bus = bus
+        self.node_id = bus.node_id
+        self.ttl = ttl
+        self._conn = RedisConnection(url, owner=f"session leases of node {self.node_id}")
+        self.leases = Leases(self._conn, prefix)
+        #: Sessions whose lease this node holds.
+        self.owned: set[str] = set()
+        #: Sessions another node owns, as last seen: ``session id -> owner node``.
+        self.remote: dict[str, str] = {}
+        self._pending: dict[str, trio.MemorySendChannel[Message]] = {}
+        self._sent: dict[str, tuple[str, Message]] = {}
+        #: Runs a message here after the owner said it no longer has the session (set by the server).
+        self.redo: Callable[[str, Message, Any], Awaitable[None]] | None = None
+        #: Stops this node's actor of a session whose lease it lost (set by the server).
+        self.on_lost: Callable[[str], None] | None = None
+        #: Forwarded exchanges this node served as the owner, and sent as a non-owner.
+        self.served = 0
+        self.forwarded = 0
+
+    async def aclose(self) -> None:
+        await self._conn.aclose()
+
+    def _name(self, session_id: str) -> str:
+        return f"session:{session_id}"
+
+    # ---- claiming ------------------------------------------------------------------------------------
+
+    async def claim(self, session_id: str) -> str | None:
+        """Take the session's lease (None: this node owns it now), or the node that holds it."""
+        name = self._name(session_id)
+        for _ in range(3):  # the holder may release or expire between our two reads
+            if await self.leases.acquire(name, self.node_id, self.ttl):
+                self.owned.add(session_id)
+                self.remote.pop(session_id, None)
+                return None
+            holder = await self.leases.holder(name)
+            if holder is not None:
+                self.remote[session_id] = holder
+                return holder
+        raise SessionBusy(session_id, 1.0)
+
+    async def release(self, session_id: str) -> None:
+        if session_id in self.owned:
+            self.owned.discard(session_id)
+            try:
+                await self.leases.release(self._name(session_id), self.node_id)
+            except Exception as exc:  # it expires on its own
+                logger.info("node %s: releasing the lease of a session failed: %r", self.node_id, exc)
+
+    async def renew_forever(self) -> None:
+        """Renew every owned lease each third of the ttl (run in the bus's nursery)."""
+        while True:
+            await trio.sleep(self.ttl / 3)
+            owned = sorted(self.owned)
+            if not owned:
+                continue
+            try:
+                lost = await self._conn.script(
+                    _RENEW_ALL,
+                    [self.leases.key(self._name(sid)) for sid in owned],
+                    [self.node_id, str(max(1, int(self.ttl * 1000)))],
+                )
+            except Exception as exc:
+                logger.warning("node %s: renewing session leases failed: %r", self.node_id, exc)
+                continue
+            for index in lost if isinstance(lost, list) else []:
+                sid = owned[int(index) - 1]
+                if sid not in self.owned:
+                    continue  # released meanwhile
+                self.owned.discard(sid)
+                logger.warning("node %s: lost the lease of session %s", self.node_id, sid[:8])
+                if self.on_lost is not None:
+                    self.on_lost(sid)
+
+    # ---- the forwarding node -------------------------------------------------------------------------
+
+    def forward(self, session_id: str, owner: str, message: Message, replies: Any) -> None:
+        """Send ``message`` to ``owner``; for a request, its answers arrive on ``replies``."""
+        token = uuid.uuid4().hex if isinstance(message, Request) else ""
+        if token:
+            self._pending[token] = replies
+            self._sent[token] = (session_id, message)
+            if not self.bus.spawn(self._watch, token, session_id, owner, message):
+                del self._pending[token], self._sent[token]
+                raise SessionBusy(session_id, 1.0)
+        self.forwarded += 1
+        self.bus.send_nowait(
+            BusEvent(FORWARD, self.node_id, session_id=session_id, message=message, token=token), owner
+        )
+
+    async def _watch(self, token: str, session_id: str, owner: str, message: Request) -> None:
+        """Fail the forwarded request if the owner loses the session's lease while it runs."""
+        try:
+            while token in self._pending:
+                await trio.sleep(self.ttl / 3)
+                if token not in self._pending:
+                    return
+                try:
+                    holder = await self.leases.holder(self._name(session_id))
+                except Exception:
+                    continue
+                if holder != owner:
+                    self.remote.pop(session_id, None)
+                    why = "stopped" if holder is None else "lost the session"
+                    self._finish(
+                        token,
+                        error_response(
+                            message.id,
+                            INTERNAL_ERROR,
+                            f"the node serving this session ({owner}) {why} while the request ran; "
+                            "retry it (the session continues on another node)",
+                            {"retryable": True},
+                        ),
+                    )
+                    return
+        finally:
+            self._pending.pop(token, None)
+            self._sent.pop(token, None)
+
+    def _finish(self, token: str, message: Message | None) -> None:
+        self._sent.pop(token, None)
+        replies = self._pending.pop(token, None)
+        if replies is None:
+            return
+        if message is not None:
+            _offer(replies, message)
+        replies.close()
+
+    def on_reply(self, event: BusEvent) -> None:
+        replies = self._pending.get(event.token)
+        if replies is None or event.message is None:
+            return
+        final = isinstance(event.message, Response | ErrorResponse)
+        if final:
+            self._finish(event.token, event.message)
+            return
+        _offer(replies, event.message)
+
+    def on_fail(self, event: BusEvent) -> None:
+        self.remote.pop(event.session_id, None)
+        sent = self._sent.pop(event.token, None)
+        replies = self._pending.pop(event.token, None)
+        if replies is None or sent is None:
+            return
+        if event.detail == GONE and self.redo is not None:
+            # The owner no longer runs it (idle there, or it just stopped): claim it and run it here.
+            self.bus.spawn(self._redo, sent[0], sent[1], replies)
+            return
+        if isinstance(event.message, ErrorResponse):
+            _offer(replies, event.message)
+        replies.close()
+
+    async def _redo(self, session_id: str, message: Message, replies: Any) -> None:
+        assert self.redo is not None
+        try:
+            await self.redo(session_id, message, replies)
+        except TransportError as exc:
+            if isinstance(message, Request):
+                error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry", {"retryable": True})
+                _offer(replies, error)
+            replies.close()
+
+    # ---- the owner -----------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        event: BusEvent,
+        submit: Callable[[str, Message, Any], Awaitable[None]],
+    ) -> None:
+        """Run a forwarded message here and stream its answers back (run in the bus's nursery)."""
+        self.served += 1
+        message = event.message
+        assert message is not None
+        origin, token = event.origin, event.token
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        try:
+            await submit(event.session_id, message, send if token else None)
+        except UnknownSession:
+            self._refuse(event, GONE)
+            return
+        except SessionBusy:
+            self._refuse(event, BUSY)
+            return
+        except TransportError as exc:
+            self._refuse(event, BUSY, str(exc))
+            return
+        if not token:
+            return
+        async with receive:
+            async for reply in receive:
+                self.bus.send_nowait(
+                    BusEvent(
+                        FORWARD_REPLY, self.node_id, session_id=event.session_id, message=reply, token=token
+                    ),
+                    origin,
+                )
+                if isinstance(reply, Response | ErrorResponse):
+                    return
+
+    def _refuse(self, event: BusEvent, reason: str, text: str = "") -> None:
+        message = event.message
+        error = None
+        if isinstance(message, Request) and reason == BUSY:
+            error = error_response(
+                message.id,
+                INTERNAL_ERROR,
+                text or "the session is busy on its node; retry",
+                {"retryable": True},
+            )
+        if event.token:
+            self.bus.send_nowait(
+                BusEvent(
+                    FORWARD_FAIL,
+                    self.node_id,
+                    session_id=event.session_id,
+                    message=error,
+                    token=event.token,
+                    detail=reason,
+                ),
+                event.origin,
+            )
