@@ -35,8 +35,8 @@ def make_app(gate: Gate | None = None) -> Server:
     app = Server("cluster-handle-tests")
 
     @app.tool()
-    async def open_counter(ctx: Context) -> str:
-        handle = await ctx.open_handle()
+    async def open_counter(ctx: Context, ttl: float | None = None) -> str:
+        handle = await ctx.open_handle(ttl=ttl)
         await ctx.set_state("count", 0)
         return handle
 
@@ -147,6 +147,22 @@ async def test_a_write_in_flight_on_one_node_when_another_closes_the_handle_does
             refused = await on_b.call_tool("bump", {"handle": handle})
             assert refused["isError"] and "unknown, closed or expired" in text(refused)
             assert await stored_keys(redis_server, redis_prefix, handle) == []
+
+
+async def test_a_handle_expires_on_every_node_at_once_and_its_values_go(
+    redis_server: str, redis_prefix: str
+) -> None:
+    with trio.fail_after(30):
+        async with nodes(redis_server, redis_prefix, 2) as (a, b), modern(a) as on_a, modern(b) as on_b:
+            handle = text(await on_a.call_tool("open_counter", {"ttl": 1.5}))
+            assert value(await on_b.call_tool("bump", {"handle": handle})) == 1
+            assert value(await on_a.call_tool("bump", {"handle": handle})) == 2
+            await trio.sleep(1.6)
+            for client in (on_b, on_a):
+                refused = await client.call_tool("bump", {"handle": handle})
+                assert refused["isError"] and "expired" in text(refused), refused
+            assert await stored_keys(redis_server, redis_prefix, handle) == []
+            assert handle not in a.handle_ids() and handle not in b.handle_ids()
 
 
 async def test_an_idle_stop_on_one_node_keeps_the_values_another_node_uses(

@@ -168,8 +168,15 @@ class HandleTable:
         if not self.shared and slot is not None and not slot.closing:
             return
         ending = slot is not None and slot.closing and not slot.keep_values
-        if await self.store.get(handle, HANDLE_KEY) is not None and not ending:
-            return
+        if not ending:
+            try:
+                if await self.store.get(handle, HANDLE_KEY) is not None:
+                    return
+            except Exception as exc:  # the write was acknowledged: it stands, as before this check
+                logger.info(
+                    "state handle %s: checking its record after a write failed: %r", handle_label(handle), exc
+                )
+                return
         # Ended: closed or expired (here or on another node), or gone from the store. Drop what the
         # write left (an ending here that has not dropped yet would too: dropping twice is harmless).
         await self.store.drop_session(handle)
