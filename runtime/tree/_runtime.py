@@ -796,6 +796,7 @@ async def start_server(
     )
     if shared_state_store is None:
         shared_state_store = not isinstance(store, MemorySessionStore)
+    handles.shared = shared_state_store
     task_client = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
     deps = SessionDeps(
         server,
