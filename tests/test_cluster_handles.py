@@ -65,15 +65,16 @@ def make_app(gate: Gate | None = None) -> Server:
 
 @asynccontextmanager
 async def nodes(
-    url: str, prefix: str, count: int, *, gate: Gate | None = None, **options: Any
+    url: str, prefix: str, count: int, *, gate: Gate | None = None, names: str = "h", **options: Any
 ) -> AsyncIterator[list[Any]]:
+    """``count`` nodes named ``{names}0``, ...: every cluster node holds a liveness lease on its name."""
     async with AsyncExitStack() as stack:
         running = []
         for i in range(count):
             store = RedisSessionStore(url, prefix=prefix)
             stack.push_async_callback(store.aclose)
             node = await stack.enter_async_context(
-                start_server(make_app(gate), session_state_store=store, node_id=f"h{i}", **options)
+                start_server(make_app(gate), session_state_store=store, node_id=f"{names}{i}", **options)
             )
             running.append(node)
         yield running
@@ -171,7 +172,7 @@ async def test_an_idle_stop_on_one_node_keeps_the_values_another_node_uses(
     with trio.fail_after(30):
         async with (
             nodes(redis_server, redis_prefix, 1, handle_idle_timeout=0.3) as (a,),
-            nodes(redis_server, redis_prefix, 1) as (b,),
+            nodes(redis_server, redis_prefix, 1, names="other") as (b,),
             modern(a) as on_a,
             modern(b) as on_b,
         ):
@@ -220,7 +221,7 @@ async def test_a_node_that_stops_leaves_the_handle_to_the_others_with_its_values
 ) -> None:
     with trio.fail_after(30):
         async with nodes(redis_server, redis_prefix, 1) as (b,), modern(b) as on_b:
-            async with nodes(redis_server, redis_prefix, 1) as (a,), modern(a) as on_a:
+            async with nodes(redis_server, redis_prefix, 1, names="other") as (a,), modern(a) as on_a:
                 handle = text(await on_a.call_tool("open_counter"))
                 assert value(await on_a.call_tool("bump", {"handle": handle})) == 1
                 assert value(await on_b.call_tool("bump", {"handle": handle})) == 2
