@@ -243,7 +243,8 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
     from mcp.shared.message import SessionMessage
 
     from ..protocol import Malformed, encode, parse_message
-    from ._connection import Outgoing, SingleClientConnection
+    from ._connection import Outgoing
+    from ._direct_connection import DirectClientConnection
 
     to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
     out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
@@ -252,7 +253,7 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         """The client's write stream: each message goes to the connection in the sending task itself
         (a reader task in between costs two trips through the scheduler per message)."""
 
-        def __init__(self, conn: SingleClientConnection) -> None:
+        def __init__(self, conn: DirectClientConnection) -> None:
             self.conn = conn
             self.closed = trio.Event()
 
@@ -281,19 +282,24 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         await inbox.closed.wait()
         await inbox.conn.finish()
 
-    async def write_client() -> None:
+    async def write_client(conn: DirectClientConnection) -> None:
+        # Every request's replies channel is a clone of ``out`` (``DirectClientConnection``): an answer
+        # wakes this task directly, with no per-request pump in between.
         async with to_client, out_receive:
             async for outgoing in out_receive:
                 for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
+                    if isinstance(message, CloseSseStream):
+                        continue  # an HTTP-only control item: there is no SSE connection here
+                    conn.settle(message)
                     wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
                     to_client.send_nowait(SessionMessage(wire))  # an unbounded stream: never blocks
 
     async with trio.open_nursery() as nursery:
         async with out_send:
-            conn = SingleClientConnection(port, out_send.clone(), nursery)
+            conn = DirectClientConnection(port, out_send.clone(), nursery)
         inbox = ServerInbox(conn)
         nursery.start_soon(finish, inbox)
-        nursery.start_soon(write_client)
+        nursery.start_soon(write_client, conn)
         try:
             yield client_reads, inbox
         finally:
