@@ -229,10 +229,7 @@ class RunningServer:
         return self._tree
 
     def _child(self, child_id: str) -> Any:
-        for row in self.tree.which_children():
-            if row.id == child_id:
-                return row.handle
-        return None
+        return self.tree.which_child(child_id)
 
     # ---- notifications to sessions ------------------------------------------------------------------
 
@@ -560,7 +557,7 @@ class RunningServer:
                                 # Every node must see that it ended: a tombstone, not just absence.
                                 await self.store.put(sid, SETTINGS_KEY, tombstone(slot.close_reason))
                         bus = self.registry.whereis(EVENT_BUS_NAME)
-                        if bus is not None:
+                        if bus is not None and (slot.subscribed or self._deps.shared):
                             await bus.call(UnsubscribeAll(sid))
                     except Exception as exc:
                         logger.warning("session %s: dropping its values failed: %r", session_label(sid), exc)
