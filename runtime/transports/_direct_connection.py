@@ -49,6 +49,11 @@ class DirectClientConnection(SingleClientConnection):
         if isinstance(message, Response | ErrorResponse) and message.id is not None:
             self._settle(message.id)
 
+    def abandon(self) -> None:
+        """The client stopped reading: no answer in flight will be taken out, so none is waited for."""
+        for request_id in list(self._open):
+            self._settle(request_id)
+
     def _cancelled(self, request_id: RequestId) -> None:
         self._settle(request_id)  # no answer will come (a late one still goes out, unaccounted)
 

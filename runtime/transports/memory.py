@@ -246,7 +246,6 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
     from ._connection import Outgoing
     from ._direct_connection import DirectClientConnection
 
-    to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
     out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
 
     class ServerInbox:
@@ -282,25 +281,65 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         await inbox.closed.wait()
         await inbox.conn.finish()
 
-    async def write_client(conn: DirectClientConnection) -> None:
-        # Every request's replies channel is a clone of ``out`` (``DirectClientConnection``): an answer
-        # wakes this task directly, with no per-request pump in between.
-        async with to_client, out_receive:
-            async for outgoing in out_receive:
-                for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
-                    if isinstance(message, CloseSseStream):
-                        continue  # an HTTP-only control item: there is no SSE connection here
-                    conn.settle(message)
-                    wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
-                    to_client.send_nowait(SessionMessage(wire))  # an unbounded stream: never blocks
+    class ClientOutbox:
+        """The client's read stream: the SDK's own reader task takes each answer straight from ``out``
+        (every request's replies channel is a clone of it, ``DirectClientConnection``), converting it
+        as it goes. No writer task of ours in between: one task wake less per message."""
+
+        def __init__(self, conn: DirectClientConnection) -> None:
+            self.conn = conn
+            self.pending: list[Message] = []  # the rest of a batch's answers
+            self.abandoned = False
+
+        async def receive(self) -> SessionMessage:
+            while True:
+                if self.pending:
+                    message = self.pending.pop(0)
+                else:
+                    if self.abandoned:
+                        raise anyio.ClosedResourceError
+                    try:
+                        outgoing = await out_receive.receive()
+                    except trio.EndOfChannel:
+                        raise anyio.EndOfStream from None
+                    if isinstance(outgoing, tuple):
+                        self.pending.extend(outgoing)
+                        continue
+                    message = outgoing
+                if isinstance(message, CloseSseStream):
+                    continue  # an HTTP-only control item: there is no SSE connection here
+                self.conn.settle(message)
+                wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
+                return SessionMessage(wire)
+
+        def __aiter__(self) -> ClientOutbox:
+            return self
+
+        async def __anext__(self) -> SessionMessage:
+            try:
+                return await self.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+
+        async def aclose(self) -> None:
+            # The client stopped reading: nothing it sent will be read, so the end of input need not
+            # wait for those answers. ``out`` itself stays open (the runtime and the standalone pump
+            # may still send; unread items go with the channel).
+            self.abandoned = True
+            self.conn.abandon()
+
+        async def __aenter__(self) -> ClientOutbox:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.aclose()
 
     async with trio.open_nursery() as nursery:
         async with out_send:
             conn = DirectClientConnection(port, out_send.clone(), nursery)
         inbox = ServerInbox(conn)
         nursery.start_soon(finish, inbox)
-        nursery.start_soon(write_client, conn)
         try:
-            yield client_reads, inbox
+            yield ClientOutbox(conn), inbox
         finally:
             await inbox.aclose()
