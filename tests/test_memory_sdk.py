@@ -75,3 +75,82 @@ async def test_sdk_cancelled_request_does_not_hold_the_close() -> None:
             start = trio.current_time()
         assert trio.current_time() - start < 2.0
         assert running.session_ids() == []
+
+
+def _raw(message: dict[str, Any]) -> Any:
+    """A message as the SDK's write stream carries it (no ClientSession: the test drives the streams)."""
+    from mcp import types
+    from mcp.shared.message import SessionMessage
+
+    return SessionMessage(types.jsonrpc_message_adapter.validate_python({"jsonrpc": "2.0", **message}))
+
+
+_INIT = {
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def _call(request_id: int, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments or {}}}
+
+
+async def test_sdk_reader_closed_early_neither_hangs_nor_holds_the_close() -> None:
+    # The client closes its read stream with answers unread (one still running for an hour) and then
+    # sends one more request: the answers are the reader's to settle, so without a drain taking the
+    # reader's place the end of input would wait out the 5 s grace for answers nobody takes out.
+    import anyio
+
+    async with start_server(app) as running:
+        with trio.fail_after(10):
+            async with open_sdk_streams(running) as (read, write):
+                await write.send(_raw(_INIT))
+                assert (await read.receive()).message.id == 0
+                await write.send(_raw({"method": "notifications/initialized"}))
+                await write.send(_raw(_call(1, "wait")))
+                for request_id in (2, 3, 4):
+                    await write.send(_raw(_call(request_id, "counter")))
+                (sid,) = running.session_ids()
+                await read.aclose()  # three answers unread, one request still running
+                with pytest.raises(anyio.ClosedResourceError):
+                    await read.receive()  # a clear error, not a wait for what was dropped
+                await write.send(_raw(_call(5, "counter")))  # sent after the reader left
+                with trio.fail_after(2):
+                    while running.requests_in_flight(sid) != 1:  # noqa: ASYNC110 (a count, no event)
+                        await trio.sleep(0.01)  # all but the hour-long wait answered
+                start = trio.current_time()
+            assert trio.current_time() - start < 2.0  # the close did not wait for the grace
+        assert running.session_ids() == []  # the running request ended with its session
+
+
+async def test_sdk_block_left_with_answers_unread_closes_promptly() -> None:
+    # The client leaves the block without reading (nor closing) its read stream: requests still running
+    # are given their grace (as over stdio), answered ones are not waited for, nothing is left behind,
+    # and a read afterwards says the stream ended instead of hanging.
+    import anyio
+
+    async with start_server(app) as running:
+        with trio.fail_after(10):
+            async with open_sdk_streams(running) as (read, write):
+                await write.send(_raw(_INIT))
+                await write.send(_raw({"method": "notifications/initialized"}))
+                for request_id in (1, 2, 3):
+                    await write.send(_raw(_call(request_id, "counter")))
+                await write.send(_raw(_call(4, "wait", {"seconds": 0.3})))  # answered within the grace
+                (sid,) = running.session_ids()
+                with trio.fail_after(2):
+                    while running.requests_in_flight(sid) != 1:  # noqa: ASYNC110 (a count, no event)
+                        await trio.sleep(0.01)
+                start = trio.current_time()
+            elapsed = trio.current_time() - start
+            assert 0.2 < elapsed < 2.0  # waited for the running request, not for a reader
+            assert running.session_ids() == []
+            with pytest.raises(anyio.EndOfStream):
+                await read.receive()
+            with pytest.raises(anyio.ClosedResourceError):
+                await write.send(_raw(_call(5, "counter")))

@@ -8,8 +8,9 @@ request's replies channel is a clone of ``out`` itself, so an answer wakes the o
 Per request that saves a memory channel, a spawned task and one trip through the scheduler.
 
 What the pumps did is kept: ``finish`` still waits for the requests in flight, which ``settle`` (called
-by the writer for every final answer it takes out) and a client's ``notifications/cancelled`` count
-down; a stateless request's cancel handle is dropped when it is answered. Batches keep the pumped path.
+by the reader of ``out`` for every final answer it takes out) and a client's ``notifications/cancelled``
+count down (so a reader that stops must be replaced: ``ClientOutbox``'s drain); a stateless request's
+cancel handle is dropped when it is answered. Batches keep the pumped path.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from ._connection import Outgoing, SingleClientConnection, _Batch
 
 
 class DirectClientConnection(SingleClientConnection):
-    """See the module docstring. The writer reading ``out`` must call ``settle`` for each final answer."""
+    """See the module docstring. Whatever reads ``out`` must call ``settle`` for each final answer it
+    takes out, and keep doing so (or call ``abandon``) once the client stops reading: an answer left in
+    ``out`` keeps ``finish`` waiting out its grace (``open_sdk_streams`` drains ``out`` then)."""
 
     def __init__(
         self, port: ServerPort, out: trio.MemorySendChannel[Outgoing], nursery: trio.Nursery

@@ -277,27 +277,38 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         async def __aexit__(self, *exc: object) -> None:
             await self.aclose()
 
-    async def finish(inbox: ServerInbox) -> None:
-        await inbox.closed.wait()
-        await inbox.conn.finish()
-
     class ClientOutbox:
         """The client's read stream: the SDK's own reader task takes each answer straight from ``out``
         (every request's replies channel is a clone of it, ``DirectClientConnection``), converting it
-        as it goes. No writer task of ours in between: one task wake less per message."""
+        as it goes. No writer task of ours in between: one task wake less per message.
 
-        def __init__(self, conn: DirectClientConnection) -> None:
+        Since the reader is what settles a request (``DirectClientConnection.settle``), a reader that
+        stops must be replaced: once the client closes this stream (``aclose``, what ``ClientSession``
+        does on exit) or leaves the ``open_sdk_streams`` block, a drain task takes what still comes out of
+        ``out``, drops it and settles the answers, so the end of input waits for requests still running
+        (up to the connection's grace) and never for a reader that is gone, and nothing piles up in
+        ``out`` meanwhile. Reading after ``aclose`` raises ``anyio.ClosedResourceError``; after the block
+        ended, ``anyio.EndOfStream``.
+        """
+
+        def __init__(self, conn: DirectClientConnection, nursery: trio.Nursery) -> None:
             self.conn = conn
+            self.nursery = nursery
             self.pending: list[Message] = []  # the rest of a batch's answers
-            self.abandoned = False
+            self.abandoned = False  # the client closed this stream
+            self.ended = False  # the block ended: nobody reads any more
+            self.draining = False
+            self.drained = trio.CancelScope()  # the drain task's, cancelled once the session is closed
 
         async def receive(self) -> SessionMessage:
             while True:
+                if self.abandoned:
+                    raise anyio.ClosedResourceError
+                if self.ended:
+                    raise anyio.EndOfStream
                 if self.pending:
                     message = self.pending.pop(0)
                 else:
-                    if self.abandoned:
-                        raise anyio.ClosedResourceError
                     try:
                         outgoing = await out_receive.receive()
                     except trio.EndOfChannel:
@@ -323,10 +334,26 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
 
         async def aclose(self) -> None:
             # The client stopped reading: nothing it sent will be read, so the end of input need not
-            # wait for those answers. ``out`` itself stays open (the runtime and the standalone pump
-            # may still send; unread items go with the channel).
+            # wait for the answers in flight (a request sent after this is still settled, by the drain).
             self.abandoned = True
             self.conn.abandon()
+            self.drain()
+
+        def drain(self) -> None:
+            """Nobody reads from now on: start the drain task (once; see the class docstring)."""
+            if self.draining:
+                return
+            self.draining = True
+            for message in self.pending:
+                self.conn.settle(message)
+            self.pending.clear()
+            self.nursery.start_soon(self._drain)
+
+        async def _drain(self) -> None:
+            with self.drained:
+                async for outgoing in out_receive:
+                    for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
+                        self.conn.settle(message)
 
         async def __aenter__(self) -> ClientOutbox:
             return self
@@ -334,12 +361,20 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         async def __aexit__(self, *exc: object) -> None:
             await self.aclose()
 
+    async def finish(inbox: ServerInbox, outbox: ClientOutbox) -> None:
+        await inbox.closed.wait()
+        await inbox.conn.finish()
+        outbox.drained.cancel()  # the session is closed: what is left in ``out`` is nobody's
+
     async with trio.open_nursery() as nursery:
         async with out_send:
             conn = DirectClientConnection(port, out_send.clone(), nursery)
         inbox = ServerInbox(conn)
-        nursery.start_soon(finish, inbox)
+        outbox = ClientOutbox(conn, nursery)
+        nursery.start_soon(finish, inbox, outbox)
         try:
-            yield ClientOutbox(conn), inbox
+            yield outbox, inbox
         finally:
+            outbox.ended = True
+            outbox.drain()
             await inbox.aclose()
