@@ -660,7 +660,9 @@ async def start_server(
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
-    client = StateStoreClient(registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait)
+    client = StateStoreClient(
+        registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait, store=store
+    )
     events: collections.deque[Any] = collections.deque(maxlen=1000)
 
     def record_event(event: Any) -> None:
