@@ -65,6 +65,11 @@ class MemorySessionStore:
         return f"MemorySessionStore(default_ttl={self._default_ttl!r}, sessions={len(self._sessions)})"
 
     async def get(self, session_id: str, key: str) -> bytes | None:
+        return self.get_now(session_id, key)
+
+    def get_now(self, session_id: str, key: str) -> bytes | None:
+        """``get`` without the coroutine: this store never waits (the server's state store runs a
+        read of an idle store straight in the caller's task with it)."""
         if self._closed:
             raise BackendClosed("MemorySessionStore is closed")
         values = self._sessions.get(session_id)
@@ -83,6 +88,10 @@ class MemorySessionStore:
         return entry[0]
 
     async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.put_now(session_id, key, value, ttl=ttl)
+
+    def put_now(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """``put`` without the coroutine (see ``get_now``)."""
         if self._closed:
             raise BackendClosed("MemorySessionStore is closed")
         if ttl is None:

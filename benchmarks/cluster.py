@@ -277,13 +277,20 @@ async def one_kill(
     return {"recovered": sorted(back.values()), "sessions": sessions, "failed_attempts": failures[0]}
 
 
-def kill_recovery(workdir: Path, kills: int, sessions: int, redis_url: str) -> dict[str, Any]:
+def kill_recovery(
+    workdir: Path, kills: int, sessions: int, redis_url: str, node_ttl: float
+) -> dict[str, Any]:
     samples: list[float] = []
     unrecovered = 0
     failed_attempts = 0
     for k in range(kills):
         with start_cluster(
-            workdir / f"kill{k}", nodes=2, target=APP, redis_url=redis_url, names=f"kill{k}-node"
+            workdir / f"kill{k}",
+            nodes=2,
+            target=APP,
+            redis_url=redis_url,
+            names=f"kill{k}-node",
+            extra=["--node-ttl", str(node_ttl)],
         ) as cluster:
             proxy = start_proxy_process(cluster.addresses)
             try:
@@ -330,13 +337,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--node-ttl",
+        type=float,
+        default=3.0,
+        help="the nodes' --node-ttl: how long until a killed node's sessions are taken over (default 3)",
+    )
     args = parser.parse_args()
     rounds, calls, kills = (1, 200, 1) if args.quick else (3, 1000, 3)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
         "python": sys.version.split()[0],
+        "node_ttl": args.node_ttl,
     }
-    with tempfile.TemporaryDirectory() as tmp, start_cluster(Path(tmp) / "c", nodes=2, target=APP) as cluster:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        start_cluster(
+            Path(tmp) / "c", nodes=2, target=APP, extra=["--node-ttl", str(args.node_ttl)]
+        ) as cluster,
+    ):
         proxies = {
             "1": start_proxy_process(cluster.addresses[:1]),
             "2": start_proxy_process(cluster.addresses),
@@ -365,7 +384,7 @@ def main() -> None:
         )
         results["kill_recovery"] = _timed_section(
             "kill recovery: 2 nodes behind the proxy, node 2 SIGKILLed under 20 sessions",
-            lambda: kill_recovery(Path(tmp) / "k", kills, 20, cluster.redis_url),
+            lambda: kill_recovery(Path(tmp) / "k", kills, 20, cluster.redis_url, args.node_ttl),
         )
     results["machine"]["load_average_at_end"] = os.getloadavg()
     if not args.quick and not args.no_write:

@@ -258,8 +258,9 @@ def _parser() -> argparse.ArgumentParser:
             "--node-ttl",
             type=float,
             default=10.0,
-            help="with a Redis backend: seconds without renewing its liveness lease after which a node "
-            "counts as dead and a survivor fails its unfinished tasks (default 10)",
+            help="with a Redis backend: seconds without renewing its leases after which a node counts as "
+            "dead: survivors take its sessions over, answer its in-flight requests with a retryable "
+            "error and fail its unfinished tasks (default 10)",
         )
         limit_flags(sub)
         http_limit_options(sub)

@@ -610,6 +610,16 @@ class SupervisorHandle:
             for c in self._run.children.values()
         ]
 
+    def which_child(self, child_id: str) -> Any:
+        """The handle of the running child ``child_id`` (the first one, in a dynamic supervisor), or
+        None: what ``which_children`` would say of it, without building a row per child (the runtime
+        looks a child up on every session start and close)."""
+        run = self._run
+        child = run.children.get(child_id) if not run.dynamic else None
+        if child is None and run.dynamic:
+            child = next((c for c in run.children.values() if c.spec.id == child_id), None)
+        return child.handle if child is not None and child.running else None
+
     def count_children(self) -> ChildCounts:
         children = self._run.children.values()
         sups = sum(1 for c in children if c.spec.type is ChildType.SUPERVISOR)

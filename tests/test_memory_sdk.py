@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 from _runtime_app import app
 from mcp import ClientSession
 from mcpvisor.runtime.server import start_server
@@ -28,3 +29,128 @@ async def test_sdk_session_in_memory_with_state_and_restart() -> None:
             (sid,) = running.session_ids()
             assert running.session_incarnations(sid) == 2
         assert running.session_ids() == []  # leaving the streams closed the session
+
+
+async def test_sdk_concurrent_calls_each_get_their_own_answer() -> None:
+    # Every request answers straight into the one writer (no per-request pump): answers must still
+    # reach the right callers, a slow request must not hold up a fast one, and counts must add up.
+    async with (
+        start_server(app) as running,
+        open_sdk_streams(running) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        got: list[str] = []
+        async with trio.open_nursery() as nursery:
+
+            async def slow() -> None:
+                got.append("wait:" + _text(await session.call_tool("wait", {"seconds": 0.2})))
+
+            async def fast() -> None:
+                for _ in range(20):
+                    got.append("counter:" + _text(await session.call_tool("counter", {})))
+
+            async def other() -> None:
+                got.append("version:" + _text(await session.call_tool("version", {})))
+
+            nursery.start_soon(slow)
+            nursery.start_soon(fast)
+            nursery.start_soon(other)
+        assert got[-1] == "wait:done"  # the slow one came last, the others did not wait for it
+        assert "version:2025-11-25" in got
+        assert [g for g in got if g.startswith("counter:")] == [f"counter:{n}" for n in range(1, 21)]
+
+
+async def test_sdk_cancelled_request_does_not_hold_the_close() -> None:
+    # A request the client abandoned (its timeout: the SDK sends notifications/cancelled) gets no
+    # answer; leaving the streams afterwards must not wait out the 5 s grace kept for requests that
+    # will still be answered.
+
+    async with start_server(app) as running:
+        async with open_sdk_streams(running) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            with trio.move_on_after(0.1):
+                await session.call_tool("wait", {"seconds": 3600})
+            assert _text(await session.call_tool("counter", {})) == "1"
+            start = trio.current_time()
+        assert trio.current_time() - start < 2.0
+        assert running.session_ids() == []
+
+
+def _raw(message: dict[str, Any]) -> Any:
+    """A message as the SDK's write stream carries it (no ClientSession: the test drives the streams)."""
+    from mcp import types
+    from mcp.shared.message import SessionMessage
+
+    return SessionMessage(types.jsonrpc_message_adapter.validate_python({"jsonrpc": "2.0", **message}))
+
+
+_INIT = {
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def _call(request_id: int, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments or {}}}
+
+
+async def test_sdk_reader_closed_early_neither_hangs_nor_holds_the_close() -> None:
+    # The client closes its read stream with answers unread (one still running for an hour) and then
+    # sends one more request: the answers are the reader's to settle, so without a drain taking the
+    # reader's place the end of input would wait out the 5 s grace for answers nobody takes out.
+    import anyio
+
+    async with start_server(app) as running:
+        with trio.fail_after(10):
+            async with open_sdk_streams(running) as (read, write):
+                await write.send(_raw(_INIT))
+                assert (await read.receive()).message.id == 0
+                await write.send(_raw({"method": "notifications/initialized"}))
+                await write.send(_raw(_call(1, "wait")))
+                for request_id in (2, 3, 4):
+                    await write.send(_raw(_call(request_id, "counter")))
+                (sid,) = running.session_ids()
+                await read.aclose()  # three answers unread, one request still running
+                with pytest.raises(anyio.ClosedResourceError):
+                    await read.receive()  # a clear error, not a wait for what was dropped
+                await write.send(_raw(_call(5, "counter")))  # sent after the reader left
+                with trio.fail_after(2):
+                    while running.requests_in_flight(sid) != 1:  # noqa: ASYNC110 (a count, no event)
+                        await trio.sleep(0.01)  # all but the hour-long wait answered
+                start = trio.current_time()
+            assert trio.current_time() - start < 2.0  # the close did not wait for the grace
+        assert running.session_ids() == []  # the running request ended with its session
+
+
+async def test_sdk_block_left_with_answers_unread_closes_promptly() -> None:
+    # The client leaves the block without reading (nor closing) its read stream: requests still running
+    # are given their grace (as over stdio), answered ones are not waited for, nothing is left behind,
+    # and a read afterwards says the stream ended instead of hanging.
+    import anyio
+
+    async with start_server(app) as running:
+        with trio.fail_after(10):
+            async with open_sdk_streams(running) as (read, write):
+                await write.send(_raw(_INIT))
+                await write.send(_raw({"method": "notifications/initialized"}))
+                for request_id in (1, 2, 3):
+                    await write.send(_raw(_call(request_id, "counter")))
+                await write.send(_raw(_call(4, "wait", {"seconds": 0.3})))  # answered within the grace
+                (sid,) = running.session_ids()
+                with trio.fail_after(2):
+                    while running.requests_in_flight(sid) != 1:  # noqa: ASYNC110 (a count, no event)
+                        await trio.sleep(0.01)
+                start = trio.current_time()
+            elapsed = trio.current_time() - start
+            assert 0.2 < elapsed < 2.0  # waited for the running request, not for a reader
+            assert running.session_ids() == []
+            with pytest.raises(anyio.EndOfStream):
+                await read.receive()
+            with pytest.raises(anyio.ClosedResourceError):
+                await write.send(_raw(_call(5, "counter")))

@@ -829,6 +829,54 @@ async def test_cancelling_a_stuck_sync_tool_does_not_wait_for_its_thread() -> No
     assert await trio.to_thread.run_sync(finished.wait, 10)
 
 
+async def test_sync_tools_share_trios_default_thread_limiter_and_a_wait_for_one_is_cancellable() -> None:
+    # Sync tools take trio's default thread limiter (its cap, as configured) without its extra
+    # checkpoint: the cap must still hold, and a call waiting for a free thread must still cancel.
+    server = Server("s")
+    limiter = trio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = 2
+    release = threading.Event()
+    running: list[int] = []
+    peak: list[int] = []
+    lock = threading.Lock()
+
+    @server.tool
+    def hold() -> str:
+        with lock:
+            running.append(1)
+            peak.append(len(running))
+        release.wait(10)
+        with lock:
+            running.pop()
+        return "ok"
+
+    answers: list[str] = []
+
+    async def one() -> None:
+        answers.append((await call_tool(server, "hold"))["content"][0]["text"])
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(one)
+        await trio.testing.wait_all_tasks_blocked()
+        assert limiter.borrowed_tokens == 2 and limiter.statistics().tasks_waiting == 2
+        with trio.move_on_after(0.01) as scope:
+            await call_tool(server, "hold")  # waits for a thread: cancellable while it waits
+        assert scope.cancelled_caught
+        release.set()
+    assert answers == ["ok"] * 4 and max(peak) == 2 and limiter.borrowed_tokens == 0
+
+
+async def test_a_sync_tool_may_call_back_into_trio() -> None:
+    server = Server("s")
+
+    @server.tool
+    def back() -> str:
+        return trio.from_thread.run_sync(lambda: "from trio")
+
+    assert (await call_tool(server, "back"))["content"][0]["text"] == "from trio"
+
+
 async def test_a_plain_callable_returning_a_coroutine_is_awaited() -> None:
     server = Server("s")
 

@@ -131,6 +131,29 @@ async def test_subscriptions_and_list_changed_reach_the_standalone_stream() -> N
         assert other.notifications[-1].method == "notifications/tools/list_changed"
 
 
+async def test_a_closed_session_is_unsubscribed_and_one_that_never_subscribed_is_not_asked() -> None:
+    # The end of a session unsubscribes it from the event bus only if it ever subscribed (most
+    # sessions never do, and skip that call): both halves checked.
+    server = Server("events")
+
+    @server.resource("memo://a")
+    async def memo() -> str:
+        return "a"
+
+    async with start_server(server) as running:
+        async with open_memory_client(running) as client:
+            await client.request("resources/subscribe", {"uri": "memo://a"})
+            assert await running.notify_resource_updated("memo://a") == 1
+        assert await running.notify_resource_updated("memo://a") == 0  # the close unsubscribed it
+        async with open_memory_client(running) as client:
+            (slot,) = running.sessions.slots.values()
+            assert not slot.subscribed
+        async with open_memory_client(running) as client:
+            await client.request("resources/subscribe", {"uri": "memo://a"})
+            (slot,) = running.sessions.slots.values()
+            assert slot.subscribed
+
+
 async def test_a_handler_notifies_subscribers_of_a_resource_it_changed() -> None:
     server = Server("notes")
     notes = {"today": "nothing yet"}

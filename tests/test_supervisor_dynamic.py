@@ -83,6 +83,7 @@ async def test_one_spec_is_started_many_times(autojump_clock: MockClock) -> None
             await sup.terminate_child("worker")
         await sup.terminate_child(handles[1])  # the handle names exactly one of them
         assert [r.handle for r in sup.which_children()] == [handles[0], handles[2]]
+        assert sup.which_child("worker") is handles[0] and sup.which_child("other") is None
         await sup.terminate_child(handles[1])  # OTP: ok for a child that is gone (issue 12)
         assert [r.handle for r in sup.which_children()] == [handles[0], handles[2]]
         handles.append(await sup.start_child(spec))

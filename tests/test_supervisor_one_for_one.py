@@ -75,6 +75,19 @@ async def test_transient_child_restarted_after_crash_only(autojump_clock: MockCl
         assert kids.entries("start") == ["t", "t"]
         (row,) = sup.which_children()
         assert row.id == "t" and row.handle is None and not row.running
+        assert sup.which_child("t") is None  # what which_children says of it, by id
+
+
+async def test_which_child_follows_restarts(autojump_clock: MockClock) -> None:
+    kids = Children()
+    async with open_supervisor([kids.spec("a"), kids.spec("b")]) as sup:
+        first = sup.which_child("b")
+        assert first is sup.which_children()[1].handle and first is not None
+        kids.crash("b")
+        await settle()
+        assert sup.which_child("b") is sup.which_children()[1].handle
+        assert sup.which_child("b") is not first
+        assert sup.which_child("nope") is None
 
 
 async def test_temporary_child_never_restarted_and_removed(autojump_clock: MockClock) -> None:

@@ -175,6 +175,12 @@ class ActorRef:
     def mailbox_size(self) -> int:
         return self._capacity
 
+    @property
+    def idle(self) -> bool:
+        """Parked on an empty mailbox and not woken: running no callback, with nothing to run before a
+        message sent now (no stop request either: that wakes it too)."""
+        return self._parked and not self._queue
+
     # ---- sending ---------------------------------------------------------------------------------------
 
     async def call(self, msg: Any, timeout: float | None = 5.0) -> Any:

@@ -221,13 +221,7 @@ class SingleClientConnection:
                         batch,
                     )
                     return
-            send, receive = trio.open_memory_channel[Message](math.inf)
-            self._running += 1
-            self._drained = trio.Event() if self._running == 1 else self._drained
-            stateless_id = message.id if target is None else None
-            if stateless_id is not None:
-                self._stateless[stateless_id] = send
-            self.nursery.start_soon(self._pump, receive, self.out.clone(), batch, stateless_id)
+            send = self._replies_for(message.id, batch, stateless=target is None)
             try:
                 await self._submit(target, message, send)
             except UnknownSession:
@@ -247,6 +241,8 @@ class SingleClientConnection:
             cancelled = parse_cancelled(message.params)
             named = None if cancelled is None else cancelled.request_id
             handle = None if named is None else self._stateless.get(named)
+            if named is not None:
+                self._cancelled(named)
             if handle is not None:  # a stateless request of ours (ids of a session's go to it)
                 port.cancel_stateless(handle)
                 return
@@ -257,6 +253,23 @@ class SingleClientConnection:
                 self.session_id = None
             except Exception:  # nothing to answer a notification or response with: log it
                 logger.exception("submitting a %s failed", type(message).__name__.lower())
+
+    def _replies_for(
+        self, request_id: RequestId, batch: _Batch | None, *, stateless: bool
+    ) -> trio.MemorySendChannel[Message]:
+        """The channel one request's replies go to: its own, forwarded to ``out`` by a pump task."""
+        send, receive = trio.open_memory_channel[Message](math.inf)
+        self._running += 1
+        self._drained = trio.Event() if self._running == 1 else self._drained
+        stateless_id = request_id if stateless else None
+        if stateless_id is not None:
+            self._stateless[stateless_id] = send
+        self.nursery.start_soon(self._pump, receive, self.out.clone(), batch, stateless_id)
+        return send
+
+    def _cancelled(self, request_id: RequestId) -> None:
+        """The client cancelled one of its requests (no answer will come): nothing to do here, the
+        request's pump ends when the runtime closes its replies channel."""
 
     async def finish(self, grace: float = 5.0) -> None:
         """End of input: give the requests already sent up to ``grace`` seconds to be answered, then

@@ -243,16 +243,16 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
     from mcp.shared.message import SessionMessage
 
     from ..protocol import Malformed, encode, parse_message
-    from ._connection import Outgoing, SingleClientConnection
+    from ._connection import Outgoing
+    from ._direct_connection import DirectClientConnection
 
-    to_client, client_reads = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
     out_send, out_receive = trio.open_memory_channel[Outgoing](math.inf)
 
     class ServerInbox:
         """The client's write stream: each message goes to the connection in the sending task itself
         (a reader task in between costs two trips through the scheduler per message)."""
 
-        def __init__(self, conn: SingleClientConnection) -> None:
+        def __init__(self, conn: DirectClientConnection) -> None:
             self.conn = conn
             self.closed = trio.Event()
 
@@ -277,24 +277,104 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         async def __aexit__(self, *exc: object) -> None:
             await self.aclose()
 
-    async def finish(inbox: ServerInbox) -> None:
+    class ClientOutbox:
+        """The client's read stream: the SDK's own reader task takes each answer straight from ``out``
+        (every request's replies channel is a clone of it, ``DirectClientConnection``), converting it
+        as it goes. No writer task of ours in between: one task wake less per message.
+
+        Since the reader is what settles a request (``DirectClientConnection.settle``), a reader that
+        stops must be replaced: once the client closes this stream (``aclose``, what ``ClientSession``
+        does on exit) or leaves the ``open_sdk_streams`` block, a drain task takes what still comes out of
+        ``out``, drops it and settles the answers, so the end of input waits for requests still running
+        (up to the connection's grace) and never for a reader that is gone, and nothing piles up in
+        ``out`` meanwhile. Reading after ``aclose`` raises ``anyio.ClosedResourceError``; after the block
+        ended, ``anyio.EndOfStream``.
+        """
+
+        def __init__(self, conn: DirectClientConnection, nursery: trio.Nursery) -> None:
+            self.conn = conn
+            self.nursery = nursery
+            self.pending: list[Message] = []  # the rest of a batch's answers
+            self.abandoned = False  # the client closed this stream
+            self.ended = False  # the block ended: nobody reads any more
+            self.draining = False
+            self.drained = trio.CancelScope()  # the drain task's, cancelled once the session is closed
+
+        async def receive(self) -> SessionMessage:
+            while True:
+                if self.abandoned:
+                    raise anyio.ClosedResourceError
+                if self.ended:
+                    raise anyio.EndOfStream
+                if self.pending:
+                    message = self.pending.pop(0)
+                else:
+                    try:
+                        outgoing = await out_receive.receive()
+                    except trio.EndOfChannel:
+                        raise anyio.EndOfStream from None
+                    if isinstance(outgoing, tuple):
+                        self.pending.extend(outgoing)
+                        continue
+                    message = outgoing
+                if isinstance(message, CloseSseStream):
+                    continue  # an HTTP-only control item: there is no SSE connection here
+                self.conn.settle(message)
+                wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
+                return SessionMessage(wire)
+
+        def __aiter__(self) -> ClientOutbox:
+            return self
+
+        async def __anext__(self) -> SessionMessage:
+            try:
+                return await self.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+
+        async def aclose(self) -> None:
+            # The client stopped reading: nothing it sent will be read, so the end of input need not
+            # wait for the answers in flight (a request sent after this is still settled, by the drain).
+            self.abandoned = True
+            self.conn.abandon()
+            self.drain()
+
+        def drain(self) -> None:
+            """Nobody reads from now on: start the drain task (once; see the class docstring)."""
+            if self.draining:
+                return
+            self.draining = True
+            for message in self.pending:
+                self.conn.settle(message)
+            self.pending.clear()
+            self.nursery.start_soon(self._drain)
+
+        async def _drain(self) -> None:
+            with self.drained:
+                async for outgoing in out_receive:
+                    for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
+                        self.conn.settle(message)
+
+        async def __aenter__(self) -> ClientOutbox:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.aclose()
+
+    async def finish(inbox: ServerInbox, outbox: ClientOutbox) -> None:
         await inbox.closed.wait()
         await inbox.conn.finish()
-
-    async def write_client() -> None:
-        async with to_client, out_receive:
-            async for outgoing in out_receive:
-                for message in outgoing if isinstance(outgoing, tuple) else (outgoing,):
-                    wire = types.jsonrpc_message_adapter.validate_json(encode(message), by_name=False)
-                    to_client.send_nowait(SessionMessage(wire))  # an unbounded stream: never blocks
+        outbox.drained.cancel()  # the session is closed: what is left in ``out`` is nobody's
 
     async with trio.open_nursery() as nursery:
         async with out_send:
-            conn = SingleClientConnection(port, out_send.clone(), nursery)
+            conn = DirectClientConnection(port, out_send.clone(), nursery)
         inbox = ServerInbox(conn)
-        nursery.start_soon(finish, inbox)
-        nursery.start_soon(write_client)
+        outbox = ClientOutbox(conn, nursery)
+        nursery.start_soon(finish, inbox, outbox)
         try:
-            yield client_reads, inbox
+            yield outbox, inbox
         finally:
+            outbox.ended = True
+            outbox.drain()
             await inbox.aclose()

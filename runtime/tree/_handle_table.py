@@ -66,6 +66,7 @@ class HandleTable:
         restart_period: float,
         shutdown_grace: float,
         on_event: Callable[[Any], None] | None,
+        shared: bool = False,
     ) -> None:
         _check_lifetime("handle_idle_timeout", idle_timeout)
         _check_lifetime("handle_ttl", ttl)
@@ -77,6 +78,8 @@ class HandleTable:
         self._period = restart_period
         self._grace = shutdown_grace
         self._on_event = on_event
+        #: Other processes may use (and close) the same handles through the store (``after_write``).
+        self.shared = shared
         self.slots: dict[str, HandleSlot] = {}
         self.reaper = IdleReaper(self._idle)
         self._resuming: dict[str, trio.Event] = {}
@@ -149,6 +152,36 @@ class HandleTable:
                 await self._end_for_good(slot, "expired" if expired else "gone")
             raise refusal
         raise HandleRefused(f"state handle {handle} is restarting; retry in a moment")
+
+    async def after_write(self, handle: str) -> None:
+        """A value of ``handle`` was just written: refuse the write (``HandleRefused``) if the handle
+        ended meanwhile, and drop what the write left, so a write never revives a closed handle.
+
+        A request checks its handle before its tool runs (``use``); a close (here, or through another
+        node) or the expiry may come between that check and a write. Closing drops the record and the
+        values in one atomic step of the store, so reading the record *after* the write decides it:
+        present, and the write happened before any close (a later close drops it too); absent, and the
+        write came after the drop, so it is dropped again here. In a process alone on its store only
+        this process ends handles, and a live slot that is not closing says the same without a read.
+        """
+        slot = self.slots.get(handle)
+        if not self.shared and slot is not None and not slot.closing:
+            return
+        ending = slot is not None and slot.closing and not slot.keep_values
+        if not ending:
+            try:
+                if await self.store.get(handle, HANDLE_KEY) is not None:
+                    return
+            except Exception as exc:  # the write was acknowledged: it stands, as before this check
+                logger.info(
+                    "state handle %s: checking its record after a write failed: %r", handle_label(handle), exc
+                )
+                return
+        # Ended: closed or expired (here or on another node), or gone from the store. Drop what the
+        # write left (an ending here that has not dropped yet would too: dropping twice is harmless).
+        await self.store.drop_session(handle)
+        expired = slot is not None and trio.current_time() >= slot.expires
+        raise expired_handle(handle) if expired else unknown_handle(handle)
 
     def crash(self, handle: str, reason: BaseException) -> bool:
         """Crash the handle's actor with ``reason`` (its keeper restarts it); False if none is live."""

@@ -157,11 +157,19 @@ class _StateBinding:
         check_user_key(key)
         owner = self._owner_id()
         await self._client().put(owner, key, value, ttl=self._ttl(owner))
+        await self._written(owner)
 
     async def update_value(self, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
         check_user_key(key)
         owner = self._owner_id()
-        return await self._client().update(owner, key, fn, default, ttl=self._ttl(owner))
+        new = await self._client().update(owner, key, fn, default, ttl=self._ttl(owner))
+        await self._written(owner)
+        return new
+
+    async def _written(self, owner: str) -> None:
+        """A write through a handle that ended meanwhile is refused and undone (``after_write``)."""
+        if owner == self.handle and self._handles is not None:
+            await self._handles.after_write(owner)
 
     async def delete_value(self, key: str) -> None:
         check_user_key(key)

@@ -249,10 +249,7 @@ class RunningServer(ForwardingMixin):
         return self._tree
 
     def _child(self, child_id: str) -> Any:
-        for row in self.tree.which_children():
-            if row.id == child_id:
-                return row.handle
-        return None
+        return self.tree.which_child(child_id)
 
     # ---- notifications to sessions ------------------------------------------------------------------
 
@@ -666,7 +663,7 @@ class RunningServer(ForwardingMixin):
                                 # ... and nodes serving it now end their actors and GET streams at once.
                                 self._bus_send(EndedEverywhere(sid), "a session's end")
                         bus = self.registry.whereis(EVENT_BUS_NAME)
-                        if bus is not None:
+                        if bus is not None and (slot.subscribed or self._deps.shared):
                             await bus.call(UnsubscribeAll(sid))
                     except Exception as exc:
                         logger.warning("session %s: dropping its values failed: %r", session_label(sid), exc)
@@ -776,7 +773,9 @@ async def start_server(
     store = session_store_from_url(session_state_store)
     tasks = task_backend_from_url(task_backend)
     registry = Registry()
-    client = StateStoreClient(registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait)
+    client = StateStoreClient(
+        registry, timeout=state_store_timeout, outcome_wait=state_store_outcome_wait, store=store
+    )
     events: collections.deque[Any] = collections.deque(maxlen=1000)
 
     def record_event(event: Any) -> None:
@@ -796,6 +795,7 @@ async def start_server(
     )
     if shared_state_store is None:
         shared_state_store = not isinstance(store, MemorySessionStore)
+    handles.shared = shared_state_store
     task_client = TaskClient(registry, list_page=task_list_page, prelude_wait=task_prelude_wait)
     deps = SessionDeps(
         server,

@@ -239,6 +239,8 @@ class SessionActor:
         return request_id, waiter
 
     async def _bus(self, msg: object) -> None:
+        if isinstance(msg, Subscribe):
+            self.slot.subscribed = True  # before the call: a subscription half made is undone at the end
         bus = self.deps.registry.whereis(EVENT_BUS_NAME)
         if bus is not None:
             await bus.call(msg)

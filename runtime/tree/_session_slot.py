@@ -73,6 +73,9 @@ class SessionSlot:
     #: On a shared store: when (trio time) this node last wrote the settings record, whose TTL a
     #: node serving the session refreshes (``_shared_session``).
     record_written: float = -math.inf
+    #: The session subscribed to something on the event bus (resources/subscribe), so its end must
+    #: unsubscribe it; most sessions never do, and skip that call to the bus actor.
+    subscribed: bool = False
     _changed: trio.Event = attrs.field(factory=trio.Event)
 
     #: How crash texts name what this slot holds ("session"; a state handle says "state handle").

@@ -1,10 +1,19 @@
 """StateStoreServer: the one actor that owns the SessionStateStore backend.
 
 Every session value a handler reads or writes, and every session's negotiated settings, travel as a
-message to this actor; nothing else touches the backend. One owner means one place to count, trace,
+message to this actor; nothing else touches the backend (but for the short cut below, which runs the
+actor's own code for it while it is idle). One owner means one place to count, trace,
 throttle or swap the backend, and a backend failure surfaces as an error for the request that caused
 it, never as a crash of the session that asked (a failed operation is replied as ``StoreFailed`` and
 re-raised in the caller, so the StateStoreServer itself keeps running).
+
+**The short cut for the in-process store.** When the backend is the plain ``MemorySessionStore``
+(whose reads and writes never wait) and this actor is parked on an empty mailbox, ``StateStoreClient``
+runs a read or a write in the caller's task (``_run_now``, the same code and error handling as
+``_run``) instead of sending it: the actor would run it next, in the same order and as atomically, and
+the two trips through the scheduler are saved. The caller still checkpoints (cancelled: nothing applied;
+then a schedule point). Every other operation, and every operation while the actor is busy, goes
+through the mailbox.
 
 **Atomic updates.** ``Update`` reads a value, calls the caller's sync function on it and writes the
 result, all inside this actor's one ``handle_call``: no other operation of this server interleaves, so
@@ -32,7 +41,7 @@ from typing import Any
 
 import attrs
 import trio
-from mcpvisor.backends import BackendOutcomeUnknown, SessionStateStore, decode, encode
+from mcpvisor.backends import BackendOutcomeUnknown, MemorySessionStore, SessionStateStore, decode, encode
 
 from ..actors import ActorExited, Caller, CallTimeout, Registry
 from ..server._state_errors import StateStoreConflict as StateStoreConflict
@@ -189,11 +198,7 @@ class StateStoreServer:
             unknown.__cause__ = exc
             return StoreFailed(unknown)
         except Exception as exc:
-            # Not the message itself: it holds the session id (a bearer secret) and the value.
-            sid = getattr(msg, "session_id", None)
-            whose = "" if sid is None else f" for session {session_label(sid)}"
-            logger.warning("session store %s%s failed: %r", _describe(msg), whose, exc)
-            return StoreFailed(exc)
+            return _failed(msg, exc)
         raise TypeError(f"StateStoreServer got an unknown message {msg!r}")
 
     async def _update(self, msg: Update) -> Any:
@@ -219,6 +224,35 @@ class StateStoreServer:
             f"update_state({msg.key!r}): other nodes changed the value between every read and write, "
             f"{_CAS_ATTEMPTS} times in a row; nothing was written"
         )
+
+
+def _failed(msg: StoreOp, exc: Exception) -> StoreFailed:
+    # Not the message itself: it holds the session id (a bearer secret) and the value.
+    sid = getattr(msg, "session_id", None)
+    whose = "" if sid is None else f" for session {session_label(sid)}"
+    logger.warning("session store %s%s failed: %r", _describe(msg), whose, exc)
+    return StoreFailed(exc)
+
+
+def _sync_store(store: SessionStateStore | None) -> MemorySessionStore | None:
+    """``store`` if its reads and writes can run without waiting: a ``MemorySessionStore`` whose ``get``
+    and ``put`` are its own (a subclass that overrides them, to slow or fail them, is not one); else
+    None."""
+    if not isinstance(store, MemorySessionStore):
+        return None
+    kind = type(store)
+    return store if kind.get is MemorySessionStore.get and kind.put is MemorySessionStore.put else None
+
+
+def _run_now(store: MemorySessionStore, op: Load | Store) -> Any:
+    """What the actor's ``_run`` does for a read or a write, done here (see ``StateStoreClient._call``)."""
+    try:
+        if isinstance(op, Load):
+            return store.get_now(op.session_id, op.key)
+        store.put_now(op.session_id, op.key, op.value, ttl=op.ttl)
+    except Exception as exc:
+        return _failed(op, exc)
+    return None
 
 
 def _apply(msg: Update, old: Any) -> Any:
@@ -271,6 +305,7 @@ class StateStoreClient:
         *,
         timeout: float | None = DEFAULT_STORE_TIMEOUT,
         outcome_wait: float = DEFAULT_OUTCOME_WAIT,
+        store: SessionStateStore | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
@@ -279,6 +314,8 @@ class StateStoreClient:
         self._registry = registry
         self._timeout = timeout
         self._outcome_wait = outcome_wait
+        #: The backend the actor owns, when reads and writes of it never wait (``_call``'s short cut).
+        self._sync: MemorySessionStore | None = _sync_store(store)
         self.operations = 0
 
     async def _call(self, op: StoreOp) -> Any:
@@ -286,6 +323,18 @@ class StateStoreClient:
         if ref is None:
             raise StateStoreUnavailable("the session state store is not running (restarting or stopped)")
         self.operations += 1
+        sync = self._sync
+        if sync is not None and ref.idle and (type(op) is Load or type(op) is Store):
+            # The actor is parked on an empty mailbox and this backend never waits: running the read or
+            # write here is what the actor would do next, in the same order (nothing queued before it)
+            # and as atomically (no checkpoint inside), without two trips through the scheduler. Still a
+            # checkpoint: a cancelled caller gets nothing applied, and the caller yields after it.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            reply = _run_now(sync, op)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            if type(reply) is StoreFailed:
+                raise reply.error
+            return reply
         timeout = self._timeout
         fenced = Fenced(op, math.inf if timeout is None else trio.current_time() + timeout)
         try:
