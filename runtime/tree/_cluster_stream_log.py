@@ -39,6 +39,8 @@ logger = logging.getLogger("mcpvisor.runtime.tree")
 DEFAULT_FLUSH_INTERVAL: Final = 0.02
 #: How long a stream's log stays in Redis after its last write (seconds).
 DEFAULT_LOG_TTL: Final = 3600.0
+#: Stream writes one flush runs at once.
+_WRITERS: Final = 32
 #: Streams tracked at once per node; past it the oldest finished (else oldest) stop being mirrored.
 MAX_TRACKED: Final = 10_000
 
@@ -171,6 +173,9 @@ class SharedStreamLog:
             await self.flush()
 
     async def flush(self) -> None:
+        """Write what each tracked stream has new; the writes of one flush run concurrently (one
+        round trip each, at most ``_WRITERS`` at once), so many slow streams cost one flush's latency."""
+        work: list[tuple[tuple[str, int], _Tracked, list[tuple[int, bytes]], bool]] = []
         for ident, tracked in list(self._tracked.items()):
             stream = tracked.stream
             done = stream.finished and stream.written >= stream.last_seq
@@ -183,20 +188,37 @@ class SharedStreamLog:
             events = list(stream.since(start))
             if tracked.in_redis and not events and not stream.finished:
                 continue
+            work.append((ident, tracked, events, stream.finished))
+        if not work:
+            return
+        limiter = trio.CapacityLimiter(_WRITERS)
+        async with trio.open_nursery() as nursery:
+            for item in work:
+                nursery.start_soon(self._flush_one, limiter, *item)
+
+    async def _flush_one(
+        self,
+        limiter: trio.CapacityLimiter,
+        ident: tuple[str, int],
+        tracked: _Tracked,
+        events: list[tuple[int, bytes]],
+        finished: bool,
+    ) -> None:
+        async with limiter:
             try:
-                await self._write(tracked, events, finished=stream.finished)
+                await self._write(tracked, events, finished=finished)
             except Exception as exc:  # Redis slow or away: the next flush tries again
                 self.failed_flushes += 1
                 if self.failed_flushes == 1 or self.failed_flushes % 1000 == 0:
                     logger.warning("node %s: writing the SSE event log failed: %r", self.node_id, exc)
                 return
-            if not tracked.in_redis:
-                tracked.in_redis = True
-                self.mirrored_streams += 1
-            if events:
-                tracked.mirrored = events[-1][0]
-            if stream.finished:
-                self._tracked.pop(ident, None)
+        if not tracked.in_redis:
+            tracked.in_redis = True
+            self.mirrored_streams += 1
+        if events:
+            tracked.mirrored = max(tracked.mirrored, events[-1][0])
+        if finished:
+            self._tracked.pop(ident, None)
 
     async def _write(self, tracked: _Tracked, events: Iterable[tuple[int, bytes]], *, finished: bool) -> None:
         args: list[str | bytes] = [

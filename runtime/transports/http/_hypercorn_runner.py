@@ -7,6 +7,13 @@ client must not be able to stop the server, so, as a supervisor would, we serve 
 listening sockets: the connections of the dead instance are lost, the listening socket never closes,
 and every other client carries on. Each instance gets duplicates of our sockets (``fd://``), so
 hypercorn closing its own at exit leaves ours open for the next.
+
+The pipelining one is guarded, so it no longer ends the server: hypercorn closes a connection
+(``send_eof``, from its reading task, outside its send lock) while the app's response is being
+written from another task, and trio refuses the second writer with ``BusyResourceError``, which
+hypercorn's send path did not expect. ``_GuardedTCPServer`` treats it as the closed connection it
+is (the response is dropped, as for a client that left); tests/test_hypercorn_send_guard.py replays
+the example the framing fuzz test found.
 """
 
 from __future__ import annotations
@@ -23,6 +30,30 @@ logger = logging.getLogger("mcpvisor.runtime.transports")
 
 #: The longest pause between two instances, after a run of crashes (the first waits 10 ms).
 MAX_RESTART_PAUSE = 1.0
+
+
+def _guard_hypercorn_sends() -> None:
+    """Make hypercorn's trio worker build its connections with ``_GuardedTCPServer`` (idempotent)."""
+    import hypercorn.trio.run as hypercorn_run
+    from hypercorn.events import Closed, RawData
+    from hypercorn.trio.tcp_server import TCPServer
+
+    names = vars(hypercorn_run)  # the name its worker looks up when a connection comes
+    if getattr(names.get("TCPServer"), "_mcpvisor_guarded", False):
+        return
+
+    class _GuardedTCPServer(TCPServer):
+        _mcpvisor_guarded = True
+
+        async def protocol_send(self, event: Any) -> None:
+            try:
+                await super().protocol_send(event)
+            except trio.BusyResourceError:
+                if not isinstance(event, RawData):
+                    raise
+                await self.protocol.handle(Closed())  # being closed: as for a client that left
+
+    names["TCPServer"] = _GuardedTCPServer
 
 
 def _bound_port(bind: str) -> int:
@@ -48,6 +79,7 @@ async def run_hypercorn(
     traceback) and hypercorn is started again. The listeners are closed at the end."""
     from hypercorn.trio import serve
 
+    _guard_hypercorn_sends()
     started = False
     crashes = 0
     try:
