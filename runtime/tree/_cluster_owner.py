@@ -10,11 +10,20 @@ transport, and streams every answer (progress, logs, the response) back on the f
 channel. Forward rather than move the session on every request: a round-robin balancer would
 otherwise move it at every call, splitting its in-flight requests and GET stream between nodes.
 
+A forwarded request carries its caller (``Requester``: headers and principal), so it runs on the owner
+as the same principal; the session's principal binding (the stored settings' ``owner``) is remembered
+with the holder when a node finds the session owned elsewhere (``principals``), so every node refuses
+another principal. Whatever the client sends later about the request (its answer to an elicitation,
+sampling or roots request; a ``notifications/cancelled``) is forwarded the same way from whichever node
+it reaches, and the owner's session actor routes it as if it came from its own transport. A request
+that ends without a response (cancelled) ends the forwarding node's stream too (``ended``).
+
 Failure: the forwarding node watches the lease while it waits. When the owner stops renewing it (it
 died) or another node holds it, the forwarded request fails with a retryable JSON-RPC error instead of
 hanging, and the next request claims the session afresh (a takeover once the dead owner's lease has
-expired). An owner that no longer runs the session (idle here, closed) refuses with ``gone`` and the
-forwarding node claims it for itself.
+expired). An owner that no longer runs the session (idle there, closing) refuses with ``gone`` and the
+forwarding node claims it for itself (a few tries, with a short backoff while the old owner releases
+its lease, then a retryable error); a session that ended meanwhile gets a plain "not found" error.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ import trio
 from mcpvisor.backends._redis_connection import RedisConnection
 
 from ..protocol import ErrorResponse, Message, Request, Response
-from ..protocol._jsonrpc import INTERNAL_ERROR, error_response
+from ..protocol._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response
+from ..server._caller import Requester
 from ._cluster_bus import FORWARD, FORWARD_FAIL, FORWARD_REPLY, BusEvent, ClusterBus
 from ._cluster_lease import Leases
 from ._port import SessionBusy, TransportError, UnknownSession
@@ -40,6 +50,10 @@ logger = logging.getLogger("mcpvisor.runtime.tree")
 #: Refusal reasons of an owner (``BusEvent.detail``).
 GONE: Final = "gone"
 BUSY: Final = "busy"
+#: Not a refusal: the forwarded request ended without a response (cancelled by the client).
+ENDED: Final = "ended"
+#: How often a message refused as ``gone`` is tried again (claim, or forward to the new owner).
+MAX_REDO: Final = 5
 
 # KEYS: leases. ARGV: holder, ttl ms. Renews those the holder still has; returns the indexes it lost.
 _RENEW_ALL: Final = """
@@ -53,6 +67,13 @@ for i, key in ipairs(KEYS) do
 end
 return lost
 """
+
+
+#: What a forwarded request of a session that ended meanwhile is answered (as HTTP's 404 says it).
+SESSION_ENDED: Final = (
+    "Not Found: unknown or expired session (it ended: deleted through another node, or expired); "
+    "initialize a new session"
+)
 
 
 def _offer(replies: Any, message: Message) -> None:
@@ -78,10 +99,13 @@ class Ownership:
         self.owned: set[str] = set()
         #: Sessions another node owns, as last seen: ``session id -> owner node``.
         self.remote: dict[str, str] = {}
+        #: The principal key each of those sessions is bound to (its stored settings' ``owner``).
+        self.principals: dict[str, str | None] = {}
         self._pending: dict[str, trio.MemorySendChannel[Message]] = {}
-        self._sent: dict[str, tuple[str, Message]] = {}
-        #: Runs a message here after the owner said it no longer has the session (set by the server).
-        self.redo: Callable[[str, Message, Any], Awaitable[None]] | None = None
+        self._sent: dict[str, tuple[str, Message, Requester | None, int]] = {}
+        #: Runs a message again after the owner said it no longer has the session (set by the server):
+        #: ``redo(session_id, message, replies, caller, attempt)``.
+        self.redo: Callable[[str, Message, Any, Requester | None, int], Awaitable[None]] | None = None
         #: Stops this node's actor of a session whose lease it lost (set by the server).
         self.on_lost: Callable[[str], None] | None = None
         #: Forwarded exchanges this node served as the owner, and sent as a non-owner.
@@ -96,19 +120,27 @@ class Ownership:
 
     # ---- claiming ------------------------------------------------------------------------------------
 
-    async def claim(self, session_id: str) -> str | None:
-        """Take the session's lease (None: this node owns it now), or the node that holds it."""
+    async def claim(self, session_id: str, principal: str | None = None) -> str | None:
+        """Take the session's lease (None: this node owns it now), or the node that holds it.
+
+        ``principal``: the key the stored session is bound to, kept for ``session_owner`` here."""
         name = self._name(session_id)
         for _ in range(3):  # the holder may release or expire between our two reads
             if await self.leases.acquire(name, self.node_id, self.ttl):
                 self.owned.add(session_id)
-                self.remote.pop(session_id, None)
+                self.forget(session_id)
                 return None
             holder = await self.leases.holder(name)
             if holder is not None:
                 self.remote[session_id] = holder
+                self.principals[session_id] = principal
                 return holder
         raise SessionBusy(session_id, 1.0)
+
+    def forget(self, session_id: str) -> None:
+        """Drop what this node remembers of another node's session (its owner, its principal)."""
+        self.remote.pop(session_id, None)
+        self.principals.pop(session_id, None)
 
     async def release(self, session_id: str) -> None:
         if session_id in self.owned:
@@ -145,18 +177,29 @@ class Ownership:
 
     # ---- the forwarding node -------------------------------------------------------------------------
 
-    def forward(self, session_id: str, owner: str, message: Message, replies: Any) -> None:
+    def forward(
+        self,
+        session_id: str,
+        owner: str,
+        message: Message,
+        replies: Any,
+        caller: Requester | None = None,
+        attempt: int = 0,
+    ) -> None:
         """Send ``message`` to ``owner``; for a request, its answers arrive on ``replies``."""
         token = uuid.uuid4().hex if isinstance(message, Request) else ""
         if token:
             self._pending[token] = replies
-            self._sent[token] = (session_id, message)
+            self._sent[token] = (session_id, message, caller, attempt)
             if not self.bus.spawn(self._watch, token, session_id, owner, message):
                 del self._pending[token], self._sent[token]
                 raise SessionBusy(session_id, 1.0)
         self.forwarded += 1
         self.bus.send_nowait(
-            BusEvent(FORWARD, self.node_id, session_id=session_id, message=message, token=token), owner
+            BusEvent(
+                FORWARD, self.node_id, session_id=session_id, message=message, token=token, caller=caller
+            ),
+            owner,
         )
 
     async def _watch(self, token: str, session_id: str, owner: str, message: Request) -> None:
@@ -171,7 +214,7 @@ class Ownership:
                 except Exception:
                     continue
                 if holder != owner:
-                    self.remote.pop(session_id, None)
+                    self.forget(session_id)
                     why = "stopped" if holder is None else "lost the session"
                     self._finish(
                         token,
@@ -208,23 +251,32 @@ class Ownership:
         _offer(replies, event.message)
 
     def on_fail(self, event: BusEvent) -> None:
-        self.remote.pop(event.session_id, None)
         sent = self._sent.pop(event.token, None)
         replies = self._pending.pop(event.token, None)
         if replies is None or sent is None:
             return
+        if event.detail == ENDED:  # no response to come (cancelled): the stream ends here too
+            replies.close()
+            return
+        self.forget(event.session_id)
         if event.detail == GONE and self.redo is not None:
             # The owner no longer runs it (idle there, or it just stopped): claim it and run it here.
-            self.bus.spawn(self._redo, sent[0], sent[1], replies)
+            self.bus.spawn(self._redo, *sent, replies)
             return
         if isinstance(event.message, ErrorResponse):
             _offer(replies, event.message)
         replies.close()
 
-    async def _redo(self, session_id: str, message: Message, replies: Any) -> None:
+    async def _redo(
+        self, session_id: str, message: Message, caller: Requester | None, attempt: int, replies: Any
+    ) -> None:
         assert self.redo is not None
         try:
-            await self.redo(session_id, message, replies)
+            await self.redo(session_id, message, replies, caller, attempt)
+        except UnknownSession:
+            if isinstance(message, Request):
+                _offer(replies, error_response(message.id, INVALID_REQUEST, SESSION_ENDED))
+            replies.close()
         except TransportError as exc:
             if isinstance(message, Request):
                 error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry", {"retryable": True})
@@ -236,7 +288,7 @@ class Ownership:
     async def serve(
         self,
         event: BusEvent,
-        submit: Callable[[str, Message, Any], Awaitable[None]],
+        submit: Callable[[str, Message, Any, Requester | None], Awaitable[None]],
     ) -> None:
         """Run a forwarded message here and stream its answers back (run in the bus's nursery)."""
         self.served += 1
@@ -245,7 +297,7 @@ class Ownership:
         origin, token = event.origin, event.token
         send, receive = trio.open_memory_channel[Message](math.inf)
         try:
-            await submit(event.session_id, message, send if token else None)
+            await submit(event.session_id, message, send if token else None, event.caller)
         except UnknownSession:
             self._refuse(event, GONE)
             return
@@ -267,6 +319,11 @@ class Ownership:
                 )
                 if isinstance(reply, Response | ErrorResponse):
                     return
+        # Closed without a response: the client cancelled it. Its stream on the sender ends too.
+        self.bus.send_nowait(
+            BusEvent(FORWARD_FAIL, self.node_id, session_id=event.session_id, token=token, detail=ENDED),
+            origin,
+        )
 
     def _refuse(self, event: BusEvent, reason: str, text: str = "") -> None:
         message = event.message
