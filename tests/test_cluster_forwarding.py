@@ -287,3 +287,51 @@ async def test_an_owner_that_keeps_refusing_as_gone_while_holding_the_lease_give
             final = await answers.receive()
         assert isinstance(final, ErrorResponse) and final.error.data == {"retryable": True}, final
         assert len(refused) == MAX_REDO
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 (the effect is another node's, through Redis)
+            await trio.sleep(0.01)
+
+
+async def test_a_request_for_an_owner_nobody_listens_for_goes_to_the_real_one(
+    redis_server: str, redis_prefix: str
+) -> None:
+    # node_ttl 30: the lease watch (every 10 s) is not what saves the request here
+    async with cluster(redis_server, redis_prefix, 2, node_ttl=30.0) as (a, b):
+        sid = await new_session(a)
+        assert await b.resume_session(sid)
+        b.ownership.remote[sid] = "ghost"  # stale: a node that is gone
+        replies, answers = trio.open_memory_channel[Message](math.inf)
+        await b.submit(sid, Request(6, "tools/call", {"name": "counter", "arguments": {}}), replies)
+        with trio.fail_after(3):
+            final = await answers.receive()
+        assert isinstance(final, Response) and final.result["content"][0]["text"] == "1", final
+        assert b.ownership.remote == {sid: "n0"} and a.has_session(sid)
+
+
+@pytest.mark.parametrize("restarted", ["owner", "forwarder"])
+async def test_a_forwarded_request_fails_retryably_when_a_bus_restarts_under_it(
+    redis_server: str, redis_prefix: str, restarted: str
+) -> None:
+    async with cluster(redis_server, redis_prefix, 2, node_ttl=30.0) as (a, b):
+        sid = await new_session(a)
+        assert await b.resume_session(sid)
+        replies, answers = trio.open_memory_channel[Message](math.inf)
+        await b.submit(sid, Request(7, "tools/call", {"name": "forever", "arguments": {}}), replies)
+        await until(lambda: a.requests_in_flight(sid) == 1)
+        node = a if restarted == "owner" else b
+        bus = node.cluster
+        bus._nursery.cancel_scope.cancel()  # its Redis connection failed: the supervisor restarts it
+        with trio.fail_after(5):
+            final = await answers.receive()
+        assert isinstance(final, ErrorResponse) and final.error.data == {"retryable": True}, final
+        await until(lambda: bus.running)
+        # the session carries on through B once the bus is back (a client's retry: resumed, then sent)
+        assert await b.resume_session(sid)
+        replies, answers = trio.open_memory_channel[Message](math.inf)
+        await b.submit(sid, Request(8, "tools/call", {"name": "counter", "arguments": {}}), replies)
+        with trio.fail_after(5):
+            final = await answers.receive()
+        assert isinstance(final, Response) and final.result["content"][0]["text"] == "1", final

@@ -174,6 +174,11 @@ class ClusterBus:
         self._nursery: trio.Nursery | None = None
         #: Loops that run as long as the bus does (restarted with it), e.g. lease renewal.
         self.background: list[Callable[[], Awaitable[None]]] = []
+        #: Told of an event for one node that did not reach it: ``(event, sure)``, ``sure`` when it
+        #: certainly did not (not queued, or no subscriber on that node's channel), else it may have.
+        self.undelivered: Callable[[BusEvent, bool], None] | None = None
+        #: Called when the bus stops (or restarts): what ran in its nursery has ended with it.
+        self.on_stop: list[Callable[[], None]] = []
         #: Events this node could not publish (queue full, or Redis failed).
         self.dropped = 0
         #: Events this node heard from others and handed to its EventBus.
@@ -192,6 +197,11 @@ class ClusterBus:
             self._send.send_nowait((channel, event))
         except trio.WouldBlock:
             self._drop(f"{event.kind} event dropped: the cluster bus queue is full")
+            self._undelivered(channel, event, sure=True)
+
+    def _undelivered(self, channel: str, event: BusEvent, *, sure: bool) -> None:
+        if channel != self.channel and self.undelivered is not None:
+            self.undelivered(event, sure)
 
     @property
     def running(self) -> bool:
@@ -243,6 +253,8 @@ class ClusterBus:
                         hear(event)
         finally:
             self._nursery = None
+            for stopped in self.on_stop:
+                stopped()
             with trio.CancelScope(shield=True):
                 await sub.aclose()
                 await pub.aclose()
@@ -250,9 +262,13 @@ class ClusterBus:
     async def _publish(self, pub: Any) -> None:
         async for channel, event in self._queue:
             try:
-                await pub.publish(channel, event.to_bytes())
+                received = await pub.publish(channel, event.to_bytes())
             except Exception as exc:  # Redis down or slow: drop this one, keep going
                 self._drop(f"{event.kind} event dropped: publishing failed ({exc!r})")
+                self._undelivered(channel, event, sure=False)
+                continue
+            if received == 0:  # a node's own channel nobody listens on: that node is gone
+                self._undelivered(channel, event, sure=True)
 
 
 def cluster_target(*backends: object) -> tuple[str, str] | None:

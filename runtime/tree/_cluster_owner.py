@@ -108,9 +108,16 @@ class Ownership:
         self.redo: Callable[[str, Message, Any, Requester | None, int], Awaitable[None]] | None = None
         #: Stops this node's actor of a session whose lease it lost (set by the server).
         self.on_lost: Callable[[str], None] | None = None
+        #: Forwarded requests running here as the owner: ``token -> (origin node, session, request id)``;
+        #: those the bus dropped while they ran (it restarted) are told they failed once it is back.
+        self._serving: dict[str, tuple[str, str, Any]] = {}
+        self._interrupted: dict[str, tuple[str, str, Any]] = {}
         #: Forwarded exchanges this node served as the owner, and sent as a non-owner.
         self.served = 0
         self.forwarded = 0
+        bus.undelivered = self.on_undelivered
+        bus.on_stop.append(self.on_bus_stop)
+        bus.background.append(self.report_interrupted)
 
     async def aclose(self) -> None:
         await self._conn.aclose()
@@ -203,33 +210,31 @@ class Ownership:
         )
 
     async def _watch(self, token: str, session_id: str, owner: str, message: Request) -> None:
-        """Fail the forwarded request if the owner loses the session's lease while it runs."""
-        try:
-            while token in self._pending:
-                await trio.sleep(self.ttl / 3)
-                if token not in self._pending:
-                    return
-                try:
-                    holder = await self.leases.holder(self._name(session_id))
-                except Exception:
-                    continue
-                if holder != owner:
-                    self.forget(session_id)
-                    why = "stopped" if holder is None else "lost the session"
-                    self._finish(
-                        token,
-                        error_response(
-                            message.id,
-                            INTERNAL_ERROR,
-                            f"the node serving this session ({owner}) {why} while the request ran; "
-                            "retry it (the session continues on another node)",
-                            {"retryable": True},
-                        ),
-                    )
-                    return
-        finally:
-            self._pending.pop(token, None)
-            self._sent.pop(token, None)
+        """Fail the forwarded request if the owner loses the session's lease while it runs.
+
+        It runs in the bus's nursery: when the bus stops, ``on_bus_stop`` fails what is still pending."""
+        while token in self._pending:
+            await trio.sleep(self.ttl / 3)
+            if token not in self._pending:
+                return
+            try:
+                holder = await self.leases.holder(self._name(session_id))
+            except Exception:
+                continue
+            if holder != owner:
+                self.forget(session_id)
+                why = "stopped" if holder is None else "lost the session"
+                self._finish(
+                    token,
+                    error_response(
+                        message.id,
+                        INTERNAL_ERROR,
+                        f"the node serving this session ({owner}) {why} while the request ran; "
+                        "retry it (the session continues on another node)",
+                        {"retryable": True},
+                    ),
+                )
+                return
 
     def _finish(self, token: str, message: Message | None) -> None:
         self._sent.pop(token, None)
@@ -239,6 +244,59 @@ class Ownership:
         if message is not None:
             _offer(replies, message)
         replies.close()
+
+    def _retry_error(self, token: str, why: str) -> None:
+        sent = self._sent.get(token)
+        request = sent[1] if sent is not None else None
+        error = None
+        if isinstance(request, Request):
+            error = error_response(request.id, INTERNAL_ERROR, f"{why}; retry it", {"retryable": True})
+        self._finish(token, error)
+
+    def on_undelivered(self, event: BusEvent, sure: bool) -> None:
+        """A forwarded request that did not reach its owner: sure it did not (no node listens there:
+        the owner is gone, this node's idea of it stale), claim the session afresh, as on ``gone``;
+        else (publishing failed) it may have run: a retryable error."""
+        if event.kind != FORWARD or not event.token or event.token not in self._pending:
+            return
+        if sure and self.redo is not None:
+            sent = self._sent.pop(event.token)
+            replies = self._pending.pop(event.token)
+            self.forget(event.session_id)
+            self.bus.spawn(self._redo, *sent, replies)
+            return
+        self._retry_error(event.token, "the request could not be sent to the node serving its session")
+
+    def on_bus_stop(self) -> None:
+        """This node's bus stopped (its Redis connection failed): the answers of every request it
+        forwarded may be lost with it, and its lease watchers are gone; fail them now, retryably."""
+        for token in list(self._pending):
+            self._retry_error(token, "this node's connection to the cluster restarted while the request ran")
+        self._interrupted.update(self._serving)
+        self._serving.clear()
+
+    async def report_interrupted(self) -> None:
+        """Once the bus is back: tell each forwarding node that the requests this node served for it
+        when the bus stopped will send nothing more (their answers went with the old connection)."""
+        interrupted, self._interrupted = self._interrupted, {}
+        for token, (origin, session_id, request_id) in interrupted.items():
+            error = error_response(
+                request_id,
+                INTERNAL_ERROR,
+                f"node {self.node_id} lost its connection to the cluster while the request ran; retry it",
+                {"retryable": True},
+            )
+            self.bus.send_nowait(
+                BusEvent(
+                    FORWARD_FAIL,
+                    self.node_id,
+                    session_id=session_id,
+                    message=error,
+                    token=token,
+                    detail=BUSY,
+                ),
+                origin,
+            )
 
     def on_reply(self, event: BusEvent) -> None:
         replies = self._pending.get(event.token)
@@ -279,7 +337,7 @@ class Ownership:
             replies.close()
         except TransportError as exc:
             if isinstance(message, Request):
-                error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry", {"retryable": True})
+                error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry it", {"retryable": True})
                 _offer(replies, error)
             replies.close()
 
@@ -309,6 +367,8 @@ class Ownership:
             return
         if not token:
             return
+        assert isinstance(message, Request)
+        self._serving[token] = (origin, event.session_id, message.id)
         async with receive:
             async for reply in receive:
                 self.bus.send_nowait(
@@ -318,7 +378,9 @@ class Ownership:
                     origin,
                 )
                 if isinstance(reply, Response | ErrorResponse):
+                    self._serving.pop(token, None)
                     return
+        self._serving.pop(token, None)
         # Closed without a response: the client cancelled it. Its stream on the sender ends too.
         self.bus.send_nowait(
             BusEvent(FORWARD_FAIL, self.node_id, session_id=event.session_id, token=token, detail=ENDED),

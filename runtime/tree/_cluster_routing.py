@@ -25,7 +25,7 @@ import trio
 from ..protocol import Message, Request, Response
 from ..server._caller import Requester
 from ._cluster_bus import FORWARD, FORWARD_FAIL, FORWARD_REPLY, BusEvent
-from ._cluster_owner import MAX_REDO
+from ._cluster_owner import MAX_REDO, OwnerLost
 from ._event_bus import EndedEverywhere
 from ._port import SessionBusy, UnknownSession
 from ._session_label import session_label
@@ -178,7 +178,10 @@ class ForwardingMixin:
         owner = ownership.remote.get(session_id)
         if owner is not None:  # another node holds it (still, or already): ask that one
             if attempt + 1 >= MAX_REDO:
-                raise SessionBusy(session_id, 1.0)
+                raise OwnerLost(
+                    f"the node serving this session ({owner}) stopped or does not answer; the "
+                    "session continues on another node once that node's lease expires"
+                )
             ownership.forward(session_id, owner, message, replies, caller, attempt + 1)
             return
         if _is_close(message):
