@@ -3,20 +3,25 @@
 Three nodes run in this process on one private redis-server. The session is owned by node A; the
 client's request comes in through B, as a round-robin balancer sends it, and everything the client
 sends afterwards about that request (its answer to an elicitation, a ``notifications/cancelled``, a
-DELETE) may arrive through any node: A, B, or C. The owner must see each, and nothing may hang.
+DELETE) may arrive through any node: A, B, or C. The owner must see each, and nothing may hang. The
+last test serves two nodes over real HTTP with authentication: a principal's session is served to it
+through both nodes and is unknown (404) to another principal on both.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import httpx2
 import pytest
 import trio
+from _http_messages import INIT, JSON_ONLY
 from mcpvisor.backends import RedisSessionStore
-from mcpvisor.runtime.auth import Principal
+from mcpvisor.runtime.auth import AuthSettings, Principal
 from mcpvisor.runtime.protocol import (
     ErrorResponse,
     Message,
@@ -27,6 +32,7 @@ from mcpvisor.runtime.protocol import (
 )
 from mcpvisor.runtime.server import Context, Server, start_server
 from mcpvisor.runtime.server._caller import Requester
+from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.tree._cluster_owner import GONE, MAX_REDO
 from mcpvisor.runtime.tree._port import UnknownSession
 from mcpvisor.runtime.tree._session_settings import SETTINGS_KEY
@@ -335,3 +341,62 @@ async def test_a_forwarded_request_fails_retryably_when_a_bus_restarts_under_it(
         with trio.fail_after(5):
             final = await answers.receive()
         assert isinstance(final, Response) and final.result["content"][0]["text"] == "1", final
+
+
+class Tokens:
+    """A TokenVerifier for the test: the bearer token is the principal's subject (alice, bob)."""
+
+    async def verify_token(self, token: str) -> Principal | None:
+        return {"alice": ALICE, "bob": BOB}.get(token)
+
+
+async def test_over_http_a_principals_session_is_served_through_any_node_and_refused_to_another(
+    redis_server: str, redis_prefix: str
+) -> None:
+    auth = AuthSettings(
+        verifier=Tokens(),
+        resource_url="https://mcp.test.example/mcp",
+        authorization_servers=["https://idp.example"],
+    )
+    async with cluster(redis_server, redis_prefix, 2, auth=auth) as nodes, trio.open_nursery() as nursery:
+        urls = []
+        for node in nodes:
+            bound = await nursery.start(functools.partial(serve_http, node, port=0))
+            urls.append(f"http://127.0.0.1:{bound}/mcp")
+        a, b = urls
+        async with httpx2.AsyncClient(timeout=10) as http:
+
+            def headers(token: str, sid: str | None = None) -> dict[str, str]:
+                out = {**JSON_ONLY, "content-type": "application/json", "authorization": f"Bearer {token}"}
+                if sid is not None:
+                    out |= {"mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+                return out
+
+            response = await http.post(a, json=INIT, headers=headers("alice"))
+            assert response.status_code == 200, response.text
+            sid = response.headers["mcp-session-id"]
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await http.post(a, json=note, headers=headers("alice", sid))).status_code == 202
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "whoami", "arguments": {}},
+            }
+            for url in (b, a, b):
+                response = await http.post(url, json=call, headers=headers("alice", sid))
+                assert response.status_code == 200, response.text
+                assert response.json()["result"]["content"][0]["text"] == "alice ['mcp:use']"
+            for url in (a, b):  # Bob is told Alice's session does not exist, on every node
+                response = await http.post(url, json=call, headers=headers("bob", sid))
+                assert response.status_code == 404, response.text
+                response = await http.delete(url, headers=headers("bob", sid))
+                assert response.status_code == 404, response.text
+            assert nodes[0].has_session(sid) and not nodes[1].has_session(sid)
+            response = await http.delete(b, headers=headers("alice", sid))  # through the non-owner
+            assert response.status_code == 200, response.text
+            assert not nodes[0].has_session(sid)
+            for url in (a, b):
+                response = await http.post(url, json=call, headers=headers("alice", sid))
+                assert response.status_code == 404, response.text
+        nursery.cancel_scope.cancel()
