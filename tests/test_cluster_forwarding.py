@@ -174,6 +174,25 @@ async def test_a_forwarded_request_is_cancelled_through_any_node(
         assert isinstance(final, Response) and final.result["content"][0]["text"] == "1"
 
 
+@pytest.mark.parametrize("through", [0, 2], ids=["owner", "third"])
+async def test_a_cancellation_that_overtakes_its_forwarded_request_still_cancels_it(
+    redis_server: str, redis_prefix: str, through: int
+) -> None:
+    async with cluster(redis_server, redis_prefix, 3) as nodes:
+        a, b, _ = nodes
+        sid = await new_session(a)
+        assert await b.resume_session(sid)
+        # the client's cancellation, sent through another node, reaches the owner first ...
+        await send(nodes[through], sid, cancelled_notification(7, "changed my mind"))
+        await trio.sleep(0.2)
+        # ... then the request itself, forwarded by B: it never runs, and nothing is answered
+        replies, answers = trio.open_memory_channel[Message](math.inf)
+        await b.submit(sid, Request(7, "tools/call", {"name": "forever", "arguments": {}}), replies)
+        with trio.fail_after(5):
+            got = [message async for message in answers]
+        assert got == [] and a.requests_in_flight(sid) == 0 and a.test_cancelled == []
+
+
 ALICE = Principal(
     "alice", issuer="https://idp.example", scopes=frozenset({"mcp:use"}), claims={"sub": "alice"}
 )

@@ -28,6 +28,7 @@ its lease, then a retryable error); a session that ended meanwhile gets a plain 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -54,6 +55,9 @@ BUSY: Final = "busy"
 ENDED: Final = "ended"
 #: How often a message refused as ``gone`` is tried again (claim, or forward to the new owner).
 MAX_REDO: Final = 5
+#: How long, and how many, cancellations of requests not running yet are remembered.
+EARLY_WINDOW: Final = 10.0
+EARLY_CANCELS: Final = 1000
 
 # KEYS: leases. ARGV: holder, ttl ms. Renews those the holder still has; returns the indexes it lost.
 _RENEW_ALL: Final = """
@@ -112,6 +116,9 @@ class Ownership:
         #: those the bus dropped while they ran (it restarted) are told they failed once it is back.
         self._serving: dict[str, tuple[str, str, Any]] = {}
         self._interrupted: dict[str, tuple[str, str, Any]] = {}
+        #: Cancellations of requests not (yet) running here: ``(session id, request id) -> when``. A
+        #: forwarded request may arrive after its own cancellation, sent through another node.
+        self.early_cancels: collections.OrderedDict[tuple[str, Any], float] = collections.OrderedDict()
         #: Forwarded exchanges this node served as the owner, and sent as a non-owner.
         self.served = 0
         self.forwarded = 0
@@ -121,6 +128,19 @@ class Ownership:
 
     async def aclose(self) -> None:
         await self._conn.aclose()
+
+    def note_cancel(self, session_id: str, request_id: Any) -> None:
+        """A cancellation of a request this session does not run: it may be on its way here."""
+        now = trio.current_time()
+        cancels = self.early_cancels
+        cancels[(session_id, request_id)] = now
+        while cancels and (len(cancels) > EARLY_CANCELS or next(iter(cancels.values())) < now - EARLY_WINDOW):
+            cancels.popitem(last=False)
+
+    def cancelled_early(self, session_id: str, request_id: Any) -> bool:
+        """Was this request cancelled before it arrived (within ``EARLY_WINDOW``)? Forgets it."""
+        when = self.early_cancels.pop((session_id, request_id), None)
+        return when is not None and when >= trio.current_time() - EARLY_WINDOW
 
     def _name(self, session_id: str) -> str:
         return f"session:{session_id}"

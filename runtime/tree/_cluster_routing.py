@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ..protocol import Message, Request, Response
+from ..protocol import Message, Notification, Request, Response, parse_cancelled
 from ..server._caller import Requester
 from ._cluster_bus import FORWARD, FORWARD_FAIL, FORWARD_REPLY, BusEvent
 from ._cluster_owner import MAX_REDO, OwnerLost
@@ -85,6 +85,19 @@ class ForwardingMixin:
             return False
         ownership.forward(session_id, owner, message, replies, caller)
         return True
+
+    def _note_cancel(self, slot: Any, message: Message) -> None:
+        """``submit``'s hook: a ``notifications/cancelled`` for a request the session does not run
+        (yet) is remembered, since a forwarded request may reach the owner after its cancellation."""
+        if (
+            self.ownership is None
+            or type(message) is not Notification
+            or message.method != "notifications/cancelled"
+        ):
+            return
+        params = parse_cancelled(message.params)
+        if params is not None and params.request_id is not None and params.request_id not in slot.in_flight:
+            self.ownership.note_cancel(slot.session_id, params.request_id)
 
     def _remote_principal(self, session_id: str) -> str | None:
         """``session_owner`` of a session another node owns: its stored principal binding."""
@@ -154,6 +167,10 @@ class ForwardingMixin:
             await self.close_session(session_id)  # type: ignore[attr-defined]
             assert isinstance(message, Request)
             _answer(replies, Response(message.id, {}))
+            return
+        assert self.ownership is not None
+        if isinstance(message, Request) and self.ownership.cancelled_early(session_id, message.id):
+            replies.close()  # cancelled through another node before it got here: never run, no answer
             return
         await self.submit(session_id, message, replies, caller)  # type: ignore[attr-defined]
 

@@ -442,6 +442,7 @@ class RunningServer(ForwardingMixin):
             return
         if self._deps.shared and slot.initialized and type(message) is Request:
             await self._check_shared(slot)
+        self._note_cancel(slot, message)  # a forwarded request may come after its cancellation
         slot.touch()
         entry: InFlight | None = None
         if isinstance(message, Request):
