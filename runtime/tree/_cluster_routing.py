@@ -131,8 +131,13 @@ class ForwardingMixin:
         self.ownership.forget(session_id)
         with trio.move_on_after(self._shutdown_grace) as scope:
             scope.shield = True
-            await self.store.drop_session(session_id)
-            await self.store.put(session_id, SETTINGS_KEY, tombstone("closed by the client"))
+            try:
+                await self.store.drop_session(session_id)
+                await self.store.put(session_id, SETTINGS_KEY, tombstone("closed by the client"))
+            except Exception as exc:  # the store's own error: what every node would meet now
+                logger.warning(
+                    "session %s: ending it in the store failed: %r", session_label(session_id), exc
+                )
         self._bus_send(EndedEverywhere(session_id), "a session's end")  # type: ignore[attr-defined]
 
     def _remote_stream(self, session_id: str) -> trio.MemoryReceiveChannel[Message]:

@@ -345,7 +345,8 @@ class RunningServer(ForwardingMixin):
         return session_id
 
     def session_owner(self, session_id: str) -> str | None:
-        """The principal that owns a live session (``Principal.key``), None without authentication."""
+        """The principal that owns a live session (``Principal.key``), None without authentication; for a
+        session another node owns, the binding in its stored settings (so it holds on every node)."""
         slot = self.sessions.slots.get(session_id)
         return self._remote_principal(session_id) if slot is None else slot.owner
 
