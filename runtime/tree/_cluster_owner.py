@@ -22,8 +22,9 @@ Failure: the forwarding node watches the lease while it waits. When the owner st
 died) or another node holds it, the forwarded request fails with a retryable JSON-RPC error instead of
 hanging, and the next request claims the session afresh (a takeover once the dead owner's lease has
 expired). An owner that no longer runs the session (idle there, closing) refuses with ``gone`` and the
-forwarding node claims it for itself (a few tries, with a short backoff while the old owner releases
-its lease, then a retryable error); a session that ended meanwhile gets a plain "not found" error.
+forwarding node claims it for itself (polling the lease for up to a third of the ttl while the old
+owner still holds it, then a retryable error); so does a forward that no node received (the owner is
+gone). A session that ended meanwhile gets a plain "not found" error.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ GONE: Final = "gone"
 BUSY: Final = "busy"
 #: Not a refusal: the forwarded request ended without a response (cancelled by the client).
 ENDED: Final = "ended"
-#: How often a message refused as ``gone`` is tried again (claim, or forward to the new owner).
+#: How many times a message refused as ``gone`` (or sent to a node nobody listens for) is sent on to
+#: yet another owner; waiting for the refusing owner's lease to be released is bounded by time instead.
 MAX_REDO: Final = 5
 #: How long, and how many, cancellations of requests not running yet are remembered.
 EARLY_WINDOW: Final = 10.0
@@ -106,10 +108,10 @@ class Ownership:
         #: The principal key each of those sessions is bound to (its stored settings' ``owner``).
         self.principals: dict[str, str | None] = {}
         self._pending: dict[str, trio.MemorySendChannel[Message]] = {}
-        self._sent: dict[str, tuple[str, Message, Requester | None, int]] = {}
+        self._sent: dict[str, tuple[str, Message, Requester | None, int, str]] = {}
         #: Runs a message again after the owner said it no longer has the session (set by the server):
-        #: ``redo(session_id, message, replies, caller, attempt)``.
-        self.redo: Callable[[str, Message, Any, Requester | None, int], Awaitable[None]] | None = None
+        #: ``redo(session_id, message, replies, caller, attempt, refused_by)``.
+        self.redo: Callable[[str, Message, Any, Requester | None, int, str], Awaitable[None]] | None = None
         #: Stops this node's actor of a session whose lease it lost (set by the server).
         self.on_lost: Callable[[str], None] | None = None
         #: Forwarded requests running here as the owner: ``token -> (origin node, session, request id)``;
@@ -217,7 +219,7 @@ class Ownership:
         token = uuid.uuid4().hex if isinstance(message, Request) else ""
         if token:
             self._pending[token] = replies
-            self._sent[token] = (session_id, message, caller, attempt)
+            self._sent[token] = (session_id, message, caller, attempt, owner)
             if not self.bus.spawn(self._watch, token, session_id, owner, message):
                 del self._pending[token], self._sent[token]
                 raise SessionBusy(session_id, 1.0)
@@ -346,11 +348,17 @@ class Ownership:
         replies.close()
 
     async def _redo(
-        self, session_id: str, message: Message, caller: Requester | None, attempt: int, replies: Any
+        self,
+        session_id: str,
+        message: Message,
+        caller: Requester | None,
+        attempt: int,
+        refused_by: str,
+        replies: Any,
     ) -> None:
         assert self.redo is not None
         try:
-            await self.redo(session_id, message, replies, caller, attempt)
+            await self.redo(session_id, message, replies, caller, attempt, refused_by)
         except UnknownSession:
             if isinstance(message, Request):
                 _offer(replies, error_response(message.id, INVALID_REQUEST, SESSION_ENDED))

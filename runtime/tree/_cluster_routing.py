@@ -180,32 +180,50 @@ class ForwardingMixin:
         await self.submit(session_id, message, replies, caller)  # type: ignore[attr-defined]
 
     async def _redo(
-        self, session_id: str, message: Message, replies: Any, caller: Requester | None, attempt: int
+        self,
+        session_id: str,
+        message: Message,
+        replies: Any,
+        caller: Requester | None,
+        attempt: int,
+        refused_by: str,
     ) -> None:
-        """The owner said it no longer runs the session: claim it (or find the new owner), then go.
+        """``refused_by`` no longer runs the session (it said ``gone``, or nobody listens for it: it
+        died): claim the session (or find its new owner), then go.
 
-        An owner whose actor is stopping still holds the lease for a moment: the sender waits a little
-        (longer each time) before it asks again, ``MAX_REDO`` times at most, then ``SessionBusy``."""
+        The message certainly did not run there, so it is not failed at once: while ``refused_by``
+        still holds the lease (its actor stopping, or a dead node's lease not yet expired) this node
+        polls the lease, a little longer each time, for up to a third of ``node_ttl`` (the bound of the
+        lease watch), and runs the message as soon as it owns the session; then ``OwnerLost``."""
         ownership = self.ownership
         assert ownership is not None
-        ownership.forget(session_id)
-        if attempt:
-            await trio.sleep(0.05 * 2 ** (attempt - 1))
-        if not await self.resume_session(session_id):  # type: ignore[attr-defined]
-            if _is_close(message):  # it ended meanwhile: what the DELETE asked for
-                assert isinstance(message, Request)
-                _answer(replies, Response(message.id, {}))
+        deadline = trio.current_time() + ownership.ttl / 3
+        delay = 0.05
+        while True:
+            ownership.forget(session_id)
+            if not await self.resume_session(session_id):  # type: ignore[attr-defined]
+                if _is_close(message):  # it ended meanwhile: what the DELETE asked for
+                    assert isinstance(message, Request)
+                    _answer(replies, Response(message.id, {}))
+                    return
+                raise UnknownSession(session_id)
+            owner = ownership.remote.get(session_id)
+            if owner is None:
+                break  # this node owns it now
+            if owner != refused_by:  # another node took it: ask that one
+                if attempt + 1 >= MAX_REDO:
+                    raise OwnerLost(
+                        f"the session moved between nodes {MAX_REDO} times while the request waited"
+                    )
+                ownership.forward(session_id, owner, message, replies, caller, attempt + 1)
                 return
-            raise UnknownSession(session_id)
-        owner = ownership.remote.get(session_id)
-        if owner is not None:  # another node holds it (still, or already): ask that one
-            if attempt + 1 >= MAX_REDO:
+            if trio.current_time() + delay > deadline:
                 raise OwnerLost(
                     f"the node serving this session ({owner}) stopped or does not answer; the "
                     "session continues on another node once that node's lease expires"
                 )
-            ownership.forward(session_id, owner, message, replies, caller, attempt + 1)
-            return
+            await trio.sleep(delay)
+            delay = min(delay * 2, max(0.05, ownership.ttl / 10))
         if _is_close(message):
             await self.close_session(session_id)  # type: ignore[attr-defined]
             assert isinstance(message, Request)
