@@ -9,7 +9,9 @@ tell local from forwarded and survivor from dead. The writes are auditable:
   acknowledged token is stored exactly once;
 - ``touch`` raises ``notifications/resources/updated`` for a ``note://`` URI, on whatever node runs it;
 - ``chatty`` logs one line at each level, so a client sees which of them its session's log level lets
-  through (the level is a session setting, kept in the store).
+  through (the level is a session setting, kept in the store);
+- ``ask`` elicits a name from the client mid-call, ``hold`` waits until cancelled and ``held`` lists the
+  cancelled ``hold`` calls of the node (tests/test_cluster_forwarding_process.py).
 """
 
 from __future__ import annotations
@@ -74,3 +76,30 @@ async def chatty(ctx: Context) -> dict[str, Any]:
 async def whoami(ctx: Context) -> dict[str, Any]:
     """The node's name and the session id (a request that touches no state)."""
     return {"node": NODE, "session": ctx.session_id}
+
+
+#: Requests of ``hold`` cancelled on this node (their request ids), as ``held`` reports.
+CANCELLED: list[str] = []
+
+
+@server.tool()
+async def ask(ctx: Context) -> dict[str, Any]:
+    """Elicit a name from the client and greet it (a server-to-client request mid-call)."""
+    answer = await ctx.elicit("name?", {"type": "object", "properties": {"name": {"type": "string"}}})
+    return {"hello": answer["content"]["name"], "node": NODE}
+
+
+@server.tool()
+async def hold(ctx: Context) -> dict[str, Any]:
+    """Wait until cancelled (then ``held`` counts it)."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        CANCELLED.append(str(ctx.request_id))
+    return {"node": NODE}
+
+
+@server.tool()
+async def held(ctx: Context) -> dict[str, Any]:
+    """The request ids of ``hold`` calls cancelled on this node."""
+    return {"cancelled": list(CANCELLED), "node": NODE}

@@ -29,8 +29,10 @@ import attrs
 import trio
 from mcpvisor.backends import decode, encode
 
+from ..auth._principal import Principal
 from ..protocol import Message
 from ..protocol._jsonrpc import Malformed, from_json, to_json
+from ..server._caller import Requester
 
 logger = logging.getLogger("mcpvisor.runtime.tree")
 
@@ -71,6 +73,8 @@ class BusEvent:
     #: Forwarding: the exchange's token, and a refusal's reason.
     token: str = ""
     detail: str = ""
+    #: Forwarding: who sent the message (headers, authenticated principal), so it runs as its caller.
+    caller: Requester | None = None
 
     def to_bytes(self) -> bytes:
         body: dict[str, Any] = {"k": self.kind, "o": self.origin, "t": self.topic, "s": self.session_id}
@@ -80,6 +84,8 @@ class BusEvent:
             body["d"] = self.detail
         if self.message is not None:
             body["m"] = to_json(self.message)
+        if self.caller is not None:
+            body["c"] = caller_to_wire(self.caller)
         return encode(body)
 
     @classmethod
@@ -106,9 +112,48 @@ class BusEvent:
                 message=message,
                 token=str(raw.get("x", "")),
                 detail=str(raw.get("d", "")),
+                caller=caller_from_wire(raw["c"]) if "c" in raw else None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"bad bus event {raw!r}: {exc}") from exc
+
+
+def caller_to_wire(caller: Requester) -> dict[str, Any]:
+    """A ``Requester`` as a map the codec carries (the headers, and the principal's fields)."""
+    body: dict[str, Any] = {"h": dict(caller.headers)}
+    principal = caller.principal
+    if principal is not None:
+        body["p"] = {
+            "sub": principal.subject,
+            "iss": principal.issuer,
+            "cid": principal.client_id,
+            "scp": sorted(principal.scopes),
+            "clm": dict(principal.claims),
+            "exp": principal.expires_at,
+        }
+    return body
+
+
+def caller_from_wire(raw: Any) -> Requester:
+    """``caller_to_wire``'s inverse; ``ValueError`` for anything else."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("h"), dict):
+        raise ValueError(f"a bus event's caller is a map with headers, got {raw!r}")  # noqa: TRY004
+    headers = {str(k): str(v) for k, v in raw["h"].items()}
+    p = raw.get("p")
+    if p is None:
+        return Requester(headers)
+    if not isinstance(p, dict) or not isinstance(p.get("sub"), str):
+        raise ValueError(f"a bus event's principal has no subject: {p!r}")  # noqa: TRY004
+    expires = p.get("exp")
+    principal = Principal(
+        p["sub"],
+        issuer=p.get("iss"),
+        client_id=p.get("cid"),
+        scopes=frozenset(str(s) for s in p.get("scp") or ()),
+        claims=dict(p.get("clm") or {}),
+        expires_at=float(expires) if isinstance(expires, int | float) else None,
+    )
+    return Requester(headers, principal)
 
 
 class ClusterBus:
@@ -129,6 +174,11 @@ class ClusterBus:
         self._nursery: trio.Nursery | None = None
         #: Loops that run as long as the bus does (restarted with it), e.g. lease renewal.
         self.background: list[Callable[[], Awaitable[None]]] = []
+        #: Told of an event for one node that did not reach it: ``(event, sure)``, ``sure`` when it
+        #: certainly did not (not queued, or no subscriber on that node's channel), else it may have.
+        self.undelivered: Callable[[BusEvent, bool], None] | None = None
+        #: Called when the bus stops (or restarts): what ran in its nursery has ended with it.
+        self.on_stop: list[Callable[[], None]] = []
         #: Events this node could not publish (queue full, or Redis failed).
         self.dropped = 0
         #: Events this node heard from others and handed to its EventBus.
@@ -147,6 +197,11 @@ class ClusterBus:
             self._send.send_nowait((channel, event))
         except trio.WouldBlock:
             self._drop(f"{event.kind} event dropped: the cluster bus queue is full")
+            self._undelivered(channel, event, sure=True)
+
+    def _undelivered(self, channel: str, event: BusEvent, *, sure: bool) -> None:
+        if channel != self.channel and self.undelivered is not None:
+            self.undelivered(event, sure)
 
     @property
     def running(self) -> bool:
@@ -198,6 +253,8 @@ class ClusterBus:
                         hear(event)
         finally:
             self._nursery = None
+            for stopped in self.on_stop:
+                stopped()
             with trio.CancelScope(shield=True):
                 await sub.aclose()
                 await pub.aclose()
@@ -205,9 +262,13 @@ class ClusterBus:
     async def _publish(self, pub: Any) -> None:
         async for channel, event in self._queue:
             try:
-                await pub.publish(channel, event.to_bytes())
+                received = await pub.publish(channel, event.to_bytes())
             except Exception as exc:  # Redis down or slow: drop this one, keep going
                 self._drop(f"{event.kind} event dropped: publishing failed ({exc!r})")
+                self._undelivered(channel, event, sure=False)
+                continue
+            if received == 0:  # a node's own channel nobody listens on: that node is gone
+                self._undelivered(channel, event, sure=True)
 
 
 def cluster_target(*backends: object) -> tuple[str, str] | None:

@@ -10,15 +10,26 @@ transport, and streams every answer (progress, logs, the response) back on the f
 channel. Forward rather than move the session on every request: a round-robin balancer would
 otherwise move it at every call, splitting its in-flight requests and GET stream between nodes.
 
+A forwarded request carries its caller (``Requester``: headers and principal), so it runs on the owner
+as the same principal; the session's principal binding (the stored settings' ``owner``) is remembered
+with the holder when a node finds the session owned elsewhere (``principals``), so every node refuses
+another principal. Whatever the client sends later about the request (its answer to an elicitation,
+sampling or roots request; a ``notifications/cancelled``) is forwarded the same way from whichever node
+it reaches, and the owner's session actor routes it as if it came from its own transport. A request
+that ends without a response (cancelled) ends the forwarding node's stream too (``ended``).
+
 Failure: the forwarding node watches the lease while it waits. When the owner stops renewing it (it
 died) or another node holds it, the forwarded request fails with a retryable JSON-RPC error instead of
 hanging, and the next request claims the session afresh (a takeover once the dead owner's lease has
-expired). An owner that no longer runs the session (idle here, closed) refuses with ``gone`` and the
-forwarding node claims it for itself.
+expired). An owner that no longer runs the session (idle there, closing) refuses with ``gone`` and the
+forwarding node claims it for itself (polling the lease for up to a third of the ttl while the old
+owner still holds it, then a retryable error); so does a forward that no node received (the owner is
+gone). A session that ended meanwhile gets a plain "not found" error.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -30,7 +41,8 @@ import trio
 from mcpvisor.backends._redis_connection import RedisConnection
 
 from ..protocol import ErrorResponse, Message, Request, Response
-from ..protocol._jsonrpc import INTERNAL_ERROR, error_response
+from ..protocol._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response
+from ..server._caller import Requester
 from ._cluster_bus import FORWARD, FORWARD_FAIL, FORWARD_REPLY, BusEvent, ClusterBus
 from ._cluster_lease import Leases
 from ._port import SessionBusy, TransportError, UnknownSession
@@ -40,6 +52,14 @@ logger = logging.getLogger("mcpvisor.runtime.tree")
 #: Refusal reasons of an owner (``BusEvent.detail``).
 GONE: Final = "gone"
 BUSY: Final = "busy"
+#: Not a refusal: the forwarded request ended without a response (cancelled by the client).
+ENDED: Final = "ended"
+#: How many times a message refused as ``gone`` (or sent to a node nobody listens for) is sent on to
+#: yet another owner; waiting for the refusing owner's lease to be released is bounded by time instead.
+MAX_REDO: Final = 5
+#: How long, and how many, cancellations of requests not running yet are remembered.
+EARLY_WINDOW: Final = 10.0
+EARLY_CANCELS: Final = 1000
 
 # KEYS: leases. ARGV: holder, ttl ms. Renews those the holder still has; returns the indexes it lost.
 _RENEW_ALL: Final = """
@@ -53,6 +73,13 @@ for i, key in ipairs(KEYS) do
 end
 return lost
 """
+
+
+#: What a forwarded request of a session that ended meanwhile is answered (as HTTP's 404 says it).
+SESSION_ENDED: Final = (
+    "Not Found: unknown or expired session (it ended: deleted through another node, or expired); "
+    "initialize a new session"
+)
 
 
 def _offer(replies: Any, message: Message) -> None:
@@ -78,37 +105,71 @@ class Ownership:
         self.owned: set[str] = set()
         #: Sessions another node owns, as last seen: ``session id -> owner node``.
         self.remote: dict[str, str] = {}
+        #: The principal key each of those sessions is bound to (its stored settings' ``owner``).
+        self.principals: dict[str, str | None] = {}
         self._pending: dict[str, trio.MemorySendChannel[Message]] = {}
-        self._sent: dict[str, tuple[str, Message]] = {}
-        #: Runs a message here after the owner said it no longer has the session (set by the server).
-        self.redo: Callable[[str, Message, Any], Awaitable[None]] | None = None
+        self._sent: dict[str, tuple[str, Message, Requester | None, int, str]] = {}
+        #: Runs a message again after the owner said it no longer has the session (set by the server):
+        #: ``redo(session_id, message, replies, caller, attempt, refused_by)``.
+        self.redo: Callable[[str, Message, Any, Requester | None, int, str], Awaitable[None]] | None = None
         #: Stops this node's actor of a session whose lease it lost (set by the server).
         self.on_lost: Callable[[str], None] | None = None
+        #: Forwarded requests running here as the owner: ``token -> (origin node, session, request id)``;
+        #: those the bus dropped while they ran (it restarted) are told they failed once it is back.
+        self._serving: dict[str, tuple[str, str, Any]] = {}
+        self._interrupted: dict[str, tuple[str, str, Any]] = {}
+        #: Cancellations of requests not (yet) running here: ``(session id, request id) -> when``. A
+        #: forwarded request may arrive after its own cancellation, sent through another node.
+        self.early_cancels: collections.OrderedDict[tuple[str, Any], float] = collections.OrderedDict()
         #: Forwarded exchanges this node served as the owner, and sent as a non-owner.
         self.served = 0
         self.forwarded = 0
+        bus.undelivered = self.on_undelivered
+        bus.on_stop.append(self.on_bus_stop)
+        bus.background.append(self.report_interrupted)
 
     async def aclose(self) -> None:
         await self._conn.aclose()
+
+    def note_cancel(self, session_id: str, request_id: Any) -> None:
+        """A cancellation of a request this session does not run: it may be on its way here."""
+        now = trio.current_time()
+        cancels = self.early_cancels
+        cancels[(session_id, request_id)] = now
+        while cancels and (len(cancels) > EARLY_CANCELS or next(iter(cancels.values())) < now - EARLY_WINDOW):
+            cancels.popitem(last=False)
+
+    def cancelled_early(self, session_id: str, request_id: Any) -> bool:
+        """Was this request cancelled before it arrived (within ``EARLY_WINDOW``)? Forgets it."""
+        when = self.early_cancels.pop((session_id, request_id), None)
+        return when is not None and when >= trio.current_time() - EARLY_WINDOW
 
     def _name(self, session_id: str) -> str:
         return f"session:{session_id}"
 
     # ---- claiming ------------------------------------------------------------------------------------
 
-    async def claim(self, session_id: str) -> str | None:
-        """Take the session's lease (None: this node owns it now), or the node that holds it."""
+    async def claim(self, session_id: str, principal: str | None = None) -> str | None:
+        """Take the session's lease (None: this node owns it now), or the node that holds it.
+
+        ``principal``: the key the stored session is bound to, kept for ``session_owner`` here."""
         name = self._name(session_id)
         for _ in range(3):  # the holder may release or expire between our two reads
             if await self.leases.acquire(name, self.node_id, self.ttl):
                 self.owned.add(session_id)
-                self.remote.pop(session_id, None)
+                self.forget(session_id)
                 return None
             holder = await self.leases.holder(name)
             if holder is not None:
                 self.remote[session_id] = holder
+                self.principals[session_id] = principal
                 return holder
         raise SessionBusy(session_id, 1.0)
+
+    def forget(self, session_id: str) -> None:
+        """Drop what this node remembers of another node's session (its owner, its principal)."""
+        self.remote.pop(session_id, None)
+        self.principals.pop(session_id, None)
 
     async def release(self, session_id: str) -> None:
         if session_id in self.owned:
@@ -145,48 +206,57 @@ class Ownership:
 
     # ---- the forwarding node -------------------------------------------------------------------------
 
-    def forward(self, session_id: str, owner: str, message: Message, replies: Any) -> None:
+    def forward(
+        self,
+        session_id: str,
+        owner: str,
+        message: Message,
+        replies: Any,
+        caller: Requester | None = None,
+        attempt: int = 0,
+    ) -> None:
         """Send ``message`` to ``owner``; for a request, its answers arrive on ``replies``."""
         token = uuid.uuid4().hex if isinstance(message, Request) else ""
         if token:
             self._pending[token] = replies
-            self._sent[token] = (session_id, message)
+            self._sent[token] = (session_id, message, caller, attempt, owner)
             if not self.bus.spawn(self._watch, token, session_id, owner, message):
                 del self._pending[token], self._sent[token]
                 raise SessionBusy(session_id, 1.0)
         self.forwarded += 1
         self.bus.send_nowait(
-            BusEvent(FORWARD, self.node_id, session_id=session_id, message=message, token=token), owner
+            BusEvent(
+                FORWARD, self.node_id, session_id=session_id, message=message, token=token, caller=caller
+            ),
+            owner,
         )
 
     async def _watch(self, token: str, session_id: str, owner: str, message: Request) -> None:
-        """Fail the forwarded request if the owner loses the session's lease while it runs."""
-        try:
-            while token in self._pending:
-                await trio.sleep(self.ttl / 3)
-                if token not in self._pending:
-                    return
-                try:
-                    holder = await self.leases.holder(self._name(session_id))
-                except Exception:
-                    continue
-                if holder != owner:
-                    self.remote.pop(session_id, None)
-                    why = "stopped" if holder is None else "lost the session"
-                    self._finish(
-                        token,
-                        error_response(
-                            message.id,
-                            INTERNAL_ERROR,
-                            f"the node serving this session ({owner}) {why} while the request ran; "
-                            "retry it (the session continues on another node)",
-                            {"retryable": True},
-                        ),
-                    )
-                    return
-        finally:
-            self._pending.pop(token, None)
-            self._sent.pop(token, None)
+        """Fail the forwarded request if the owner loses the session's lease while it runs.
+
+        It runs in the bus's nursery: when the bus stops, ``on_bus_stop`` fails what is still pending."""
+        while token in self._pending:
+            await trio.sleep(self.ttl / 3)
+            if token not in self._pending:
+                return
+            try:
+                holder = await self.leases.holder(self._name(session_id))
+            except Exception:
+                continue
+            if holder != owner:
+                self.forget(session_id)
+                why = "stopped" if holder is None else "lost the session"
+                self._finish(
+                    token,
+                    error_response(
+                        message.id,
+                        INTERNAL_ERROR,
+                        f"the node serving this session ({owner}) {why} while the request ran; "
+                        "retry it (the session continues on another node)",
+                        {"retryable": True},
+                    ),
+                )
+                return
 
     def _finish(self, token: str, message: Message | None) -> None:
         self._sent.pop(token, None)
@@ -196,6 +266,59 @@ class Ownership:
         if message is not None:
             _offer(replies, message)
         replies.close()
+
+    def _retry_error(self, token: str, why: str) -> None:
+        sent = self._sent.get(token)
+        request = sent[1] if sent is not None else None
+        error = None
+        if isinstance(request, Request):
+            error = error_response(request.id, INTERNAL_ERROR, f"{why}; retry it", {"retryable": True})
+        self._finish(token, error)
+
+    def on_undelivered(self, event: BusEvent, sure: bool) -> None:
+        """A forwarded request that did not reach its owner: sure it did not (no node listens there:
+        the owner is gone, this node's idea of it stale), claim the session afresh, as on ``gone``;
+        else (publishing failed) it may have run: a retryable error."""
+        if event.kind != FORWARD or not event.token or event.token not in self._pending:
+            return
+        if sure and self.redo is not None:
+            sent = self._sent.pop(event.token)
+            replies = self._pending.pop(event.token)
+            self.forget(event.session_id)
+            self.bus.spawn(self._redo, *sent, replies)
+            return
+        self._retry_error(event.token, "the request could not be sent to the node serving its session")
+
+    def on_bus_stop(self) -> None:
+        """This node's bus stopped (its Redis connection failed): the answers of every request it
+        forwarded may be lost with it, and its lease watchers are gone; fail them now, retryably."""
+        for token in list(self._pending):
+            self._retry_error(token, "this node's connection to the cluster restarted while the request ran")
+        self._interrupted.update(self._serving)
+        self._serving.clear()
+
+    async def report_interrupted(self) -> None:
+        """Once the bus is back: tell each forwarding node that the requests this node served for it
+        when the bus stopped will send nothing more (their answers went with the old connection)."""
+        interrupted, self._interrupted = self._interrupted, {}
+        for token, (origin, session_id, request_id) in interrupted.items():
+            error = error_response(
+                request_id,
+                INTERNAL_ERROR,
+                f"node {self.node_id} lost its connection to the cluster while the request ran; retry it",
+                {"retryable": True},
+            )
+            self.bus.send_nowait(
+                BusEvent(
+                    FORWARD_FAIL,
+                    self.node_id,
+                    session_id=session_id,
+                    message=error,
+                    token=token,
+                    detail=BUSY,
+                ),
+                origin,
+            )
 
     def on_reply(self, event: BusEvent) -> None:
         replies = self._pending.get(event.token)
@@ -208,26 +331,41 @@ class Ownership:
         _offer(replies, event.message)
 
     def on_fail(self, event: BusEvent) -> None:
-        self.remote.pop(event.session_id, None)
         sent = self._sent.pop(event.token, None)
         replies = self._pending.pop(event.token, None)
         if replies is None or sent is None:
             return
+        if event.detail == ENDED:  # no response to come (cancelled): the stream ends here too
+            replies.close()
+            return
+        self.forget(event.session_id)
         if event.detail == GONE and self.redo is not None:
             # The owner no longer runs it (idle there, or it just stopped): claim it and run it here.
-            self.bus.spawn(self._redo, sent[0], sent[1], replies)
+            self.bus.spawn(self._redo, *sent, replies)
             return
         if isinstance(event.message, ErrorResponse):
             _offer(replies, event.message)
         replies.close()
 
-    async def _redo(self, session_id: str, message: Message, replies: Any) -> None:
+    async def _redo(
+        self,
+        session_id: str,
+        message: Message,
+        caller: Requester | None,
+        attempt: int,
+        refused_by: str,
+        replies: Any,
+    ) -> None:
         assert self.redo is not None
         try:
-            await self.redo(session_id, message, replies)
+            await self.redo(session_id, message, replies, caller, attempt, refused_by)
+        except UnknownSession:
+            if isinstance(message, Request):
+                _offer(replies, error_response(message.id, INVALID_REQUEST, SESSION_ENDED))
+            replies.close()
         except TransportError as exc:
             if isinstance(message, Request):
-                error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry", {"retryable": True})
+                error = error_response(message.id, INTERNAL_ERROR, f"{exc}; retry it", {"retryable": True})
                 _offer(replies, error)
             replies.close()
 
@@ -236,7 +374,7 @@ class Ownership:
     async def serve(
         self,
         event: BusEvent,
-        submit: Callable[[str, Message, Any], Awaitable[None]],
+        submit: Callable[[str, Message, Any, Requester | None], Awaitable[None]],
     ) -> None:
         """Run a forwarded message here and stream its answers back (run in the bus's nursery)."""
         self.served += 1
@@ -245,7 +383,7 @@ class Ownership:
         origin, token = event.origin, event.token
         send, receive = trio.open_memory_channel[Message](math.inf)
         try:
-            await submit(event.session_id, message, send if token else None)
+            await submit(event.session_id, message, send if token else None, event.caller)
         except UnknownSession:
             self._refuse(event, GONE)
             return
@@ -257,6 +395,8 @@ class Ownership:
             return
         if not token:
             return
+        assert isinstance(message, Request)
+        self._serving[token] = (origin, event.session_id, message.id)
         async with receive:
             async for reply in receive:
                 self.bus.send_nowait(
@@ -266,7 +406,14 @@ class Ownership:
                     origin,
                 )
                 if isinstance(reply, Response | ErrorResponse):
+                    self._serving.pop(token, None)
                     return
+        self._serving.pop(token, None)
+        # Closed without a response: the client cancelled it. Its stream on the sender ends too.
+        self.bus.send_nowait(
+            BusEvent(FORWARD_FAIL, self.node_id, session_id=event.session_id, token=token, detail=ENDED),
+            origin,
+        )
 
     def _refuse(self, event: BusEvent, reason: str, text: str = "") -> None:
         message = event.message

@@ -85,7 +85,7 @@ from ..server._caller import Requester
 from ._cluster_bus import ClusterBus, cluster_target
 from ._cluster_node import cluster_children, cluster_hooks, open_cluster_bus
 from ._cluster_owner import Ownership
-from ._cluster_routing import CLOSE_METHOD, ForwardingMixin, route_forwarding
+from ._cluster_routing import ForwardingMixin, route_forwarding
 from ._cluster_stream_log import SharedStreamLog
 from ._dispatch import handle_request as dispatch_request
 from ._event_bus import (
@@ -345,9 +345,10 @@ class RunningServer(ForwardingMixin):
         return session_id
 
     def session_owner(self, session_id: str) -> str | None:
-        """The principal that owns a live session (``Principal.key``), None without authentication."""
+        """The principal that owns a live session (``Principal.key``), None without authentication; for a
+        session another node owns, the binding in its stored settings (so it holds on every node)."""
         slot = self.sessions.slots.get(session_id)
-        return None if slot is None else slot.owner
+        return self._remote_principal(session_id) if slot is None else slot.owner
 
     async def _start_slot(self, slot: SessionSlot) -> None:
         """Start the session's subtree under the SessionSupervisor (``SessionBusy`` at ``max_sessions``)."""
@@ -402,9 +403,10 @@ class RunningServer(ForwardingMixin):
                     await ending.done.wait()
                 if self.sessions.get(session_id) is not None:
                     return self.has_session(session_id)
-            if self.ownership is not None and await self.ownership.claim(session_id) is not None:
+            principal = stored_owner(record)
+            if self.ownership is not None and await self.ownership.claim(session_id, principal) is not None:
                 return True  # another node owns it: this node forwards to it (``submit``)
-            await self._start_slot(SessionSlot(session_id, resumed=True, owner=stored_owner(record)))
+            await self._start_slot(SessionSlot(session_id, resumed=True, owner=principal))
             logger.info("session %s resumed from the state store", session_label(session_id))
             return True
         finally:
@@ -427,7 +429,7 @@ class RunningServer(ForwardingMixin):
         if session_id is None:
             await self._submit_stateless(message, replies, caller)
             return
-        if session_id not in self.sessions.slots and self._forward(session_id, message, replies):
+        if session_id not in self.sessions.slots and self._forward(session_id, message, replies, caller):
             return
         slot = self.sessions.live(session_id)
         if (
@@ -444,6 +446,7 @@ class RunningServer(ForwardingMixin):
             return
         if self._deps.shared and slot.initialized and type(message) is Request:
             await self._check_shared(slot)
+        self._note_cancel(slot, message)  # a forwarded request may come after its cancellation
         slot.touch()
         entry: InFlight | None = None
         if isinstance(message, Request):
@@ -587,7 +590,7 @@ class RunningServer(ForwardingMixin):
     async def close_session(self, session_id: str) -> None:
         slot = self.sessions.get(session_id)
         if slot is None:
-            self._forward(session_id, Notification(CLOSE_METHOD, None), None)
+            await self._close_remote(session_id)  # another node's: it ends it (or this node does)
             return
         if not slot.closing:
             slot.closing = True
