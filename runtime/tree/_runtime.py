@@ -497,7 +497,8 @@ class RunningServer:
                 await sessions.terminate_child(
                     slot.tree if slot.tree is not None else session_label(session_id)
                 )
-        await slot.done.wait()
+        if not slot.done.is_set():  # usually set by now: skip Event.wait's checkpoint
+            await slot.done.wait()
 
     # ---- one session's subtree ----------------------------------------------------------------------
 
@@ -552,7 +553,8 @@ class RunningServer:
                     scope.shield = True
                     try:
                         if not slot.keep_values:
-                            await self.store.drop_session(sid)
+                            # the session's task ends right after: no yield after the drop
+                            await self.store.drop_session(sid, yield_after=False)
                             if self._deps.shared and slot.initialized:
                                 # Every node must see that it ended: a tombstone, not just absence.
                                 await self.store.put(sid, SETTINGS_KEY, tombstone(slot.close_reason))

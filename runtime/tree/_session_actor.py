@@ -246,7 +246,11 @@ class SessionActor:
             await write_settings(self.deps.store, self.slot, self.settings.to_bytes(), first=first)
             self.slot.record_written = trio.current_time()
         else:
-            await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes())
+            # The actor's own write, never a request's: no yield after it (the actor parks or takes its
+            # next message right after, and yields every _BATCH messages).
+            await self.deps.store.put(
+                self.slot.session_id, SETTINGS_KEY, self.settings.to_bytes(), yield_after=False
+            )
 
     async def _initialize(self, start: StartSession, entry: InFlight) -> None:
         request = start.request
