@@ -167,22 +167,22 @@ async def test_an_overridden_drop_is_never_bypassed() -> None:
 
 
 async def test_yield_after_false_skips_only_the_yield_after() -> None:
-    # The runtime's own writes (settings at initialize, the drop at close) skip the schedule point after
-    # the operation, never the cancellation check before it.
+    # The runtime's own settings write at initialize skips the schedule point after the operation, never
+    # the cancellation check before it; the drop at a session's end (``try_drop_now``) has none.
     async with trio.open_nursery() as nursery:
-        _, client, _ = await _start(nursery, MemorySessionStore())
+        store = MemorySessionStore()
+        _, client, _ = await _start(nursery, store)
         ran = trio.Event()
 
         async def other() -> None:
             ran.set()
 
         nursery.start_soon(other)
-        await trio.testing.wait_all_tasks_blocked()  # settle: ``other`` has run
-        ran = trio.Event()
-        nursery.start_soon(other)
         await client.put("s", "k", b"1", yield_after=False)
-        await client.drop_session("s", yield_after=False)
+        assert store.get_now("s", "k") == b"1"
+        assert client.try_drop_now("s")
         assert not ran.is_set()  # no schedule point in either
+        assert store.get_now("s", "k") is None
         puts = 0
         while not ran.is_set() and puts < 100:  # bounded: operations that never yield end unset
             await client.put("s", "k", b"2")  # the default yields (trio picks who runs first after)
@@ -194,4 +194,22 @@ async def test_yield_after_false_skips_only_the_yield_after() -> None:
             await client.put("s", "k", b"cancelled", yield_after=False)
         assert scope.cancelled_caught
         assert await client.get("s", "k") == b"2"
+        nursery.cancel_scope.cancel()
+
+
+async def test_try_drop_now_declines_what_the_actor_must_do() -> None:
+    # An overridden drop, or mail queued ahead of it: not done here (False), and nothing dropped.
+    async with trio.open_nursery() as nursery:
+        actor, client, _ = await _start(nursery, SlowDrops())
+        await client.put("s", "k", b"1")
+        assert not client.try_drop_now("s")
+        assert await client.get("s", "k") == b"1"
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        actor, client, ref = await _start(nursery, MemorySessionStore())
+        await client.put("s", "k", b"1")
+        ref.send_nowait("queued")  # the actor has mail: the drop must wait its turn behind it
+        assert not client.try_drop_now("s")
+        assert await client.get("s", "k") == b"1"
+        assert actor.order == ["cast queued", "call"]  # the get went behind the cast, through the actor
         nursery.cancel_scope.cancel()

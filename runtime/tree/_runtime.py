@@ -270,7 +270,7 @@ class RunningServer:
         self.sessions.add(slot)
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
-            session_label(session_id),  # child ids reach the supervision log: never the id itself
+            slot.label,  # child ids reach the supervision log: never the id itself
             functools.partial(self._run_session, slot),
             restart=Restart.TEMPORARY,
             shutdown=self._shutdown_grace,
@@ -548,13 +548,12 @@ class RunningServer:
             f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
         )
         try:
-            if slot.closing:
+            if slot.closing and not self._ended_now(slot):
                 with trio.move_on_after(self._shutdown_grace) as scope:
                     scope.shield = True
                     try:
                         if not slot.keep_values:
-                            # the session's task ends right after: no yield after the drop
-                            await self.store.drop_session(sid, yield_after=False)
+                            await self.store.drop_session(sid)
                             if self._deps.shared and slot.initialized:
                                 # Every node must see that it ended: a tombstone, not just absence.
                                 await self.store.put(sid, SETTINGS_KEY, tombstone(slot.close_reason))
@@ -565,6 +564,20 @@ class RunningServer:
                         logger.warning("session %s: dropping its values failed: %r", session_label(sid), exc)
         finally:
             slot.done.set()
+
+    def _ended_now(self, slot: SessionSlot) -> bool:
+        """The end of a closing session done without waiting, when it can be (the usual case: nothing
+        subscribed, a store of this process, idle): True when nothing is left to do. Else the caller
+        does it in a shielded, bounded wait."""
+        if slot.subscribed or self._deps.shared:
+            return False  # an unsubscribe on the event bus, or a tombstone: round trips
+        if slot.keep_values:
+            return True
+        try:
+            return self.store.try_drop_now(slot.session_id)
+        except Exception as exc:
+            logger.warning("session %s: dropping its values failed: %r", session_label(slot.session_id), exc)
+            return True
 
 
 @asynccontextmanager

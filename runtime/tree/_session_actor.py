@@ -278,9 +278,8 @@ class SessionActor:
             IDLE_TIMEOUT_CAPABILITY: {"seconds": idle},
         }
         result["capabilities"] = server_caps
-        logger.info(
-            "session %s initialized (%s)", session_label(self.slot.session_id), start.protocol_version
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("session %s initialized (%s)", self.slot.label, start.protocol_version)
         self._finish(entry, Response(request.id, result))
 
     def _notification(self, note: Notification) -> None:
@@ -375,7 +374,7 @@ async def run_incarnation(
             await run_actor(
                 actor,
                 mailbox_size=deps.mailbox_size,
-                name=f"session {session_label(slot.session_id)}",
+                name=f"session {slot.label}",
                 task_status=task_status,
             )
             nursery.cancel_scope.cancel()

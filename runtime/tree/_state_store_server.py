@@ -329,9 +329,9 @@ class StateStoreClient:
         self.operations = 0
 
     async def _call(self, op: StoreOp, *, yield_after: bool = True) -> Any:
-        """Run ``op`` through the actor. ``yield_after=False`` (the runtime's own settings write at
-        initialize and drop at close, never a request's) skips the yield that follows a short-cut
-        operation: the caller is about to park or end anyway, so the yield only cost a scheduler pass."""
+        """Run ``op`` through the actor. ``yield_after=False`` (the session actor's own settings write at
+        initialize, never a request's) skips the yield that follows a short-cut operation: the caller
+        is about to park or take its next message anyway, so the yield only cost a scheduler pass."""
         ref = self._registry.whereis(STATE_STORE_NAME)
         if ref is None:
             raise StateStoreUnavailable("the session state store is not running (restarting or stopped)")
@@ -412,8 +412,25 @@ class StateStoreClient:
         keys: list[str] = await self._call(Keys(session_id))
         return keys
 
-    async def drop_session(self, session_id: str, *, yield_after: bool = True) -> None:
-        await self._call(DropSession(session_id), yield_after=yield_after)
+    async def drop_session(self, session_id: str) -> None:
+        await self._call(DropSession(session_id))
+
+    def try_drop_now(self, session_id: str) -> bool:
+        """``drop_session`` done at once when the short cut applies (an idle plain memory store, see
+        ``_call``): True when dropped (a failure raises, as ``drop_session`` would), False when it must
+        go through ``drop_session``. No checkpoint: for the runtime's own end of a session, whose
+        task ends right after."""
+        sync = self._sync
+        if sync is None:
+            return False
+        ref = self._registry.whereis(STATE_STORE_NAME)
+        if ref is None or not ref.idle:
+            return False
+        self.operations += 1
+        reply = _run_now(sync, DropSession(session_id))
+        if type(reply) is StoreFailed:
+            raise reply.error
+        return True
 
     async def expire(self) -> int:
         removed: int = await self._call(Expire())
