@@ -377,7 +377,8 @@ async def run_incarnation(
                 name=f"session {slot.label}",
                 task_status=task_status,
             )
-            nursery.cancel_scope.cancel()
+            if nursery.child_tasks:  # requests still running (none: nothing to cancel, skip trio's cancel)
+                nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _, rest = group.split(trio.Cancelled)
         if rest is None:
