@@ -147,6 +147,10 @@ class MemorySessionStore:
         return sorted(k for k, entry in values.items() if entry[1] > now)
 
     async def drop_session(self, session_id: str) -> None:
+        self.drop_now(session_id)
+
+    def drop_now(self, session_id: str) -> None:
+        """``drop_session`` without the coroutine (see ``get_now``)."""
         if self._closed:
             raise BackendClosed("MemorySessionStore is closed")
         values = self._sessions.pop(session_id, None)

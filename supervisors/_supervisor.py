@@ -328,8 +328,9 @@ class _Run:
                     await child.wait_exited()
             finally:
                 self.grace = None
-        child.scope.cancel()
-        await child.wait_exited()
+        if child.state != _EXITED:  # (a scope already left has nothing to cancel: skip trio's cancel)
+            child.scope.cancel()
+            await child.wait_exited()
         emit(self.on_event, ChildExited(self.name, child.spec.id, child.reason))
 
     async def _stop_all(self) -> None:

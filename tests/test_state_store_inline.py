@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 from mcpvisor.backends import BackendClosed, MemorySessionStore
 from mcpvisor.runtime.actors import ActorRef, Registry, spawn
 from mcpvisor.runtime.tree._state_store_server import STATE_STORE_NAME, StateStoreClient, StateStoreServer
@@ -130,4 +131,85 @@ async def test_a_backend_error_reaches_the_caller() -> None:
         with pytest.raises(BackendClosed):  # through the actor: the same error, and the actor lives on
             await client.delete("s", "k")
         assert actor.through_actor == 1
+        nursery.cancel_scope.cancel()
+
+
+class SlowDrops(MemorySessionStore):
+    """A memory store whose session drop waits: the short cut must not bypass it."""
+
+    async def drop_session(self, session_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        await super().drop_session(session_id)
+
+
+async def test_a_session_drop_of_an_idle_memory_store_skips_the_mailbox() -> None:
+    async with trio.open_nursery() as nursery:
+        store = MemorySessionStore()
+        actor, client, _ = await _start(nursery, store)
+        await client.put("s", "k", b"1")
+        await client.put("other", "k", b"2")
+        await client.drop_session("s")
+        assert actor.through_actor == 0
+        assert await client.get("s", "k") is None
+        assert await client.get("other", "k") == b"2"  # only that session's values
+        assert store._live == 1  # the count the heap compaction relies on
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_overridden_drop_is_never_bypassed() -> None:
+    async with trio.open_nursery() as nursery:
+        actor, client, _ = await _start(nursery, SlowDrops())
+        await client.put("s", "k", b"1")
+        await client.drop_session("s")
+        assert await client.get("s", "k") is None
+        assert actor.through_actor == 3  # put, drop and get: the whole store goes through the actor
+        nursery.cancel_scope.cancel()
+
+
+async def test_yield_after_false_skips_only_the_yield_after() -> None:
+    # The runtime's own settings write at initialize skips the schedule point after the operation, never
+    # the cancellation check before it; the drop at a session's end (``try_drop_now``) has none.
+    async with trio.open_nursery() as nursery:
+        store = MemorySessionStore()
+        _, client, _ = await _start(nursery, store)
+        ran = trio.Event()
+
+        async def other() -> None:
+            ran.set()
+
+        nursery.start_soon(other)
+        await client.put("s", "k", b"1", yield_after=False)
+        assert store.get_now("s", "k") == b"1"
+        assert client.try_drop_now("s")
+        assert not ran.is_set()  # no schedule point in either
+        assert store.get_now("s", "k") is None
+        puts = 0
+        while not ran.is_set() and puts < 100:  # bounded: operations that never yield end unset
+            await client.put("s", "k", b"2")  # the default yields (trio picks who runs first after)
+            puts += 1
+        assert ran.is_set()
+        assert puts <= 2
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await client.put("s", "k", b"cancelled", yield_after=False)
+        assert scope.cancelled_caught
+        assert await client.get("s", "k") == b"2"
+        nursery.cancel_scope.cancel()
+
+
+async def test_try_drop_now_declines_what_the_actor_must_do() -> None:
+    # An overridden drop, or mail queued ahead of it: not done here (False), and nothing dropped.
+    async with trio.open_nursery() as nursery:
+        actor, client, _ = await _start(nursery, SlowDrops())
+        await client.put("s", "k", b"1")
+        assert not client.try_drop_now("s")
+        assert await client.get("s", "k") == b"1"
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        actor, client, ref = await _start(nursery, MemorySessionStore())
+        await client.put("s", "k", b"1")
+        ref.send_nowait("queued")  # the actor has mail: the drop must wait its turn behind it
+        assert not client.try_drop_now("s")
+        assert await client.get("s", "k") == b"1"
+        assert actor.order == ["cast queued", "call"]  # the get went behind the cast, through the actor
         nursery.cancel_scope.cancel()

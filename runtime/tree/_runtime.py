@@ -362,7 +362,7 @@ class RunningServer(ForwardingMixin):
             slot.standalone = remote
         slot.idle_timeout = self._deps.idle_timeout
         spec = ChildSpec(
-            session_label(session_id),  # child ids reach the supervision log: never the id itself
+            slot.label,  # child ids reach the supervision log: never the id itself
             functools.partial(self._run_session, slot),
             restart=Restart.TEMPORARY,
             shutdown=self._shutdown_grace,
@@ -602,7 +602,8 @@ class RunningServer(ForwardingMixin):
                 await sessions.terminate_child(
                     slot.tree if slot.tree is not None else session_label(session_id)
                 )
-        await slot.done.wait()
+        if not slot.done.is_set():  # usually set by now: skip Event.wait's checkpoint
+            await slot.done.wait()
 
     # ---- one session's subtree ----------------------------------------------------------------------
 
@@ -654,7 +655,7 @@ class RunningServer(ForwardingMixin):
             f"session closed ({slot.close_reason})" if slot.closing else "server is shutting down"
         )
         try:
-            if slot.closing:
+            if slot.closing and not self._ended_now(slot):
                 with trio.move_on_after(self._shutdown_grace) as scope:
                     scope.shield = True
                     try:
@@ -672,6 +673,20 @@ class RunningServer(ForwardingMixin):
                         logger.warning("session %s: dropping its values failed: %r", session_label(sid), exc)
         finally:
             slot.done.set()
+
+    def _ended_now(self, slot: SessionSlot) -> bool:
+        """The end of a closing session done without waiting, when it can be (the usual case: nothing
+        subscribed, a store of this process, idle): True when nothing is left to do. Else the caller
+        does it in a shielded, bounded wait."""
+        if slot.subscribed or self._deps.shared:
+            return False  # an unsubscribe on the event bus, or a tombstone: round trips
+        if slot.keep_values:
+            return True
+        try:
+            return self.store.try_drop_now(slot.session_id)
+        except Exception as exc:
+            logger.warning("session %s: dropping its values failed: %r", session_label(slot.session_id), exc)
+            return True
 
 
 @asynccontextmanager

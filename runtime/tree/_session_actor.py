@@ -253,7 +253,11 @@ class SessionActor:
         settings = self.settings
         assert settings is not None
         if not self.deps.shared:
-            await self.deps.store.put(self.slot.session_id, SETTINGS_KEY, settings.to_bytes())
+            # The actor's own write, never a request's: no yield after it (the actor parks or takes its
+            # next message right after, and yields every _BATCH messages).
+            await self.deps.store.put(
+                self.slot.session_id, SETTINGS_KEY, settings.to_bytes(), yield_after=False
+            )
             return
         if first:
             await write_settings(self.deps.store, self.slot, settings.to_bytes())
@@ -289,9 +293,8 @@ class SessionActor:
             IDLE_TIMEOUT_CAPABILITY: {"seconds": idle},
         }
         result["capabilities"] = server_caps
-        logger.info(
-            "session %s initialized (%s)", session_label(self.slot.session_id), start.protocol_version
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("session %s initialized (%s)", self.slot.label, start.protocol_version)
         self._finish(entry, Response(request.id, result))
 
     def _notification(self, note: Notification) -> None:
@@ -386,10 +389,11 @@ async def run_incarnation(
             await run_actor(
                 actor,
                 mailbox_size=deps.mailbox_size,
-                name=f"session {session_label(slot.session_id)}",
+                name=f"session {slot.label}",
                 task_status=task_status,
             )
-            nursery.cancel_scope.cancel()
+            if nursery.child_tasks:  # requests still running (none: nothing to cancel, skip trio's cancel)
+                nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _, rest = group.split(trio.Cancelled)
         if rest is None:

@@ -30,7 +30,6 @@ from mcpvisor.supervisors import (
 from mcpvisor.supervisors._events import emit
 from mcpvisor.supervisors._restart_intensity import add_restart
 
-from ._session_label import session_label
 from ._session_slot import SessionSlot
 
 logger = logging.getLogger("mcpvisor.runtime.tree")
@@ -64,7 +63,7 @@ async def keep_session(
     ``incarnation(slot, deps, task_status=...)`` runs one life of the actor (``run_incarnation`` for a
     session, ``run_handle_incarnation`` for a state handle: passed in, so this keeper imports no actor
     and one keeper applies the same restart rule to both); ``name`` names it in events and logs."""
-    name = name if name is not None else f"session {session_label(slot.session_id)}"
+    name = name if name is not None else f"session {slot.label}"
     child = current_child()
     restarts: list[tuple[float, BaseException]] = []
     status: Any = task_status

@@ -18,6 +18,7 @@ import trio
 
 from ..actors import ActorRef
 from ..protocol import INTERNAL_ERROR, Message, RequestId, error_response
+from ._session_label import session_label
 
 
 @attrs.define(eq=False)
@@ -77,6 +78,7 @@ class SessionSlot:
     #: unsubscribe it; most sessions never do, and skip that call to the bus actor.
     subscribed: bool = False
     _changed: trio.Event = attrs.field(factory=trio.Event)
+    _label: str | None = attrs.field(default=None, init=False)
 
     #: How crash texts name what this slot holds ("session"; a state handle says "state handle").
     kind: ClassVar[str] = "session"
@@ -90,6 +92,15 @@ class SessionSlot:
             else "initialize a new session"
         )
         return f"Its stored values are kept until they expire; {reopen}"
+
+    @property
+    def label(self) -> str:
+        """``session_label(session_id)``, computed once (the child id, the keeper's and the actor's
+        names and the log lines of one session all use it)."""
+        label = self._label
+        if label is None:
+            label = self._label = session_label(self.session_id)
+        return label
 
     def touch(self) -> None:
         self.last_activity = trio.current_time()

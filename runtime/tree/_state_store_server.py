@@ -235,20 +235,30 @@ def _failed(msg: StoreOp, exc: Exception) -> StoreFailed:
 
 
 def _sync_store(store: SessionStateStore | None) -> MemorySessionStore | None:
-    """``store`` if its reads and writes can run without waiting: a ``MemorySessionStore`` whose ``get``
-    and ``put`` are its own (a subclass that overrides them, to slow or fail them, is not one); else
-    None."""
+    """``store`` if its reads, writes and session drops can run without waiting: a ``MemorySessionStore``
+    whose ``get``, ``put`` and ``drop_session`` are its own (a subclass that overrides them, to slow or
+    fail them, is not one); else None."""
     if not isinstance(store, MemorySessionStore):
         return None
     kind = type(store)
-    return store if kind.get is MemorySessionStore.get and kind.put is MemorySessionStore.put else None
+    own = (
+        kind.get is MemorySessionStore.get
+        and kind.put is MemorySessionStore.put
+        and kind.drop_session is MemorySessionStore.drop_session
+    )
+    return store if own else None
 
 
-def _run_now(store: MemorySessionStore, op: Load | Store) -> Any:
-    """What the actor's ``_run`` does for a read or a write, done here (see ``StateStoreClient._call``)."""
+def _run_now(store: MemorySessionStore, op: Load | Store | DropSession) -> Any:
+    """What the actor's ``_run`` does for a read, a write or a session drop, done here (see
+    ``StateStoreClient._call``)."""
     try:
-        if isinstance(op, Load):
+        if type(op) is Load:
             return store.get_now(op.session_id, op.key)
+        if type(op) is DropSession:
+            store.drop_now(op.session_id)
+            return None
+        assert type(op) is Store
         store.put_now(op.session_id, op.key, op.value, ttl=op.ttl)
     except Exception as exc:
         return _failed(op, exc)
@@ -318,20 +328,25 @@ class StateStoreClient:
         self._sync: MemorySessionStore | None = _sync_store(store)
         self.operations = 0
 
-    async def _call(self, op: StoreOp) -> Any:
+    async def _call(self, op: StoreOp, *, yield_after: bool = True) -> Any:
+        """Run ``op`` through the actor. ``yield_after=False`` (the session actor's own settings write at
+        initialize, never a request's) skips the yield that follows a short-cut operation: the caller
+        is about to park or take its next message anyway, so the yield only cost a scheduler pass."""
         ref = self._registry.whereis(STATE_STORE_NAME)
         if ref is None:
             raise StateStoreUnavailable("the session state store is not running (restarting or stopped)")
         self.operations += 1
         sync = self._sync
-        if sync is not None and ref.idle and (type(op) is Load or type(op) is Store):
+        kind = type(op)
+        if sync is not None and ref.idle and (kind is Load or kind is Store or kind is DropSession):
             # The actor is parked on an empty mailbox and this backend never waits: running the read or
             # write here is what the actor would do next, in the same order (nothing queued before it)
             # and as atomically (no checkpoint inside), without two trips through the scheduler. Still a
             # checkpoint: a cancelled caller gets nothing applied, and the caller yields after it.
             await trio.lowlevel.checkpoint_if_cancelled()
-            reply = _run_now(sync, op)
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            reply = _run_now(sync, op)  # type: ignore[arg-type]
+            if yield_after:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             if type(reply) is StoreFailed:
                 raise reply.error
             return reply
@@ -372,8 +387,10 @@ class StateStoreClient:
         value: bytes | None = await self._call(Load(session_id, key))
         return value
 
-    async def put(self, session_id: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        await self._call(Store(session_id, key, value, ttl))
+    async def put(
+        self, session_id: str, key: str, value: bytes, *, ttl: float | None = None, yield_after: bool = True
+    ) -> None:
+        await self._call(Store(session_id, key, value, ttl), yield_after=yield_after)
 
     async def update(
         self,
@@ -397,6 +414,23 @@ class StateStoreClient:
 
     async def drop_session(self, session_id: str) -> None:
         await self._call(DropSession(session_id))
+
+    def try_drop_now(self, session_id: str) -> bool:
+        """``drop_session`` done at once when the short cut applies (an idle plain memory store, see
+        ``_call``): True when dropped (a failure raises, as ``drop_session`` would), False when it must
+        go through ``drop_session``. No checkpoint: for the runtime's own end of a session, whose
+        task ends right after."""
+        sync = self._sync
+        if sync is None:
+            return False
+        ref = self._registry.whereis(STATE_STORE_NAME)
+        if ref is None or not ref.idle:
+            return False
+        self.operations += 1
+        reply = _run_now(sync, DropSession(session_id))
+        if type(reply) is StoreFailed:
+            raise reply.error
+        return True
 
     async def expire(self) -> int:
         removed: int = await self._call(Expire())

@@ -77,7 +77,7 @@ async def final_reply(
     instead of hanging.
     ``first`` is a reply already taken from ``replies`` (``ready_reply``).
     """
-    async with replies:
+    with replies:  # close() rather than aclose(): the answer was awaited on it, no second checkpoint
         if first is not None and await _json_reply_item(port, first, session_id, request_id):
             return first  # type: ignore[return-value]  # (checked by _json_reply_item)
         async for message in replies:
