@@ -54,6 +54,28 @@ async def test_two_racing_acquirers_get_exactly_one_lease(redis_server: str, red
         assert await leases[0].holder("session:s1") is None
 
 
+async def test_acquire_or_holder_gives_one_winner_and_everyone_else_the_winner(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """The claim of a session (``Ownership.claim``): one round trip answers "yours" or "node X's"."""
+    async with connection(redis_server) as one, connection(redis_server) as two:
+        leases = [Leases(one, "{" + redis_prefix + "}"), Leases(two, "{" + redis_prefix + "}")]
+        answers: dict[str, str | None] = {}
+
+        async def claim(i: int) -> None:
+            answers[f"node{i}"] = await leases[i % 2].acquire_or_holder("session:s2", f"node{i}", 5.0)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(claim, i)
+        winners = [node for node, holder in answers.items() if holder is None]
+        assert len(winners) == 1
+        assert {holder for node, holder in answers.items() if node != winners[0]} == {winners[0]}
+        assert await leases[0].acquire_or_holder("session:s2", winners[0], 5.0) is None  # its own: renewed
+        assert await leases[1].release("session:s2", winners[0])
+        assert await leases[1].acquire_or_holder("session:s2", "late", 5.0) is None  # free again: taken
+
+
 async def test_a_lease_nobody_renews_expires_and_another_takes_it(
     redis_server: str, redis_prefix: str
 ) -> None:

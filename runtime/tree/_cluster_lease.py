@@ -27,6 +27,16 @@ end
 return 0
 """
 
+# KEYS: lease. ARGV: holder, ttl ms. "": held by the caller now (taken or renewed); else the holder.
+_ACQUIRE_OR_HOLDER: Final = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ''
+end
+return cur
+"""
+
 # KEYS: lease. ARGV: holder, ttl ms. 1: renewed; 0: the caller does not hold it (expired or taken).
 _RENEW: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -65,6 +75,13 @@ class Leases:
     async def acquire(self, name: str, holder: str, ttl: float) -> bool:
         """Take the lease if it is free (or renew it if ``holder`` has it); False if another holds it."""
         return await self._conn.script(_ACQUIRE, [self.key(name)], [holder, _ms(ttl)]) == 1
+
+    async def acquire_or_holder(self, name: str, holder: str, ttl: float) -> str | None:
+        """Take the lease if it is free (or renew it if ``holder`` has it): None; else who holds it.
+        One round trip, and no gap between the attempt and the answer."""
+        out = await self._conn.script(_ACQUIRE_OR_HOLDER, [self.key(name)], [holder, _ms(ttl)])
+        text = out.decode() if isinstance(out, bytes) else str(out)
+        return text or None
 
     async def renew(self, name: str, holder: str, ttl: float) -> bool:
         return await self._conn.script(_RENEW, [self.key(name)], [holder, _ms(ttl)]) == 1

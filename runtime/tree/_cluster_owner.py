@@ -153,18 +153,14 @@ class Ownership:
         """Take the session's lease (None: this node owns it now), or the node that holds it.
 
         ``principal``: the key the stored session is bound to, kept for ``session_owner`` here."""
-        name = self._name(session_id)
-        for _ in range(3):  # the holder may release or expire between our two reads
-            if await self.leases.acquire(name, self.node_id, self.ttl):
-                self.owned.add(session_id)
-                self.forget(session_id)
-                return None
-            holder = await self.leases.holder(name)
-            if holder is not None:
-                self.remote[session_id] = holder
-                self.principals[session_id] = principal
-                return holder
-        raise SessionBusy(session_id, 1.0)
+        holder = await self.leases.acquire_or_holder(self._name(session_id), self.node_id, self.ttl)
+        if holder is None:
+            self.owned.add(session_id)
+            self.forget(session_id)
+            return None
+        self.remote[session_id] = holder
+        self.principals[session_id] = principal
+        return holder
 
     def forget(self, session_id: str) -> None:
         """Drop what this node remembers of another node's session (its owner, its principal)."""
