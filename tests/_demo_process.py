@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,20 @@ def start_demo(*args: str) -> tuple[subprocess.Popen[str], str]:
         proc.wait(timeout=10)
         raise AssertionError(f"the demo server did not start (last line: {line!r})")
     return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def stop_demos(procs: Iterable[subprocess.Popen[str]]) -> None:
+    """Stop demo processes by pid: SIGTERM to every live one first (they stop in parallel), then wait
+    for each, SIGKILL if it is not gone within 10 s; close the stderr ``start_demo`` left open."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        assert proc.stderr is not None
+        proc.stderr.close()

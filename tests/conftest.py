@@ -8,13 +8,12 @@ by silently not testing the Redis backends.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _redis_server import redis_server_binary, start_redis_server
+from _redis_server import require_redis_server, start_redis_server
 
 _INSTALL_HINT = (
     "redis-server is not on PATH; install it (Debian/Ubuntu: `apt-get install redis-server`, "
@@ -36,11 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = redis_server_binary()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {_INSTALL_HINT}", pytrace=False)
-        pytest.skip(_INSTALL_HINT)
+    binary = require_redis_server(_INSTALL_HINT)
     server = start_redis_server(binary, Path(tmp_path_factory.mktemp("redis")))
     try:
         yield server.url

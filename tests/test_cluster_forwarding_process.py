@@ -8,7 +8,6 @@ tool's elicitation, or its ``notifications/cancelled``. Raw HTTP (httpx), so eve
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,14 @@ import pytest
 import trio
 from _cluster import Cluster, start_cluster
 from _http_messages import BOTH, INIT
-from _redis_server import redis_server_binary
+from _redis_server import require_redis_server
 
 PROTOCOL = "2025-11-25"
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    if redis_server_binary() is None:
-        hint = "redis-server is not on PATH; the cluster process tests need it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {hint}", pytrace=False)
-        pytest.skip(hint)
+    require_redis_server("redis-server is not on PATH; the cluster process tests need it")
     with start_cluster(tmp_path / "cluster", nodes=3) as running:
         yield running
 

@@ -25,7 +25,6 @@ then the test asserts that all of them hold: one run shows every broken guarante
 from __future__ import annotations
 
 import functools
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,7 +39,7 @@ import pytest
 import trio
 from _cluster import Cluster, Node, start_cluster
 from _cluster_proxy import RoundRobinProxy, open_proxy
-from _redis_server import redis_server_binary
+from _redis_server import require_redis_server
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -226,11 +225,7 @@ async def open_client(name: str, url: str, http: httpx2.AsyncClient, totals: Tot
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Any:
-    if redis_server_binary() is None:
-        hint = "redis-server is not on PATH; the kill test needs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {hint}", pytrace=False)
-        pytest.skip(hint)
+    require_redis_server("redis-server is not on PATH; the kill test needs it")
     with start_cluster(
         tmp_path / "cluster", nodes=NODES, start_timeout=START_TIMEOUT, extra=["--node-ttl", str(NODE_TTL)]
     ) as running:

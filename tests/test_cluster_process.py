@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 import trio
-from _demo_process import start_demo
+from _demo_process import start_demo, stop_demos
 from _http_messages import BOTH
 from test_session_nodes_process import PROTOCOL, Client, _body, nodes
 
@@ -29,17 +29,7 @@ def demo_processes(*args: str, count: int) -> Iterator[list[tuple[subprocess.Pop
             started.append(start_demo("--transport", "http", "--port", "0", "--node-id", f"n{i}", *args))
         yield started
     finally:
-        for proc, _ in started:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _ in started:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            assert proc.stderr is not None
-            proc.stderr.close()
+        stop_demos(proc for proc, _ in started)
 
 
 def sse_messages(text: str) -> list[Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx2
 import pytest
 import trio
-from _demo_process import start_demo
+from _demo_process import start_demo, stop_demos
 from _http_messages import BOTH, INIT
 
 PROTOCOL = "2025-11-25"
@@ -42,17 +42,7 @@ def nodes(store: str, *extra: str, count: int = 2) -> Iterator[list[str]]:
             urls.append(url)
         yield urls
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            assert proc.stderr is not None
-            proc.stderr.close()
+        stop_demos(procs)
 
 
 def _body(response: httpx2.Response) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from _redis_server import RedisServer, redis_server_binary, start_redis_server
+from _redis_server import RedisServer, require_redis_server, start_redis_server
 from mcpvisor.backends import RedisSessionStore, decode
 from mcpvisor.runtime.protocol import JsonRpcError
 from mcpvisor.runtime.server import Context, Server, start_server
@@ -40,11 +40,7 @@ PAUSE_AT, RESUME_AT = 0.4, 2.4  # seconds into the traffic
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server for this test alone: it gets paused, which the shared one must never be."""
-    binary = redis_server_binary()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true: redis-server is not on PATH", pytrace=False)
-        pytest.skip("redis-server is not on PATH")
+    binary = require_redis_server("redis-server is not on PATH")
     server = start_redis_server(binary, tmp_path)
     try:
         yield server
