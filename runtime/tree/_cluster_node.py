@@ -69,22 +69,20 @@ def cluster_children(
     task_target = cluster_target(tasks)
     # Liveness runs on every node of a cluster: a resumed stream's node, a forwarded request's
     # owner are judged dead by it; with task markers in Redis it also settles a dead node's tasks.
-    target = task_target if task_target is not None else log_target
-    if target is not None:
-        url, prefix = target
+    url, prefix = task_target if task_target is not None else log_target
 
-        async def fail_tasks_of(node: str) -> int:
-            if task_target is None:
-                return 0  # tasks are this process's own (memory): nothing of theirs is shared
-            runtime = running.registry.whereis(TASK_RUNTIME_NAME)
-            if runtime is None:
-                raise RuntimeError("the task runtime is restarting")
-            result = await runtime.call(FailNodeTasks(node))
-            if isinstance(result, StoreFailed):
-                raise result.error
-            return int(result)
+    async def fail_tasks_of(node: str) -> int:
+        if task_target is None:
+            return 0  # tasks are this process's own (memory): nothing of theirs is shared
+        runtime = running.registry.whereis(TASK_RUNTIME_NAME)
+        if runtime is None:
+            raise RuntimeError("the task runtime is restarting")
+        result = await runtime.call(FailNodeTasks(node))
+        if isinstance(result, StoreFailed):
+            raise result.error
+        return int(result)
 
-        liveness = NodeLiveness(url, prefix, running.node_id, fail_tasks_of, ttl=node_ttl)
-        running.liveness = liveness
-        children.append(ChildSpec("cluster_liveness", liveness, shutdown=2.0))
+    liveness = NodeLiveness(url, prefix, running.node_id, fail_tasks_of, ttl=node_ttl)
+    running.liveness = liveness
+    children.append(ChildSpec("cluster_liveness", liveness, shutdown=2.0))
     return children
