@@ -230,6 +230,7 @@ class SingleClientConnection:
                 send.close()
             except RequestLimitReached as exc:
                 await send.send(_busy(message.id, exc))
+                send.close()  # refused: the runtime never took ``send``, so nothing else closes it
             except Exception:
                 # A bug behind the port costs this request, never the connection (and never a pump
                 # left waiting for an answer that cannot come).
