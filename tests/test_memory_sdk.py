@@ -292,3 +292,26 @@ async def test_sdk_standalone_backlog_is_bounded_and_stops_when_the_reader_does(
                 assert running.stats.notifications_dropped == 300 - 256  # ... but not sent, nor counted
                 (slot,) = running.sessions.slots.values()
                 assert slot.standalone is None
+
+
+async def test_sdk_write_stream_closed_ends_the_session_before_the_block_does() -> None:
+    # Closing the write stream is the end of input: the session closes then (the task that closes it
+    # starts at that moment), not only when the block is left; the reader then sees the end.
+    import anyio
+
+    async with start_server(app) as running:
+        with trio.fail_after(10):
+            async with open_sdk_streams(running) as (read, write):
+                await write.send(_raw(_INIT))
+                assert (await read.receive()).message.id == 0
+                await write.send(_raw({"method": "notifications/initialized"}))
+                await write.send(_raw(_call(1, "counter")))
+                assert (await read.receive()).message.id == 1
+                assert len(running.session_ids()) == 1
+                await write.aclose()
+                await write.aclose()  # idempotent
+                with pytest.raises(anyio.EndOfStream):
+                    await read.receive()  # the session closed: nothing more comes
+                assert running.session_ids() == []
+                with pytest.raises(anyio.ClosedResourceError):
+                    await write.send(_raw(_call(2, "counter")))

@@ -288,4 +288,6 @@ class SingleClientConnection:
                 await self._drained.wait()
         if self.session_id is not None:
             await self.port.close_session(self.session_id)
-        await self.out.aclose()
+            self.out.close()  # close_session was this call's checkpoint: closing needs none
+        else:
+            await self.out.aclose()

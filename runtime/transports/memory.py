@@ -250,15 +250,18 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
 
     class ServerInbox:
         """The client's write stream: each message goes to the connection in the sending task itself
-        (a reader task in between costs two trips through the scheduler per message)."""
+        (a reader task in between costs two trips through the scheduler per message). Closing it (or
+        leaving the block) is the end of input: it starts the task that closes the session (``finish``),
+        so no task waits for that from the start."""
 
-        def __init__(self, conn: DirectClientConnection) -> None:
+        def __init__(self, conn: DirectClientConnection, nursery: trio.Nursery) -> None:
             self.conn = conn
-            self.closed = trio.Event()
+            self.nursery = nursery
+            self.closed = False
             self.reader: ClientOutbox | None = None
 
         async def send(self, item: SessionMessage) -> None:
-            if self.closed.is_set():
+            if self.closed:
                 raise anyio.ClosedResourceError
             parsed = parse_message(item.message.model_dump_json(by_alias=True, exclude_unset=True))
             # Shielded: a client's timeout must not cut a request in half (its pump started, its
@@ -275,7 +278,11 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
                 self.conn.take_out(out_receive)
 
         async def aclose(self) -> None:
-            self.closed.set()
+            if self.closed:
+                return
+            self.closed = True
+            assert self.reader is not None
+            self.nursery.start_soon(finish, self.conn, self.reader)
 
         async def __aenter__(self) -> ServerInbox:
             return self
@@ -373,17 +380,15 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         async def __aexit__(self, *exc: object) -> None:
             await self.aclose()
 
-    async def finish(inbox: ServerInbox, outbox: ClientOutbox) -> None:
-        await inbox.closed.wait()
-        await inbox.conn.finish()
+    async def finish(conn: DirectClientConnection, outbox: ClientOutbox) -> None:
+        await conn.finish()
         outbox.drained.cancel()  # the session is closed: what is left in ``out`` is nobody's
 
     async with trio.open_nursery() as nursery:
         async with out_send:
             conn = DirectClientConnection(port, out_send.clone(), nursery)
-        inbox = ServerInbox(conn)
+        inbox = ServerInbox(conn, nursery)
         outbox = inbox.reader = ClientOutbox(conn, nursery)
-        nursery.start_soon(finish, inbox, outbox)
         try:
             yield outbox, inbox
         finally:
