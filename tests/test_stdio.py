@@ -204,3 +204,60 @@ async def test_close_sse_stream_is_dropped_over_stdio() -> None:
     )
     assert [m.get("method") for m in out[1:]] == ["notifications/progress", None]
     assert out[2]["result"]["content"][0]["text"] == "still here"
+
+
+async def test_stdio_eof_after_a_refused_request_ends_promptly() -> None:
+    # A request refused by the per-session limit (-32050) was never taken by the runtime, so the
+    # connection closes its replies channel itself: its pump ends, and the end of input waits only for
+    # the requests still running (0.3 s). (It used to wait forever, for a pump that could not end.)
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "wait", "arguments": {"seconds": 0.3}},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "wait", "arguments": {"seconds": 0.3}},
+        },
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "counter", "arguments": {}}},
+    ]
+    stdin_send, stdin_receive = trio.testing.memory_stream_one_way_pair()
+    stdout_send, stdout_receive = trio.testing.memory_stream_one_way_pair()
+    limits = {"max_requests_per_session": 1, "max_queued_requests_per_session": 1}
+    out: list[Any] = []
+    ended: list[float] = []
+
+    async def serve() -> None:
+        await serve_stdio(running, stdin=stdin_receive, stdout=stdout_send)
+        ended.append(trio.current_time())
+
+    async def read() -> None:
+        buffer = b""
+        while True:
+            buffer += await stdout_receive.receive_some()
+            *complete, buffer = buffer.split(b"\n")
+            out.extend(json.loads(line) for line in complete)
+
+    with trio.fail_after(10):
+        async with start_server(app, **limits) as running, trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            nursery.start_soon(read)
+            await stdin_send.send_all(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+            while len(out) < 2:  # noqa: ASYNC110 (a count, no event)
+                await trio.sleep(0.01)
+            refused = [answer for answer in out if "error" in answer]
+            assert refused and all(answer["error"]["code"] == -32050 for answer in refused)
+            start = trio.current_time()
+            await stdin_send.aclose()
+            while not ended:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    elapsed = ended[0] - start
+    assert elapsed < 2.0

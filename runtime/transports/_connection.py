@@ -146,7 +146,7 @@ class SingleClientConnection:
         """A 2025-03-26 JSON-RPC batch: each item handled as if alone, the answers sent as one array."""
         answers = [item.reply for item in items if isinstance(item, Malformed)]
         requests = [item for item in items if isinstance(item, Request)]
-        batch = _Batch(self.out.clone(), len(answers) + len(requests)) if answers or requests else None
+        batch = _Batch(self._out_clone(), len(answers) + len(requests)) if answers or requests else None
         for answer in answers:
             assert batch is not None
             await batch.done_one(answer)
@@ -155,6 +155,15 @@ class SingleClientConnection:
                 await self.handle(item, batch)
             elif not isinstance(item, Malformed):
                 await self.handle(item)  # notifications and responses get no answer
+
+    def _standalone(self, session_id: str) -> None:
+        """Route the session's messages not tied to a request to ``out``: a pump task from its stream."""
+        stream = self.port.standalone_stream(session_id)
+        self.nursery.start_soon(self._pump_standalone, stream, self._out_clone())
+
+    def _out_clone(self) -> trio.MemorySendChannel[Outgoing]:
+        """A clone of ``out`` for one more writer (a request's pump, a batch, the standalone stream)."""
+        return self.out.clone()
 
     async def _pump_standalone(
         self, stream: trio.MemoryReceiveChannel[Message], out: trio.MemorySendChannel[Outgoing]
@@ -188,7 +197,7 @@ class SingleClientConnection:
             ):
                 try:
                     session_id = await port.create_session()
-                    standalone = port.standalone_stream(session_id)
+                    self._standalone(session_id)
                 except SessionLimitReached as exc:  # a port shared with other transports is full
                     await self._answer(_busy(message.id, exc), batch)
                     return
@@ -201,7 +210,6 @@ class SingleClientConnection:
                     return
                 self.session_id = session_id
                 self.version = None
-                self.nursery.start_soon(self._pump_standalone, standalone, self.out.clone())
                 if initialize:
                     # The version this initialize settles on, known now, so a batch pipelined right
                     # behind it is parsed by the negotiated revision's rules.
@@ -230,6 +238,7 @@ class SingleClientConnection:
                 send.close()
             except RequestLimitReached as exc:
                 await send.send(_busy(message.id, exc))
+                send.close()  # refused: the runtime never took ``send``, so nothing else closes it
             except Exception:
                 # A bug behind the port costs this request, never the connection (and never a pump
                 # left waiting for an answer that cannot come).
@@ -264,7 +273,7 @@ class SingleClientConnection:
         stateless_id = request_id if stateless else None
         if stateless_id is not None:
             self._stateless[stateless_id] = send
-        self.nursery.start_soon(self._pump, receive, self.out.clone(), batch, stateless_id)
+        self.nursery.start_soon(self._pump, receive, self._out_clone(), batch, stateless_id)
         return send
 
     def _cancelled(self, request_id: RequestId) -> None:
@@ -279,4 +288,6 @@ class SingleClientConnection:
                 await self._drained.wait()
         if self.session_id is not None:
             await self.port.close_session(self.session_id)
-        await self.out.aclose()
+            self.out.close()  # close_session was this call's checkpoint: closing needs none
+        else:
+            await self.out.aclose()

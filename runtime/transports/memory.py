@@ -250,14 +250,18 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
 
     class ServerInbox:
         """The client's write stream: each message goes to the connection in the sending task itself
-        (a reader task in between costs two trips through the scheduler per message)."""
+        (a reader task in between costs two trips through the scheduler per message). Closing it (or
+        leaving the block) is the end of input: it starts the task that closes the session (``finish``),
+        so no task waits for that from the start."""
 
-        def __init__(self, conn: DirectClientConnection) -> None:
+        def __init__(self, conn: DirectClientConnection, nursery: trio.Nursery) -> None:
             self.conn = conn
-            self.closed = trio.Event()
+            self.nursery = nursery
+            self.closed = False
+            self.reader: ClientOutbox | None = None
 
         async def send(self, item: SessionMessage) -> None:
-            if self.closed.is_set():
+            if self.closed:
                 raise anyio.ClosedResourceError
             parsed = parse_message(item.message.model_dump_json(by_alias=True, exclude_unset=True))
             # Shielded: a client's timeout must not cut a request in half (its pump started, its
@@ -267,9 +271,18 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
                     await self.conn.out.send(parsed.reply)
                 else:
                     await self.conn.handle(parsed)
+            reader = self.reader
+            if reader is not None and reader.stopped:
+                # Nobody reads: what this message put straight into ``out`` (the answer to a
+                # malformed one, to a session that could not start) is taken out now, not left there.
+                self.conn.take_out(out_receive)
 
         async def aclose(self) -> None:
-            self.closed.set()
+            if self.closed:
+                return
+            self.closed = True
+            assert self.reader is not None
+            self.nursery.start_soon(finish, self.conn, self.reader)
 
         async def __aenter__(self) -> ServerInbox:
             return self
@@ -284,11 +297,14 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
 
         Since the reader is what settles a request (``DirectClientConnection.settle``), a reader that
         stops must be replaced: once the client closes this stream (``aclose``, what ``ClientSession``
-        does on exit) or leaves the ``open_sdk_streams`` block, a drain task takes what still comes out of
-        ``out``, drops it and settles the answers, so the end of input waits for requests still running
-        (up to the connection's grace) and never for a reader that is gone, and nothing piles up in
-        ``out`` meanwhile. Reading after ``aclose`` raises ``anyio.ClosedResourceError``; after the block
-        ended, ``anyio.EndOfStream``.
+        does on exit) or leaves the ``open_sdk_streams`` block, what is in ``out`` is taken out and
+        settled at once, the session's messages not tied to a request stop coming, and a drain task
+        takes what still comes out of ``out``, drops it and settles the answers, so the end of input
+        waits for requests still running (up to the connection's grace) and never for a reader that is
+        gone, and nothing piles up in ``out`` meanwhile. The task is started only when something can
+        still come (a request in flight, or the client sending one more): a session closed with nothing
+        in flight, the usual end, needs none (``DirectClientConnection.stop_reading``). Reading after
+        ``aclose`` raises ``anyio.ClosedResourceError``; after the block ended, ``anyio.EndOfStream``.
         """
 
         def __init__(self, conn: DirectClientConnection, nursery: trio.Nursery) -> None:
@@ -297,7 +313,7 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
             self.pending: list[Message] = []  # the rest of a batch's answers
             self.abandoned = False  # the client closed this stream
             self.ended = False  # the block ended: nobody reads any more
-            self.draining = False
+            self.stopped = False  # nobody reads any more (``stop_reading`` ran)
             self.drained = trio.CancelScope()  # the drain task's, cancelled once the session is closed
 
         async def receive(self) -> SessionMessage:
@@ -337,16 +353,19 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
             # wait for the answers in flight (a request sent after this is still settled, by the drain).
             self.abandoned = True
             self.conn.abandon()
-            self.drain()
+            self.stop_reading()
 
-        def drain(self) -> None:
-            """Nobody reads from now on: start the drain task (once; see the class docstring)."""
-            if self.draining:
+        def stop_reading(self) -> None:
+            """Nobody reads from now on (once; see the class docstring)."""
+            if self.stopped:
                 return
-            self.draining = True
+            self.stopped = True
             for message in self.pending:
                 self.conn.settle(message)
             self.pending.clear()
+            self.conn.stop_reading(out_receive, self._start_drain)
+
+        def _start_drain(self) -> None:
             self.nursery.start_soon(self._drain)
 
         async def _drain(self) -> None:
@@ -361,20 +380,18 @@ async def open_sdk_streams(port: ServerPort) -> AsyncIterator[tuple[Any, Any]]:
         async def __aexit__(self, *exc: object) -> None:
             await self.aclose()
 
-    async def finish(inbox: ServerInbox, outbox: ClientOutbox) -> None:
-        await inbox.closed.wait()
-        await inbox.conn.finish()
+    async def finish(conn: DirectClientConnection, outbox: ClientOutbox) -> None:
+        await conn.finish()
         outbox.drained.cancel()  # the session is closed: what is left in ``out`` is nobody's
 
     async with trio.open_nursery() as nursery:
         async with out_send:
             conn = DirectClientConnection(port, out_send.clone(), nursery)
-        inbox = ServerInbox(conn)
-        outbox = ClientOutbox(conn, nursery)
-        nursery.start_soon(finish, inbox, outbox)
+        inbox = ServerInbox(conn, nursery)
+        outbox = inbox.reader = ClientOutbox(conn, nursery)
         try:
             yield outbox, inbox
         finally:
             outbox.ended = True
-            outbox.drain()
+            outbox.stop_reading()
             await inbox.aclose()

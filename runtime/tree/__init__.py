@@ -15,6 +15,7 @@ from ._port import (
     ServerPort,
     SessionBusy,
     SessionLimitReached,
+    StandaloneSink,
     TransportError,
     UnknownSession,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ServerStats",
     "SessionBusy",
     "SessionLimitReached",
+    "StandaloneSink",
     "TransportError",
     "UnknownSession",
     "handle_request",

@@ -80,6 +80,22 @@ class SessionLimitReached(SessionBusy):
         )
 
 
+class StandaloneSink(Protocol):
+    """Where a session's messages not tied to a request go (``ServerPort.standalone_into``); a
+    ``trio.MemorySendChannel[Message]`` is one.
+
+    ``send_nowait`` is called by whatever task sends the message, with no checkpoint, so the messages
+    keep the order they were sent in. It raises ``trio.WouldBlock`` when the reader is too far behind
+    (the message is dropped and counted, as for a GET stream read too slowly), and
+    ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` once nobody reads any more (the sink is
+    let go). ``close`` is called when the session ends or another stream replaces this one.
+    """
+
+    def send_nowait(self, message: Message) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class ServerPort(Protocol):
     """What a running server (``start_server``) offers a transport.
 
@@ -146,6 +162,14 @@ class ServerPort(Protocol):
         """Messages not tied to any request (list_changed, resources/updated, unrelated logs): the
         Streamable HTTP GET stream. One subscriber at a time; a new call replaces (closes) the previous
         stream. Raises ``UnknownSession``."""
+        ...
+
+    def standalone_into(self, session_id: str, sink: StandaloneSink) -> bool:
+        """Like ``standalone_stream``, but the messages go into ``sink`` by the task that sends them,
+        with no stream and no task of the transport's in between: for a transport whose one output
+        already carries everything in order (the official SDK's in-memory streams). Replaces (closes)
+        the previous stream or sink. False when the session's stream is not on this node (a session
+        another node serves): use ``standalone_stream``. Raises ``UnknownSession``."""
         ...
 
     async def close_session(self, session_id: str) -> None:

@@ -102,7 +102,13 @@ from ._idle_reaper import IdleReaper
 from ._janitor import Janitor
 from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._listen import LISTEN_METHOD, Listeners
-from ._port import RequestLimitReached, SessionBusy, SessionLimitReached, UnknownSession
+from ._port import (
+    RequestLimitReached,
+    SessionBusy,
+    SessionLimitReached,
+    StandaloneSink,
+    UnknownSession,
+)
 from ._publisher import Publisher
 from ._served_revisions import check_protocol, serves_handshake, serves_stateless
 from ._served_server import ServedServer
@@ -586,6 +592,19 @@ class RunningServer(ForwardingMixin):
         slot.standalone = send
         slot.standalone_dropped = 0
         return receive
+
+    def standalone_into(self, session_id: str, sink: StandaloneSink) -> bool:
+        if (
+            session_id not in self.sessions.slots
+            and self.ownership is not None
+            and session_id in self.ownership.remote
+        ):
+            return False  # another node's session: its stream comes through ``standalone_stream``
+        slot = self.sessions.live(session_id)
+        slot.close_standalone()
+        slot.standalone = sink
+        slot.standalone_dropped = 0
+        return True
 
     async def close_session(self, session_id: str) -> None:
         slot = self.sessions.get(session_id)

@@ -18,6 +18,7 @@ import trio
 
 from ..actors import ActorRef
 from ..protocol import INTERNAL_ERROR, Message, RequestId, error_response
+from ._port import StandaloneSink
 from ._session_label import session_label
 
 
@@ -48,7 +49,8 @@ class SessionSlot:
     last_activity: float = attrs.field(factory=trio.current_time)
     ref: ActorRef | None = None
     in_flight: dict[RequestId, InFlight] = attrs.field(factory=dict)
-    standalone: trio.MemorySendChannel[Message] | None = None
+    #: Where its messages not tied to a request go: the GET streams channel, or a transport's sink.
+    standalone: StandaloneSink | None = None
     #: Notifications the current standalone stream refused because its reader fell behind.
     standalone_dropped: int = 0
     #: Set by close_session / the idle timer: the session ends for good and its values are dropped.
