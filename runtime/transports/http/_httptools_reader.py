@@ -167,12 +167,17 @@ class RequestReader:
         self._complete = self._head_done = False
         parser = httptools.HttpRequestParser(self)
         upgrade = False
+        refused: httptools.HttpParserError | None = None
         try:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
             upgrade = True  # an Upgrade or CONNECT request: served as a plain one, then closed
         except httptools.HttpParserError as exc:
-            raise self._fail(f"bad request head: {exc}") from None
+            # llhttp refuses some heads only once it has them whole (a Transfer-Encoding it does not
+            # know): the checks below then pick the status h11 gives (501 there), else 400
+            if not self._head_done:
+                raise self._fail(f"bad request head: {exc}") from None
+            refused = exc
         if not self._head_done:
             raise self._fail("incomplete request head")
         method = parser.get_method()
@@ -198,9 +203,11 @@ class RequestReader:
             raise self._fail("a request needs exactly one Host header")
         if version != b"1.1" or upgrade:
             request.keep_alive = False
+        if chunked is not None and chunked != [b"chunked"]:
+            raise self._fail("only Transfer-Encoding: chunked is supported", 501)
+        if refused is not None:
+            raise self._fail(f"bad request head: {refused}")
         if chunked is not None:
-            if chunked != [b"chunked"]:
-                raise self._fail("only Transfer-Encoding: chunked is supported", 501)
             self._parser = parser
             self._body = []
             self.state = _CHUNKED
