@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 server for one ASGI app, on trio sockets and h11.
+"""A lean HTTP/1.1 server for one ASGI app, on trio sockets, parsing with httptools or h11.
 
 Why not only hypercorn: its trio worker serves a trivial app at under half uvicorn's rate on this
 project's machines (benchmarks/README.md, "HTTP floor"), while h11 driven straight on trio sockets runs
@@ -18,6 +18,10 @@ JSON-RPC error body a server-side limit could not give).
 Stopping (a cancellation) is graceful for ``grace`` seconds: no new connections, idle ones closed,
 requests in flight may finish. That matters for an orderly stop (SIGTERM): the tree behind the app is
 still running then, so a tools/call under way gets its answer instead of a reset.
+
+Parsers: httptools (llhttp, in C; the default) through ``_httptools_connection``, a look-alike of the
+part of ``h11.Connection`` used here, or h11 itself (``parser="h11"``). The loop below is the same
+for both, so every limit and answer is too; ``_httptools_reader`` says where llhttp is stricter.
 
 Length: one connection's whole life (head, body, response, keep-alive, graceful stop) reads best in one
 place; the connection limits are in _connection_limits.py and the bind errors in _listen_error.py.
