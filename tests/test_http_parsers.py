@@ -135,6 +135,23 @@ async def test_a_chunked_body_and_the_request_behind_it_in_one_packet(parser: st
 
 
 @BOTH
+async def test_trailer_fields_are_not_request_headers(parser: str) -> None:
+    """The fields after a chunked body's last chunk are dropped (as h11 does), never added to the
+    headers the app was given (or checked Host and session ids on)."""
+
+    async def body_then_headers(scope: Scope, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await headers_seen(scope, receive, send)
+
+    data = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    data += b"3\r\nabc\r\n0\r\nMcp-Session-Id: stolen\r\nHost: evil\r\n\r\n"
+    answer = await answers(parser, data, body_then_headers)
+    assert statuses(answer) == [b"200"], answer
+    assert b"stolen" not in answer and b"evil" not in answer
+
+
+@BOTH
 async def test_http_1_0_is_answered_once_and_closed(parser: str) -> None:
     """h11 keeps no HTTP/1.0 connection alive; neither do we on httptools (even with keep-alive asked)."""
     async with serving(echo, parser) as port:

@@ -186,6 +186,7 @@ class RequestReader:
         if not head.startswith(b"%s %s HTTP/" % (method, url)) or not _TARGET.fullmatch(url):
             raise self._fail("illegal request line")
         headers = self._headers
+        self._headers = []  # a chunked body's trailer fields land here, never in the request's headers
         request = RequestHead(method, url, version, headers)
         hosts = 0
         chunked: list[bytes] | None = None
