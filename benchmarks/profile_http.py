@@ -1,7 +1,7 @@
 """cProfile of our HTTP server (in this process) under the load generator of ``server.py`` (another process).
 
     .venv/bin/python benchmarks/profile_http.py [--mode calls|sessions] [--tool add|counter]
-        [--sessions 1] [--calls 2000] [--json-response] [--http-server h11] [--top 25]
+        [--sessions 1] [--calls 2000] [--json-response] [--http-parser h11] [--top 25]
 
 Why: on a shared, noisy machine times move by tens of percent between runs, while the number of Python
 calls per request does not; this prints both, per request (or per session open+initialize+close), and
