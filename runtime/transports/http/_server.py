@@ -1,4 +1,4 @@
-"""`serve_http`: run the Streamable HTTP app on an HTTP server (ours on h11, or hypercorn) until
+"""`serve_http`: run the Streamable HTTP app on an HTTP server (ours, or hypercorn) until
 cancelled, with bind errors told in one line (`ListenError`) and a warning when a server reachable
 from other machines checks no Host or Origin.
 """
