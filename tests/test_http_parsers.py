@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -254,3 +256,21 @@ async def test_content_length_with_transfer_encoding_closes_on_both() -> None:
         answer = await answers(parser, data + smuggled)
         assert len(statuses(answer)) == 1 and b"connection: close" in answer.lower(), (parser, answer)
         assert b"smuggled" not in answer
+
+
+def test_without_httptools_h11_is_the_only_parser() -> None:
+    """httptools missing (a platform without its wheel): the server falls back to h11, and asking for
+    httptools is an error naming what is there."""
+    code = (
+        "import sys; sys.modules['httptools'] = None\n"
+        "from mcpvisor.runtime.transports.http import _asgi_h11 as m\n"
+        "assert m.HTTP_PARSERS == ('h11',) and m.DEFAULT_PARSER == 'h11', m.HTTP_PARSERS\n"
+        "import trio\n"
+        "try:\n"
+        "    trio.run(lambda: m.serve_asgi(None, port=0, parser='httptools'))\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "unknown HTTP parser 'httptools': use one of h11" in done.stdout
