@@ -211,6 +211,7 @@ def http_limits_of(args: argparse.Namespace) -> dict[str, Any]:
         "max_header_bytes",
         "allowed_hosts",
         "allowed_origins",
+        "http_parser",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
@@ -246,6 +247,13 @@ def _parser() -> argparse.ArgumentParser:
             choices=("h11", "hypercorn"),
             default="h11",
             help="HTTP server: h11 (built in, the fastest here) or hypercorn (HTTP/2, TLS options)",
+        )
+        sub.add_argument(
+            "--http-parser",
+            choices=("httptools", "h11"),
+            default=None,
+            help="request parser of the built-in HTTP server: httptools (in C, the default) or h11 "
+            "(pure Python); the same limits and answers on both (docs/http.md, 'Request parser')",
         )
         sub.add_argument(
             "--node-id",
@@ -288,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         parser.error(f"--node-ttl must be positive, got {args.node_ttl}")
     if args.http_server == "hypercorn" and args.max_connections is not None:
         parser.error("--max-connections: hypercorn has no connection cap (use --http-server h11)")
+    if args.http_server == "hypercorn" and args.http_parser is not None:
+        parser.error("--http-parser: hypercorn parses with h11 itself (use --http-server h11)")
     try:
         auth = auth_settings_of(args, args.transport)
     except AuthFlagError as exc:

@@ -47,3 +47,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_prefix() -> str:
     """A key prefix no other test uses, so tests sharing the server never see each other's data."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def http_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once on each request parser of our HTTP server (``_asgi_h11.HTTP_PARSERS``): the
+    default one is httptools, and h11 (its fallback) must keep every guarantee too. Servers the test
+    starts in this process without naming a parser use this one."""
+    from mcpvisor.runtime.transports.http import _asgi_h11
+
+    parser: str = request.param
+    assert parser in _asgi_h11.HTTP_PARSERS, f"{parser} is not installed"
+    monkeypatch.setattr(_asgi_h11, "DEFAULT_PARSER", parser)
+    return parser

@@ -14,6 +14,9 @@ import trio
 from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
 
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 Scope = dict[str, Any]
 
 

@@ -24,6 +24,9 @@ from mcpvisor.runtime.transports.http._connection_limits import default_max_conn
 from test_asgi_h11 import echo, read_to_eof, read_until
 from test_http_framing import POST
 
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_HEAD = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"  # and then nothing
 

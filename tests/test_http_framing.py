@@ -16,6 +16,9 @@ from mcpvisor.runtime.transports.http import serve_http
 from mcpvisor.runtime.transports.http._asgi_h11 import serve_asgi
 from test_asgi_h11 import echo, read_to_eof, read_until
 
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 
 @asynccontextmanager
 async def serving(app: Any, **options: Any) -> AsyncIterator[int]:

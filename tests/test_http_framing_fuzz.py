@@ -38,8 +38,9 @@ STATUS = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 class ServerThread:
     """``serve_http`` on a free loopback port in its own thread and trio run, until ``stop``."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, parser: str | None = None) -> None:
         self.server = server
+        self.parser = parser
         # hypercorn keeps a connection whose client half-closed before a whole head until its
         # keep-alive timeout (ours closes it at once): short, so such examples do not wait long
         self.keep_alive = 60.0 if server == "h11" else 0.5
@@ -76,6 +77,7 @@ class ServerThread:
                     port,
                     port_number=0,
                     server=self.server,
+                    http_parser=self.parser,
                     keep_alive=self.keep_alive,
                     body_timeout=2,
                     task_status=task_status,
@@ -92,9 +94,11 @@ class ServerThread:
         self._thread.join(30)
 
 
-@pytest.fixture(scope="module", params=["h11", "hypercorn"])
+@pytest.fixture(scope="module", params=["h11/httptools", "h11/h11", "hypercorn"])
 def fuzz_server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
-    server = ServerThread(request.param)
+    """Ours on each of its request parsers, and hypercorn."""
+    name, _, parser = request.param.partition("/")
+    server = ServerThread(name, parser or None)
     server.start()
     try:
         yield server

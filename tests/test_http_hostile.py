@@ -17,7 +17,11 @@ from _http_messages import BOTH, INIT, JSON_ONLY
 from mcpvisor.runtime.server import start_server
 from mcpvisor.runtime.transports.http import serve_http
 
-pytestmark = pytest.mark.parametrize("http_server", ["h11", "hypercorn"])
+# our server on each request parser (the http_parser fixture), and hypercorn
+pytestmark = [
+    pytest.mark.parametrize("http_server", ["h11", "hypercorn"]),
+    pytest.mark.usefixtures("http_parser"),
+]
 
 
 @asynccontextmanager

@@ -15,10 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
+import pytest
 import trio
 from _asgi_client import parse_sse
 from mcpvisor.runtime.server import SERVER_BUSY, Context, Server, start_server
 from mcpvisor.runtime.transports.http import serve_http
+
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
 
 app = Server("sse-pressure", "1.0.0")
 

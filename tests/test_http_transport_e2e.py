@@ -10,12 +10,16 @@ from typing import Any
 
 import httpx2
 import mcp_types
+import pytest
 import trio
 from _http_messages import INIT, JSON_ONLY, stateless, stateless_headers
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcpvisor.runtime.server import Context, CrashSession, Server, start_server
 from mcpvisor.runtime.transports.http import serve_http
+
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
 
 app = Server("http-e2e", "1.0.0")
 

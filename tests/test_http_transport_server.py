@@ -14,6 +14,9 @@ from _fake_port import FakePort, fake_port
 from _http_messages import BOTH, INIT
 from mcpvisor.runtime.transports.http import serve_http
 
+#: every test here runs on each request parser of our server (conftest.http_parser)
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 
 @pytest.fixture
 async def served(nursery: trio.Nursery) -> AsyncIterator[tuple[FakePort, str]]:

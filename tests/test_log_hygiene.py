@@ -105,6 +105,16 @@ def test_the_cli_names_allowed_hosts_and_origins() -> None:
         "allowed_origins": ["https://a.b"],
     }
     assert http_limits_of(_parser().parse_args(["demo"])) == {}  # serve_http's defaults
+    assert http_limits_of(_parser().parse_args(["demo", "--http-parser", "h11"])) == {"http_parser": "h11"}
+
+
+def test_the_cli_refuses_a_parser_for_hypercorn(capsys: pytest.CaptureFixture[str]) -> None:
+    from mcpvisor.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--http-server", "hypercorn", "--http-parser", "h11"])
+    assert info.value.code == 2
+    assert "hypercorn parses with h11 itself" in capsys.readouterr().err
 
 
 def test_an_allowed_host_flag_reaches_the_server() -> None:

@@ -17,7 +17,8 @@ The package's modules, one job each: `_options` (`HttpOptions`), `_app` (the ASG
 routing), `_state` (the shared state and session lookups), `_session_post` (a session's POSTs),
 `_stateless` (2026-07-28 requests), `_streams` (SSE stream serving, GET, DELETE), `_replies` (waiting
 for a request's replies), `_server` (`serve_http`); and below them the HTTP machinery (`_exchange`,
-`_guard`, `_events`, `_streaming`, `_auth`, `_asgi_h11`, `_asgi_limits`, `_hypercorn_runner`,
+`_guard`, `_events`, `_streaming`, `_auth`, `_asgi_h11` with its request parsing on httptools
+(`_httptools_reader`, `_httptools_connection`), `_asgi_limits`, `_hypercorn_runner`,
 `_connection_limits`, `_listen_error`).
 """
 

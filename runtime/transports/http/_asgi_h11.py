@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 server for one ASGI app, on trio sockets and h11.
+"""A lean HTTP/1.1 server for one ASGI app, on trio sockets, parsing with httptools or h11.
 
 Why not only hypercorn: its trio worker serves a trivial app at under half uvicorn's rate on this
 project's machines (benchmarks/README.md, "HTTP floor"), while h11 driven straight on trio sockets runs
@@ -19,6 +19,10 @@ Stopping (a cancellation) is graceful for ``grace`` seconds: no new connections,
 requests in flight may finish. That matters for an orderly stop (SIGTERM): the tree behind the app is
 still running then, so a tools/call under way gets its answer instead of a reset.
 
+Parsers: httptools (llhttp, in C; the default) through ``_httptools_connection``, a look-alike of the
+part of ``h11.Connection`` used here, or h11 itself (``parser="h11"``). The loop below is the same
+for both, so every limit and answer is too; ``_httptools_reader`` says where llhttp is stricter.
+
 Length: one connection's whole life (head, body, response, keep-alive, graceful stop) reads best in one
 place; the connection limits are in _connection_limits.py and the bind errors in _listen_error.py.
 """
@@ -38,9 +42,25 @@ import trio
 from ._connection_limits import Connections, accept_connections, default_max_connections
 from ._listen_error import open_listeners
 
+try:
+    from ._httptools_connection import HttptoolsConnection
+    from ._httptools_reader import RequestHead
+except ImportError:  # httptools is missing: h11 parses (HTTP_PARSERS says which are there)
+    HttptoolsConnection = None  # type: ignore[assignment,misc]
+    RequestHead = None  # type: ignore[assignment,misc]
+
+#: The request parsers our server can run on: httptools (llhttp, in C; the default when it is
+#: installed) and h11 (pure Python). Both give the same events to the same connection loop.
+HTTP_PARSERS: tuple[str, ...] = ("httptools", "h11") if HttptoolsConnection is not None else ("h11",)
+#: The parser used when none is named.
+DEFAULT_PARSER: str = HTTP_PARSERS[0]
+_HEADS: tuple[type[Any], ...] = (h11.Request,) if RequestHead is None else (h11.Request, RequestHead)
+
 logger = logging.getLogger("mcpvisor.runtime.transports")
 
 ASGIMessage: TypeAlias = MutableMapping[str, Any]
+#: a connection's parser: h11's, or its look-alike on httptools (``_httptools_connection``)
+Conn: TypeAlias = Any
 ASGIApp: TypeAlias = Callable[
     [
         MutableMapping[str, Any],
@@ -65,7 +85,7 @@ class _BodyTimeout(Exception):
     """The request body did not come within ``body_timeout`` (or its wait was closed to make room)."""
 
 
-async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
+async def _next_event(conn: Conn, stream: trio.SocketStream) -> Any:
     """h11's next event, reading from the socket as long as it needs data."""
     while True:
         event = conn.next_event()
@@ -80,7 +100,7 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> Any:
         conn.receive_data(data)
 
 
-async def _next_head(conn: h11.Connection, stream: trio.SocketStream, limit: int) -> Any:
+async def _next_head(conn: Conn, stream: trio.SocketStream, limit: int) -> Any:
     """The next request head (or the end of the connection), refused past ``limit`` bytes exactly.
 
     h11's own bound (``max_incomplete_event_size``) only applies while a head is incomplete, so a
@@ -92,7 +112,7 @@ async def _next_head(conn: h11.Connection, stream: trio.SocketStream, limit: int
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
-            if fed > limit and isinstance(event, h11.Request) and fed - len(conn.trailing_data[0]) > limit:
+            if fed > limit and isinstance(event, _HEADS) and fed - len(conn.trailing_data[0]) > limit:
                 raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
             return event
         try:
@@ -116,7 +136,7 @@ _REASONS = {
 }
 
 
-def _ambiguous_length(request: h11.Request) -> bool:
+def _ambiguous_length(request: Any) -> bool:
     """Content-Length together with Transfer-Encoding: a request-smuggling shape (RFC 9112 section
     6.3). h11 reads the body by Transfer-Encoding; the connection must close after the answer."""
     length = chunked = False
@@ -133,9 +153,9 @@ class _RequestCycle:
 
     def __init__(
         self,
-        conn: h11.Connection,
+        conn: Conn,
         stream: trio.SocketStream,
-        request: h11.Request,
+        request: Any,
         buffer_limit: int,
         connections: Connections,
     ) -> None:
@@ -253,12 +273,18 @@ class _RequestCycle:
             # say how long it is (rather than chunking one chunk), and h11 checks the head once.
             if not more and not _has_header(self.headers, b"content-length"):
                 self.headers.append((b"content-length", str(len(body)).encode()))
-            out.append(self.conn.send(h11.Response(status_code=self.status, headers=self.headers)) or b"")
+            conn = self.conn
+            if type(conn) is h11.Connection:
+                out.append(conn.send(h11.Response(status_code=self.status, headers=self.headers)) or b"")
+            else:  # httptools: no event objects (the connection checks the headers as h11 would)
+                out.append(conn.write_head(self.status, self.headers))
             self.response_started = True
+        conn = self.conn
+        plain = type(conn) is h11.Connection
         if body and self.request.method != b"HEAD" and self.status not in (204, 304):
-            out.append(self.conn.send(h11.Data(data=body)) or b"")  # (those responses have no body)
+            out.append((conn.send(h11.Data(data=body)) or b"") if plain else conn.write_data(body))
         if not more:
-            out.append(self.conn.send(h11.EndOfMessage()) or b"")
+            out.append((conn.send(h11.EndOfMessage()) or b"") if plain else conn.write_end())
             self.response_done = True
         data = b"".join(out)
         if data:
@@ -271,7 +297,7 @@ def _has_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(key.lower() == name for key, _ in headers)
 
 
-def _scope(request: h11.Request, client: Any, server: Any) -> dict[str, Any]:
+def _scope(request: Any, client: Any, server: Any) -> dict[str, Any]:
     target = bytes(request.target)
     raw_path, _, query = target.partition(b"?")
     return {
@@ -284,7 +310,9 @@ def _scope(request: h11.Request, client: Any, server: Any) -> dict[str, Any]:
         "raw_path": raw_path,
         "query_string": query,
         "root_path": "",
-        "headers": [(key.lower(), value) for key, value in request.headers.raw_items()],
+        "headers": request.headers
+        if type(request) is RequestHead
+        else [(key.lower(), value) for key, value in request.headers.raw_items()],
         "client": client,
         "server": server,
     }
@@ -298,9 +326,7 @@ def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
     return (str(found[0]), int(found[1]))
 
 
-async def _refuse(
-    stream: trio.SocketStream, conn: h11.Connection, status: int, connections: Connections
-) -> None:
+async def _refuse(stream: trio.SocketStream, conn: Conn, status: int, connections: Connections) -> None:
     """A bare error answer (400, 431, 500...) on a connection about to close; best effort."""
     body = f"{_REASONS.get(status, 'Internal Server Error')}\n".encode()
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
@@ -322,7 +348,7 @@ async def _refuse(
         pass
 
 
-async def _skip_body(conn: h11.Connection, stream: trio.SocketStream) -> bool:
+async def _skip_body(conn: Conn, stream: trio.SocketStream) -> bool:
     """Read past the rest of a request body the app did not want (often just its end, as for a
     DELETE), so the connection can serve the next request; False when that is not worth it."""
     left = _SKIP_LIMIT
@@ -346,10 +372,15 @@ async def serve_connection(
     max_header_bytes: int,
     keep_alive: float,
     connections: Connections | None = None,
+    parser: str | None = None,
 ) -> None:
     """Serve requests on one connection, one after another, until either side closes it."""
     connections = connections or Connections(default_max_connections(), 30.0)
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+    conn: Conn
+    if (parser or DEFAULT_PARSER) == "httptools":
+        conn = HttptoolsConnection(max_header_bytes)
+    else:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
     client = _address(stream.socket, peer=True)
     server = _address(stream.socket, peer=False)
     # One scope per connection bounds each wait for a request head (its deadline moves; a scope per
@@ -370,7 +401,7 @@ async def serve_connection(
 async def _serve_requests(
     app: ASGIApp,
     stream: trio.SocketStream,
-    conn: h11.Connection,
+    conn: Conn,
     client: Any,
     server: Any,
     idle: trio.CancelScope,
@@ -383,6 +414,7 @@ async def _serve_requests(
         idle.deadline = now + keep_alive
         connections.idle[idle] = now
         bad: h11.RemoteProtocolError | None = None
+        event: Any = None
         try:
             event = await _next_head(conn, stream, max_header_bytes)
         except _ClientGone:
@@ -395,7 +427,7 @@ async def _serve_requests(
         if bad is not None:
             await _refuse(stream, conn, bad.error_status_hint, connections)
             return
-        if not isinstance(event, h11.Request):
+        if not isinstance(event, _HEADS):
             return  # ConnectionClosed (or a stray event): nothing more to serve
         exchange = _RequestCycle(conn, stream, event, max_header_bytes, connections)
         exchange.close_after = _ambiguous_length(event)
@@ -433,6 +465,7 @@ async def serve_asgi(
     max_connections: int | None = None,
     grace: float = 1.0,
     listeners: Sequence[trio.SocketListener] | None = None,
+    parser: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; ``task_status.started`` gets the bound port
@@ -445,7 +478,13 @@ async def serve_asgi(
     (or opening) and be at most ``max_header_bytes`` long (431); a request body must arrive within
     ``body_timeout`` seconds (408); at most ``max_connections`` connections (default: from the file
     descriptor limit, ``default_max_connections``) are held, see ``_connection_limits``.
+
+    ``parser`` names the request parser, one of ``HTTP_PARSERS`` (default ``DEFAULT_PARSER``:
+    ``"httptools"`` when it is installed, else ``"h11"``); the limits and answers are the same on both.
     """
+    parser = parser or DEFAULT_PARSER
+    if parser not in HTTP_PARSERS:
+        raise ValueError(f"unknown HTTP parser {parser!r}: use one of {', '.join(HTTP_PARSERS)}")
     if not keep_alive > 0:
         raise ValueError("keep_alive must be > 0 seconds")
     if not body_timeout > 0:
@@ -467,6 +506,7 @@ async def serve_asgi(
         max_header_bytes=max_header_bytes,
         keep_alive=keep_alive,
         connections=connections,
+        parser=parser,
     )
     stop = trio.Event()
     try:

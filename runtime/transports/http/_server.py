@@ -1,4 +1,4 @@
-"""`serve_http`: run the Streamable HTTP app on an HTTP server (ours on h11, or hypercorn) until
+"""`serve_http`: run the Streamable HTTP app on an HTTP server (ours, or hypercorn) until
 cancelled, with bind errors told in one line (`ListenError`) and a warning when a server reachable
 from other machines checks no Host or Origin.
 """
@@ -63,6 +63,7 @@ async def serve_http(
     max_header_bytes: int = 64 * 1024,
     body_timeout: float = 30.0,
     max_connections: int | None = None,
+    http_parser: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     port_number: int | None = None,
     server: str | None = None,
@@ -78,6 +79,10 @@ async def serve_http(
     `keep_alive` seconds is closed; a head over `max_header_bytes` is 431; a request body not received
     within `body_timeout` seconds is 408; at most `max_connections` connections are held (default:
     from the file descriptor limit; ours only, hypercorn has no cap).
+
+    `http_parser` picks our server's request parser (docs/http.md, "Request parser"): `"httptools"`
+    (llhttp, in C; the default when httptools is installed, as it is with mcpvisor) or `"h11"` (pure
+    Python); both enforce the same limits and answer bad requests the same way. Ours only.
 
     A bind that fails raises `ListenError`, whose text is one line naming the address and the cause.
     `listeners` already open (`open_listeners(host, port_number)`, e.g. to fail before starting the
@@ -100,6 +105,13 @@ async def serve_http(
         settings = HttpOptions.build(settings, {"allowed_hosts": ["*"]}, where="serve_http")
     if server == "hypercorn" and max_connections is not None:
         raise ValueError("max_connections: hypercorn has no connection cap; use server='h11' for one")
+    if server == "hypercorn" and http_parser is not None:
+        raise ValueError("http_parser: hypercorn parses with h11 itself; use server='h11' to choose one")
+    if http_parser is not None:
+        from ._asgi_h11 import HTTP_PARSERS
+
+        if http_parser not in HTTP_PARSERS:
+            raise ValueError(f"unknown HTTP parser {http_parser!r}: use one of {', '.join(HTTP_PARSERS)}")
     app = McpHttpApp(running, settings)
     _warn_if_exposed(app, host)
     started = False
@@ -120,6 +132,7 @@ async def serve_http(
                         max_header_bytes=max_header_bytes,
                         body_timeout=body_timeout,
                         max_connections=max_connections,
+                        parser=http_parser,
                     )
                 )
                 started = True
