@@ -101,6 +101,16 @@ def _call(request_id: int, tool: str, arguments: dict[str, Any] | None = None) -
     return {"id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments or {}}}
 
 
+async def _initialize(read: Any, write: Any, *, subscribe: bool = False) -> None:
+    """The handshake every test here starts with, optionally subscribing to ``memo://a``."""
+    await write.send(_raw(_INIT))
+    assert (await read.receive()).message.id == 0
+    await write.send(_raw({"method": "notifications/initialized"}))
+    if subscribe:
+        await write.send(_raw({"id": 1, "method": "resources/subscribe", "params": {"uri": "memo://a"}}))
+        assert (await read.receive()).message.id == 1
+
+
 async def test_sdk_reader_closed_early_neither_hangs_nor_holds_the_close() -> None:
     # The client closes its read stream with answers unread (one still running for an hour) and then
     # sends one more request: the answers are the reader's to settle, so without a drain taking the
@@ -110,9 +120,7 @@ async def test_sdk_reader_closed_early_neither_hangs_nor_holds_the_close() -> No
     async with start_server(app) as running:
         with trio.fail_after(10):
             async with open_sdk_streams(running) as (read, write):
-                await write.send(_raw(_INIT))
-                assert (await read.receive()).message.id == 0
-                await write.send(_raw({"method": "notifications/initialized"}))
+                await _initialize(read, write)
                 await write.send(_raw(_call(1, "wait")))
                 for request_id in (2, 3, 4):
                     await write.send(_raw(_call(request_id, "counter")))
@@ -187,13 +195,7 @@ async def test_sdk_standalone_notification_sent_before_an_answer_arrives_before_
         holder.append(running)
         with trio.fail_after(10):
             async with open_sdk_streams(running) as (read, write):
-                await write.send(_raw(_INIT))
-                assert (await read.receive()).message.id == 0
-                await write.send(_raw({"method": "notifications/initialized"}))
-                await write.send(
-                    _raw({"id": 1, "method": "resources/subscribe", "params": {"uri": "memo://a"}})
-                )
-                assert (await read.receive()).message.id == 1
+                await _initialize(read, write, subscribe=True)
                 for request_id in range(2, 42):
                     await write.send(_raw(_call(request_id, "touch")))
                     got = [(await read.receive()).message for _ in range(2)]
@@ -243,9 +245,7 @@ async def test_sdk_reader_closed_with_nothing_in_flight_drains_what_is_sent_late
     async with start_server(app) as running:
         with trio.fail_after(10):
             async with open_sdk_streams(running) as (read, write):
-                await write.send(_raw(_INIT))
-                assert (await read.receive()).message.id == 0
-                await write.send(_raw({"method": "notifications/initialized"}))
+                await _initialize(read, write)
                 await read.aclose()
                 out = read.conn.out
                 for request_id in range(1, 6):
@@ -271,13 +271,7 @@ async def test_sdk_standalone_backlog_is_bounded_and_stops_when_the_reader_does(
         holder.append(running)
         with trio.fail_after(10):
             async with open_sdk_streams(running) as (read, write):
-                await write.send(_raw(_INIT))
-                assert (await read.receive()).message.id == 0
-                await write.send(_raw({"method": "notifications/initialized"}))
-                await write.send(
-                    _raw({"id": 1, "method": "resources/subscribe", "params": {"uri": "memo://a"}})
-                )
-                assert (await read.receive()).message.id == 1
+                await _initialize(read, write, subscribe=True)
                 for _ in range(300):
                     await running.notify_resource_updated("memo://a")
                 assert running.stats.notifications_dropped == 300 - 256
@@ -302,9 +296,7 @@ async def test_sdk_write_stream_closed_ends_the_session_before_the_block_does() 
     async with start_server(app) as running:
         with trio.fail_after(10):
             async with open_sdk_streams(running) as (read, write):
-                await write.send(_raw(_INIT))
-                assert (await read.receive()).message.id == 0
-                await write.send(_raw({"method": "notifications/initialized"}))
+                await _initialize(read, write)
                 await write.send(_raw(_call(1, "counter")))
                 assert (await read.receive()).message.id == 1
                 assert len(running.session_ids()) == 1
