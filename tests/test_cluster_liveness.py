@@ -162,3 +162,56 @@ async def test_an_orderly_stop_releases_the_lease(redis_server: str, redis_prefi
         async with node(redis_server, redis_prefix, "n1", ttl=5.0):
             assert (await leases.holder("node:n1") or "").startswith("n1/")
         assert await leases.holder("node:n1") is None
+
+
+async def test_a_node_whose_lease_lapsed_is_listed_again_so_its_later_death_is_settled(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """A node stalled past its ttl (a loaded machine) is settled as dead and taken off the node list;
+    when it comes back and takes its lease again it must list itself again, or the tasks it starts
+    afterwards stay ``working`` for ever once it really dies (nobody looks for its markers)."""
+    backend = RedisTaskBackend(redis_server, prefix=redis_prefix)
+    p = "{" + redis_prefix + "}"
+    async with connection(redis_server) as conn, node(redis_server, redis_prefix, "b") as b:
+        leases = Leases(conn, p)
+        async with node(redis_server, redis_prefix, "a") as a:
+            with trio.fail_after(10):
+                while "a" not in b.liveness.settled:  # the stall: a's lease gone before it renews
+                    await conn.script("redis.call('DEL', KEYS[1]) return 1", [leases.key("node:a")], [])
+                    await trio.sleep(0.05)
+                while not (await leases.holder("node:a") or "").startswith("a/"):  # noqa: ASYNC110
+                    await trio.sleep(0.05)  # a's next round: it took its lease again
+                await trio.sleep(0.5)  # a few more rounds of both
+            members = await conn.script("return redis.call('SMEMBERS', KEYS[1])", [f"{p}:nodes"], [])
+            assert b"a" in members, members  # listed again
+            await leave_running_task(backend, "a", "t-after-the-stall")
+            assert a.liveness.node_id == "a"
+        # a stopped (its lease released): b settles what it left, as after any stop.
+        with trio.fail_after(10):
+            while (await backend.get("t-after-the-stall")).status is not TaskStatus.FAILED:  # type: ignore[union-attr]  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        assert b.liveness.settled.count("a") == 2
+    await backend.aclose()
+
+
+async def test_a_node_id_that_dies_again_soon_is_settled_by_another_survivor_at_once(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """The ``sweep:<node>`` lease guards one settling, not the minute after it: when node ``a``
+    dies, survivor ``c`` settles it and goes away; ``a`` comes back under its id and dies again, and
+    survivor ``b`` must settle it at once (it used to wait for ``c``'s sweep lease to expire)."""
+    backend = RedisTaskBackend(redis_server, prefix=redis_prefix)
+    async with node(redis_server, redis_prefix, "c") as c:
+        async with node(redis_server, redis_prefix, "a"):
+            pass  # a's first life: stopped, so c settles it
+        with trio.fail_after(10):
+            while "a" not in c.liveness.settled:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+    async with node(redis_server, redis_prefix, "b") as b:
+        async with node(redis_server, redis_prefix, "a"):
+            await leave_running_task(backend, "a", "t-second-life")
+        with trio.fail_after(5):  # far less than the sweep lease's 60 s
+            while (await backend.get("t-second-life")).status is not TaskStatus.FAILED:  # type: ignore[union-attr]  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        assert "a" in b.liveness.settled
+    await backend.aclose()

@@ -56,7 +56,7 @@ return 0
 """
 
 
-def _ms(ttl: float) -> str:
+def lease_ms(ttl: float) -> str:
     if not ttl > 0:
         raise ValueError(f"a lease's ttl must be positive, got {ttl!r}")
     return str(max(1, int(ttl * 1000)))
@@ -74,17 +74,17 @@ class Leases:
 
     async def acquire(self, name: str, holder: str, ttl: float) -> bool:
         """Take the lease if it is free (or renew it if ``holder`` has it); False if another holds it."""
-        return await self._conn.script(_ACQUIRE, [self.key(name)], [holder, _ms(ttl)]) == 1
+        return await self._conn.script(_ACQUIRE, [self.key(name)], [holder, lease_ms(ttl)]) == 1
 
     async def acquire_or_holder(self, name: str, holder: str, ttl: float) -> str | None:
         """Take the lease if it is free (or renew it if ``holder`` has it): None; else who holds it.
         One round trip, and no gap between the attempt and the answer."""
-        out = await self._conn.script(_ACQUIRE_OR_HOLDER, [self.key(name)], [holder, _ms(ttl)])
+        out = await self._conn.script(_ACQUIRE_OR_HOLDER, [self.key(name)], [holder, lease_ms(ttl)])
         text = out.decode() if isinstance(out, bytes) else str(out)
         return text or None
 
     async def renew(self, name: str, holder: str, ttl: float) -> bool:
-        return await self._conn.script(_RENEW, [self.key(name)], [holder, _ms(ttl)]) == 1
+        return await self._conn.script(_RENEW, [self.key(name)], [holder, lease_ms(ttl)]) == 1
 
     async def release(self, name: str, holder: str) -> bool:
         return await self._conn.script(_RELEASE, [self.key(name)], [holder]) == 1

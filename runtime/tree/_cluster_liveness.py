@@ -8,6 +8,10 @@ tasks it was running will never finish. One surviving node (the one that takes t
 message naming the node, and takes the dead node off the list. The task records live in the shared
 task backend, so the failure and every finished result are readable from every node.
 
+A node that was only stalled past its ttl (a loaded machine) is settled all the same. It lists
+itself again with every renewal, and a survivor takes a node off the list only while its lease is
+still free, so the tasks it starts after the stall are settled when it really dies.
+
 Two processes given the same node id would fail each other's tasks: the second one to start finds
 the lease held by the first and refuses to start (its ``cluster_liveness`` child fails to start).
 """
@@ -22,18 +26,52 @@ from typing import Final
 import trio
 from mcpvisor.backends._redis_connection import RedisConnection
 
-from ._cluster_lease import Leases
+from ._cluster_lease import Leases, lease_ms
 
 logger = logging.getLogger("mcpvisor.runtime.tree")
 
 #: A node unheard of for this long is dead (seconds). Renewed every third of it.
 DEFAULT_NODE_TTL: Final = 10.0
-#: How long one node has to settle a dead node's tasks before another may try.
+#: How long one node has to settle a dead node's tasks before another may try (a settler that died
+#: mid-way); released as soon as the settling ends.
 _SWEEP_TTL: Final = 60.0
 
 _ADD: Final = "redis.call('SADD', KEYS[1], ARGV[1]) return 1"
 _MEMBERS: Final = "return redis.call('SMEMBERS', KEYS[1])"
-_REMOVE: Final = "redis.call('SREM', KEYS[1], ARGV[1]) return 1"
+# KEYS: node list, the node's lease. ARGV: node id, holder, ttl ms. 1: renewed and listed; 0: the
+# lease is not the holder's. Listed on every renewal: a survivor may have settled this node during a
+# stall past its ttl and taken it off the list; unlisted, its later death would never be settled.
+_RENEW_LISTED: Final = """
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('SADD', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+# KEYS: node list, the node's lease, its sweep lease. ARGV: node id, holder, ttl ms. 1: the caller
+# settles the node now: it is listed, its lease is free, and nobody else is settling it. Checked with
+# the claim, so a survivor that looked before another finished does not settle the node twice.
+_CLAIM_SWEEP: Final = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local cur = redis.call('GET', KEYS[3])
+if cur ~= false and cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+# KEYS: node list, the node's lease. ARGV: node id. Off the list only while its lease is still free:
+# a node that came back between the survivor's look and this call keeps its place.
+_REMOVE_IF_DEAD: Final = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 
 class NodeIdInUse(RuntimeError):
@@ -104,10 +142,14 @@ class NodeLiveness:
     async def _round(self, conn: RedisConnection, leases: Leases, name: str) -> None:
         """Renew the lease (``NodeIdInUse`` if another process took it), then settle dead nodes."""
         try:
-            renewed = await leases.renew(name, self._holder, self.ttl)
+            keys = [self._nodes, leases.key(name)]
+            args = [self.node_id, self._holder, lease_ms(self.ttl)]
+            renewed = await conn.script(_RENEW_LISTED, keys, args) == 1
             if not renewed:
                 logger.warning("node %s: its liveness lease expired; taking it again", self.node_id)
                 renewed = await leases.acquire(name, self._holder, self.ttl)
+                if renewed:  # a survivor may have settled this node meanwhile: be listed again
+                    await conn.script(_ADD, [self._nodes], [self.node_id])
             if renewed:
                 await self._sweep(conn, leases)
         except Exception as exc:  # Redis slow or away: try again next round
@@ -121,12 +163,18 @@ class NodeLiveness:
         assert isinstance(members, list | set)
         for raw in members:
             node = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if node == self.node_id or await leases.holder(f"node:{node}") is not None:
+            if node == self.node_id:
                 continue
-            if not await leases.acquire(f"sweep:{node}", self._holder, _SWEEP_TTL):
-                continue  # another survivor is settling it
-            failed = await self._fail_tasks_of(node)
-            await conn.script(_REMOVE, [self._nodes], [node])
+            lease, sweep = leases.key(f"node:{node}"), f"sweep:{node}"
+            keys = [self._nodes, lease, leases.key(sweep)]
+            if await conn.script(_CLAIM_SWEEP, keys, [node, self._holder, lease_ms(_SWEEP_TTL)]) != 1:
+                continue  # alive, settled already, or another survivor is settling it
+            try:
+                failed = await self._fail_tasks_of(node)
+                await conn.script(_REMOVE_IF_DEAD, [self._nodes, lease], [node])
+            finally:  # off the list first, then free: a later death of this id is settled at once
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await leases.release(sweep, self._holder)
             self.settled.append(node)
             logger.warning(
                 "node %s: node %s stopped renewing its lease; %d of its tasks marked failed",
