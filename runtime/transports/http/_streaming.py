@@ -116,6 +116,9 @@ async def write_stream(
         nursery.start_soon(watch)
         try:
             while True:
+                # Read before the events: whatever the handler logged before it asked to end the
+                # connection (``ctx.close_sse_stream()``) goes out on it, ahead of the ``retry:``.
+                polled = resumable and stream.polls > polls_seen
                 # Everything already logged goes out as one chunk (the priming event included), and
                 # the last chunk carries the end of the body: fewer writes per request.
                 parts = [head]
@@ -130,6 +133,10 @@ async def write_stream(
                     stream.mark_written(seq)
                     delivered = True
                     break
+                if polled:
+                    await ex.body(chunk + format_retry(retry_ms))
+                    stream.mark_written(seq)
+                    break
                 if chunk or not started:
                     # The first write goes out even when empty: it sends the response head, which a
                     # server may hold until the first body write (ours does), so a resuming GET with
@@ -137,9 +144,6 @@ async def write_stream(
                     await ex.body(chunk, more=True)
                     stream.mark_written(seq)
                 started = True
-                if resumable and stream.polls > polls_seen:
-                    await ex.body(format_retry(retry_ms))
-                    break
                 # Only the wait is bounded by the poll deadline, never a write: a write cut in
                 # half would corrupt the stream.
                 quiet_until = math.inf if keepalive is None else trio.current_time() + keepalive
