@@ -38,17 +38,6 @@ _SWEEP_TTL: Final = 60.0
 
 _ADD: Final = "redis.call('SADD', KEYS[1], ARGV[1]) return 1"
 _MEMBERS: Final = "return redis.call('SMEMBERS', KEYS[1])"
-# KEYS: node list, the node's lease. ARGV: node id, holder, ttl ms. 1: renewed and listed; 0: the
-# lease is not the holder's. Listed on every renewal: a survivor may have settled this node during a
-# stall past its ttl and taken it off the list; unlisted, its later death would never be settled.
-_RENEW_LISTED: Final = """
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  redis.call('SADD', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"""
 # KEYS: node list, the node's lease, its sweep lease. ARGV: node id, holder, ttl ms. 1: the caller
 # settles the node now: it is listed, its lease is free, and nobody else is settling it. Checked with
 # the claim, so a survivor that looked before another finished does not settle the node twice.
@@ -142,15 +131,14 @@ class NodeLiveness:
     async def _round(self, conn: RedisConnection, leases: Leases, name: str) -> None:
         """Renew the lease (``NodeIdInUse`` if another process took it), then settle dead nodes."""
         try:
-            keys = [self._nodes, leases.key(name)]
-            args = [self.node_id, self._holder, lease_ms(self.ttl)]
-            renewed = await conn.script(_RENEW_LISTED, keys, args) == 1
+            renewed = await leases.renew(name, self._holder, self.ttl)
             if not renewed:
                 logger.warning("node %s: its liveness lease expired; taking it again", self.node_id)
                 renewed = await leases.acquire(name, self._holder, self.ttl)
-                if renewed:  # a survivor may have settled this node meanwhile: be listed again
-                    await conn.script(_ADD, [self._nodes], [self.node_id])
             if renewed:
+                # Listed with every renewal: a survivor may have settled this node during a stall
+                # past its ttl and taken it off the list; unlisted, its later death goes unsettled.
+                await conn.script(_ADD, [self._nodes], [self.node_id])
                 await self._sweep(conn, leases)
         except Exception as exc:  # Redis slow or away: try again next round
             logger.warning("node %s: liveness round failed: %r", self.node_id, exc)
